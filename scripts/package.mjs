@@ -1,0 +1,48 @@
+// Packs dist/ into a .vsix with tfx. The publisher and extension id can be overridden for a
+// private install:  npm run package -- --publisher my-org --extension-id wit-private
+//   (or PUBLISHER=my-org EXTENSION_ID=wit-private npm run package)
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const args = process.argv.slice(2);
+function option(name, env) {
+  const i = args.indexOf(`--${name}`);
+  if (i >= 0 && args[i + 1]) return args[i + 1];
+  const eq = args.find((a) => a.startsWith(`--${name}=`));
+  if (eq) return eq.slice(name.length + 3);
+  return process.env[env] || undefined;
+}
+
+const manifest = JSON.parse(fs.readFileSync(path.join(root, 'vss-extension.json'), 'utf8'));
+const publisher = option('publisher', 'PUBLISHER') ?? manifest.publisher;
+const extensionId = option('extension-id', 'EXTENSION_ID') ?? manifest.id;
+for (const [what, v] of [['publisher', publisher], ['extension id', extensionId]]) {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v)) {
+    console.error(`The ${what} '${v}' is not valid: use letters, digits, '.', '_' and '-'.`);
+    process.exit(2);
+  }
+}
+// The manifest's paths are those of the package: stage the built tasks, images and overview so.
+const outDir = path.join(root, 'dist');
+const stage = path.join(outDir, 'extension');
+fs.rmSync(stage, { recursive: true, force: true });
+fs.mkdirSync(stage, { recursive: true });
+for (const f of ['vss-extension.json', 'overview.md', 'LICENSE']) fs.copyFileSync(path.join(root, f), path.join(stage, f));
+fs.cpSync(path.join(root, 'images'), path.join(stage, 'images'), { recursive: true });
+fs.cpSync(path.join(outDir, 'tasks'), path.join(stage, 'tasks'), { recursive: true });
+for (const file of manifest.files) {
+  if (!fs.existsSync(path.join(stage, file.path))) {
+    console.error(`${file.path} is missing from the build: run npm run build first.`);
+    process.exit(2);
+  }
+}
+
+for (const f of fs.readdirSync(outDir)) if (f.endsWith('.vsix')) fs.rmSync(path.join(outDir, f));
+const tfx = path.join(root, 'node_modules', 'tfx-cli', '_build', 'tfx-cli.js');
+const cmd = ['extension', 'create', '--root', stage, '--manifest-globs', 'vss-extension.json', '--output-path', outDir, '--publisher', publisher, '--extension-id', extensionId, '--no-prompt', '--json'];
+const out = execFileSync(process.execPath, [tfx, ...cmd], { cwd: stage, encoding: 'utf8', env: { ...process.env, TFX_TRACE: '' } });
+const result = JSON.parse(out.slice(out.indexOf('{')));
+const size = fs.statSync(result.path).size;
+console.log(`${path.relative(root, result.path)}: ${(size / 1024).toFixed(0)} KiB, publisher ${publisher}, extension ${extensionId}, version ${manifest.version}`);

@@ -1,0 +1,71 @@
+/** FetchOidcToken@1: an idToken for a service connection, and what it is exchanged for. */
+import * as tl from 'azure-pipelines-task-lib/task';
+import { readPipelineContext } from '../core/pipeline-context';
+import { conversionAdvice, describeScheme, readConnection } from '../core/connection';
+import { OidcTokenClient, IdToken } from '../core/oidc-token';
+import { acquireAccessToken } from '../core/entra';
+import { describeIdToken, expiresOn, issuerKind } from '../core/claims';
+import { boolInput, scopeInput } from '../core/inputs';
+import { InputError } from '../core/failures';
+import { exportAzureIdentityEnv, exportTerraformEnv } from '../core/tool-env';
+import { setOutput, setTaskState } from '../core/variables';
+import { runTask } from '../core/task-runner';
+import { TOKEN_DIR_STATE } from './state';
+
+async function main(): Promise<string | void> {
+  const ctx = readPipelineContext();
+  const conn = readConnection('connectedServiceNameARM', 'azureSubscription');
+  const scope = scopeInput('accessTokenScope');
+  const terraform = boolInput('exportTerraformEnv', false);
+  const azureIdentity = boolInput('exportAzureIdentityEnv', false);
+  const federated = conn.scheme === 'WorkloadIdentityFederation';
+  if (azureIdentity && !federated) {
+    throw new InputError('exportAzureIdentityEnv', `service connection '${conn.id}' uses ${describeScheme(conn.scheme)}, which has no idToken to put in a token file`, 'Convert the connection to workload identity federation, or set exportAzureIdentityEnv to false.');
+  }
+
+  console.log(`Service connection ${conn.id}: ${describeScheme(conn.scheme)}, tenant ${conn.tenantId}, client ${conn.clientId || '(system-assigned)'}${conn.subscriptionId ? `, subscription ${conn.subscriptionId}` : ''}, cloud ${conn.cloud.name}.`);
+  const advice = conversionAdvice(conn);
+  if (advice) tl.warning(advice);
+
+  setOutput('servicePrincipalId', conn.clientId || undefined);
+  setOutput('tenantId', conn.tenantId);
+  setOutput('subscriptionId', conn.subscriptionId);
+
+  let idToken: IdToken | undefined;
+  const oidc = new OidcTokenClient(ctx, conn);
+  if (federated) {
+    idToken = await oidc.fetch();
+    console.log(`idToken for the connection (${idToken.source === 'agent' ? 'supplied by the agent' : 'from the Oidctoken API'}); compare these claims with the app's federated credential:`);
+    for (const line of describeIdToken(idToken.claims)) console.log(line);
+    if (issuerKind(idToken.claims.iss) === 'vstoken') {
+      console.log('  Note: this connection still uses the vstoken.dev.azure.com issuer, which Azure DevOps retires on 2027-07-01; re-save or convert the connection to move it to the Entra issuer.');
+    }
+    setOutput('idToken', idToken.token, true);
+    setOutput('idTokenExpiresOn', expiresOn(idToken.claims)?.toISOString());
+  } else if (!scope) {
+    console.log(`A ${describeScheme(conn.scheme)} connection has no idToken; set accessTokenScope to get an access token.`);
+  }
+
+  if (scope) {
+    // The idToken just fetched is the first assertion; a retry of the exchange fetches a fresh one.
+    let first = idToken;
+    const assertions = { fetch: async () => { const t = first ?? (await oidc.fetch()); first = undefined; return t; } };
+    const access = await acquireAccessToken(ctx, conn, scope, assertions);
+    console.log(`Access token for ${scope}, valid until ${access.expiresOn.toISOString()}.`);
+    setOutput('accessToken', access.token, true);
+    setOutput('accessTokenExpiresOn', access.expiresOn.toISOString());
+  }
+
+  if (terraform) {
+    const names = exportTerraformEnv(ctx, conn, 'exportTerraformEnv');
+    console.log(`Set for Terraform in later steps: ${names.join(', ')}. Secret variables do not reach scripts by themselves: map them in the step's env (see the task's documentation).`);
+  }
+  if (azureIdentity && idToken) {
+    const { dir, file } = exportAzureIdentityEnv(ctx, conn, idToken.token);
+    setTaskState(TOKEN_DIR_STATE, dir);
+    console.log(`Set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE (${file}) for the Azure SDKs in later steps; the file is removed when the job ends.`);
+  }
+  return undefined;
+}
+
+void runTask('FetchOidcToken', main);

@@ -1,0 +1,223 @@
+/**
+ * Microsoft Entra ID through @azure/msal-node, for every scheme: a client-assertion callback for
+ * federation (so each exchange gets a fresh idToken), a client secret, a certificate, or a
+ * managed identity. MSAL's requests go through our HTTP layer (proxy, CA, timeouts, retries), and
+ * it is given the authority's metadata so that it makes no discovery requests of its own.
+ */
+import * as crypto from 'node:crypto';
+import * as tl from 'azure-pipelines-task-lib/task';
+import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
+import { Connection } from './connection';
+import { PipelineContext } from './pipeline-context';
+import { JwtClaims } from './claims';
+import { explainEntraError, explainHttpStatus, FailureContext, TaskFailure } from './failures';
+import { header, HttpClient, parseJson } from './http';
+
+export const ENTRA_SERVICE = 'Microsoft Entra ID';
+
+export interface AccessToken {
+  token: string;
+  expiresOn: Date;
+  scope: string;
+}
+
+/** Supplies a fresh idToken for each client assertion, and remembers the claims it presented. */
+export interface AssertionSource {
+  fetch(): Promise<{ token: string; claims: JwtClaims }>;
+}
+
+/** Extra evidence for failure messages (the connection's expected issuer and subject, where known). */
+export interface ExchangeContext {
+  expected?: { issuer?: string; subject?: string };
+}
+
+interface EntraErrorBody {
+  error?: string;
+  error_description?: string;
+  trace_id?: string;
+  correlation_id?: string;
+}
+
+/** MSAL's network module, on our HTTP layer. It keeps what MSAL's errors lose: the server's own text. */
+export class MsalNetwork implements INetworkModule {
+  lastError?: EntraErrorBody;
+  lastFailure?: TaskFailure;
+
+  constructor(private readonly http: HttpClient, private readonly context: FailureContext) {}
+
+  sendGetRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    return this.send<T>('GET', url, options);
+  }
+
+  sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    return this.send<T>('POST', url, options);
+  }
+
+  private async send<T>(method: 'GET' | 'POST', url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    try {
+      const res = await this.http.request({ method, url, service: ENTRA_SERVICE, headers: options?.headers, body: options?.body });
+      const contentType = header(res, 'content-type');
+      const body = parseJson<T & EntraErrorBody>(res.body);
+      if (body === undefined || body === null || typeof body !== 'object') {
+        if (res.status >= 200 && res.status < 300) {
+          // A success body may hold a cut-off token: say how long it was, never what it said.
+          throw new TaskFailure({
+            what: `${ENTRA_SERVICE} answered HTTP ${res.status} with a body that is not valid JSON (${res.body.length} bytes).`,
+            cause: 'A proxy or gateway between the agent and Microsoft Entra ID altered the answer.',
+            fix: 'Re-run the job; if it persists, check the agent\'s proxy settings.',
+            code: 'INVALID_JSON',
+          });
+        }
+        throw explainHttpStatus(ENTRA_SERVICE, url, res.status, res.body, contentType, this.context);
+      }
+      if (res.status >= 400) this.lastError = body;
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+      return { status: res.status, headers, body };
+    } catch (e) {
+      if (e instanceof TaskFailure) this.lastFailure = e;
+      throw e;
+    }
+  }
+}
+
+/** The openid-configuration MSAL would otherwise fetch: Entra's are all of this shape. */
+export function authorityMetadata(authorityHost: string, tenantId: string): string {
+  const base = `${authorityHost}${tenantId}`;
+  return JSON.stringify({
+    token_endpoint: `${base}/oauth2/v2.0/token`,
+    authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+    end_session_endpoint: `${base}/oauth2/v2.0/logout`,
+    issuer: `${base}/v2.0`,
+    jwks_uri: `${base}/discovery/v2.0/keys`,
+    token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
+  });
+}
+
+/** One resource followed by /.default: what the client-credentials grant accepts. */
+export function resourceOf(scope: string): string {
+  return scope.replace(/\/\.default$/, '');
+}
+
+function certificateCredential(pem: string, connId: string): { thumbprintSha256: string; privateKey: string; x5c: string } {
+  const certMatch = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem);
+  const keyMatch = /-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----[\s\S]+?-----END (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----/.exec(pem);
+  if (!certMatch || !keyMatch) {
+    throw new TaskFailure({
+      what: `The certificate of service connection '${connId}' is not a PEM with both a certificate and its private key.`,
+      cause: 'Azure DevOps expects the certificate and its unencrypted private key in one PEM.',
+      fix: 'Convert the connection to workload identity federation, or edit it and paste a PEM holding both the CERTIFICATE and the PRIVATE KEY blocks.',
+      code: 'BAD_CERTIFICATE',
+    });
+  }
+  let cert: crypto.X509Certificate;
+  let key: crypto.KeyObject;
+  try {
+    cert = new crypto.X509Certificate(certMatch[0]);
+    key = crypto.createPrivateKey(keyMatch[0]);
+  } catch (e) {
+    throw new TaskFailure({
+      what: `The certificate of service connection '${connId}' could not be read: ${(e as Error).message}.`,
+      cause: 'The PEM is damaged or its key is encrypted.',
+      fix: 'Convert the connection to workload identity federation, or paste a valid certificate with an unencrypted private key.',
+      code: 'BAD_CERTIFICATE',
+    });
+  }
+  if (new Date(cert.validTo).getTime() < Date.now()) {
+    tl.warning(`The certificate of service connection '${connId}' expired on ${new Date(cert.validTo).toISOString()}; Microsoft Entra ID will refuse it. Convert the connection to workload identity federation.`);
+  }
+  return {
+    thumbprintSha256: cert.fingerprint256.replace(/:/g, '').toLowerCase(),
+    privateKey: key.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    x5c: certMatch[0],
+  };
+}
+
+function failureContext(conn: Connection, presented?: JwtClaims, extra?: ExchangeContext): FailureContext {
+  return {
+    connectionName: conn.id,
+    tenantId: conn.tenantId,
+    clientId: conn.clientId,
+    scheme: conn.scheme,
+    presented: presented ? { iss: presented.iss, sub: presented.sub, aud: presented.aud, exp: presented.exp } : undefined,
+    expected: extra?.expected,
+  };
+}
+
+/** Loaded only when a run exchanges a token: the common path of FetchOidcToken never needs it. */
+function msal(): typeof import('@azure/msal-node') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('@azure/msal-node');
+}
+
+function msalLogger() {
+  return {
+    piiLoggingEnabled: false,
+    logLevel: 1 /* Warning */,
+    loggerCallback: (_level: number, message: string) => tl.debug(`msal: ${message}`),
+  };
+}
+
+/**
+ * Exchanges the connection's credential for an access token for `scope`.
+ * `assertions` supplies idTokens for federation; it is called once per exchange.
+ */
+export async function acquireAccessToken(ctx: PipelineContext, conn: Connection, scope: string, assertions?: AssertionSource, extra?: ExchangeContext): Promise<AccessToken> {
+  let presented: JwtClaims | undefined;
+  const network = new MsalNetwork(ctx.http, failureContext(conn));
+  const { ConfidentialClientApplication, ManagedIdentityApplication } = msal();
+  let result: { accessToken: string; expiresOn: Date | null } | null;
+  try {
+    if (conn.scheme === 'ManagedServiceIdentity') {
+      const app = new ManagedIdentityApplication({
+        managedIdentityIdParams: conn.clientId ? { userAssignedClientId: conn.clientId } : undefined,
+        system: { networkClient: network, disableInternalRetries: true, loggerOptions: msalLogger() },
+      });
+      result = await app.acquireToken({ resource: resourceOf(scope), forceRefresh: true });
+    } else {
+      const auth: import('@azure/msal-node').NodeAuthOptions = {
+        clientId: conn.clientId,
+        authority: `${conn.authorityHost}${conn.tenantId}`,
+        knownAuthorities: [new URL(conn.authorityHost).host],
+        authorityMetadata: authorityMetadata(conn.authorityHost, conn.tenantId),
+      };
+      if (conn.scheme === 'WorkloadIdentityFederation') {
+        if (!assertions) throw new Error('a federated exchange needs an idToken source');
+        auth.clientAssertion = async () => {
+          const idToken = await assertions.fetch();
+          presented = idToken.claims;
+          return idToken.token;
+        };
+      } else if (conn.scheme === 'ServicePrincipalSecret') {
+        auth.clientSecret = conn.clientSecret;
+      } else {
+        auth.clientCertificate = certificateCredential(conn.clientCertificatePem ?? '', conn.id);
+      }
+      const app = new ConfidentialClientApplication({ auth, system: { networkClient: network, loggerOptions: msalLogger() } });
+      result = await app.acquireTokenByClientCredential({ scopes: [scope], skipCache: true });
+    }
+  } catch (e) {
+    if (e instanceof TaskFailure) throw e;
+    if (network.lastFailure) throw network.lastFailure;
+    const err = e as { errorCode?: string; errorMessage?: string; message?: string };
+    const description = network.lastError?.error_description ?? err.errorMessage ?? err.message ?? String(e);
+    if (network.lastError || /AADSTS\d+/.test(description)) {
+      throw explainEntraError(description, failureContext(conn, presented, extra), network.lastError);
+    }
+    throw new TaskFailure({
+      what: `The token request to ${ENTRA_SERVICE} for service connection '${conn.id}' failed: ${description.split('\n')[0]}`,
+      cause: conn.scheme === 'ManagedServiceIdentity'
+        ? 'The agent has no managed identity (it does not run on an Azure VM or scale set with one), or the identity named in the connection is not assigned to it.'
+        : 'MSAL could not complete the request.',
+      fix: conn.scheme === 'ManagedServiceIdentity'
+        ? 'Assign the managed identity to the agent\'s VM / scale set, or use a workload identity federation connection.'
+        : 'Re-run with system.debug=true to see MSAL\'s log.',
+      code: err.errorCode ? `MSAL_${err.errorCode}` : 'MSAL',
+    });
+  }
+  if (!result?.accessToken) {
+    throw new TaskFailure({ what: `${ENTRA_SERVICE} returned no access token for service connection '${conn.id}'.`, cause: 'An unexpected answer.', fix: 'Re-run the job.', code: 'NO_ACCESS_TOKEN' });
+  }
+  tl.setSecret(result.accessToken);
+  return { token: result.accessToken, expiresOn: result.expiresOn ?? new Date(Date.now() + 3600_000), scope };
+}

@@ -1,0 +1,368 @@
+/**
+ * The failure catalogue: every failure a user can meet, turned into what failed, the likely
+ * cause and the fix. Messages never contain a token: callers pass claims, not JWTs.
+ */
+
+export interface FailureDetails {
+  /** What failed, in one sentence, naming the service and the connection. */
+  what: string;
+  /** The most likely cause, in the user's terms. */
+  cause: string;
+  /** What to do about it. */
+  fix: string;
+  /** Extra evidence (server text, presented and expected claims), shown after the fix. */
+  evidence?: string[];
+  /** A stable code for logs and tests: AADSTS700213, HTTP_203, TIMEOUT, ... */
+  code?: string;
+}
+
+export class TaskFailure extends Error {
+  readonly details: FailureDetails;
+
+  constructor(details: FailureDetails) {
+    super(formatFailure(details));
+    this.name = 'TaskFailure';
+    this.details = details;
+  }
+
+  get code(): string | undefined {
+    return this.details.code;
+  }
+}
+
+/** An input the user wrote is wrong: the message names the input and the fix. */
+export class InputError extends TaskFailure {
+  constructor(readonly input: string, problem: string, fix: string) {
+    super({ what: `Input '${input}': ${problem}.`, cause: '', fix, code: 'INPUT' });
+    this.name = 'InputError';
+  }
+}
+
+export function formatFailure(d: FailureDetails): string {
+  const lines = [d.what];
+  if (d.cause) lines.push(`Likely cause: ${d.cause}`);
+  lines.push(`Fix: ${d.fix}`);
+  for (const e of d.evidence ?? []) lines.push(e);
+  return lines.join('\n');
+}
+
+/** What we know about the connection when explaining a failure. */
+export interface FailureContext {
+  connectionName: string;
+  tenantId?: string;
+  clientId?: string;
+  scheme?: string;
+  /** Claims of the idToken that was presented (never the token itself). */
+  presented?: { iss?: string; sub?: string; aud?: string | string[]; exp?: number };
+  /** The issuer and subject Azure DevOps says the federated credential must have. */
+  expected?: { issuer?: string; subject?: string };
+}
+
+interface AadstsEntry {
+  meaning: string;
+  cause: (c: FailureContext) => string;
+  fix: (c: FailureContext) => string;
+  showClaims?: boolean;
+}
+
+const APP_LINK = (c: FailureContext) =>
+  c.clientId ? ` (Microsoft Entra admin center > App registrations > ${c.clientId} > Certificates & secrets > Federated credentials)` : '';
+
+const CONVERT =
+  'Convert the service connection to workload identity federation (Project settings > Service connections > the connection > "Convert"), ' +
+  'or create a new Azure Resource Manager connection with "Workload identity federation"; then no secret expires again.';
+
+/** AADSTS codes from protocols.md section 3, and a few neighbours users meet. */
+export const AADSTS: Record<number, AadstsEntry> = {
+  70021: {
+    meaning: 'no federated credential matches the presented token',
+    cause: () => 'No federated credential on the app registration matches the idToken\'s issuer, subject and audience together. Renaming the organization, project or service connection changes an sc:// subject.',
+    fix: (c) => `Add or correct the federated credential${APP_LINK(c)} so that its issuer, subject and audience equal the token's (shown below).`,
+    showClaims: true,
+  },
+  700211: {
+    meaning: 'no federated credential matches the issuer',
+    cause: () => 'The federated credential\'s issuer differs from the idToken\'s. Azure DevOps moved from the vstoken.dev.azure.com issuer to the Entra issuer (login.microsoftonline.com/<tenant>/v2.0); credentials made for one do not match the other.',
+    fix: (c) => `Update the federated credential's issuer${APP_LINK(c)} to the token's issuer shown below (the connection's "Issuer" in Azure DevOps), or re-save the connection so Azure DevOps updates it.`,
+    showClaims: true,
+  },
+  700213: {
+    meaning: 'no federated credential matches the subject',
+    cause: () => 'The federated credential\'s subject differs from the idToken\'s subject, typically after the organization, project or service connection was renamed.',
+    fix: (c) => `Copy the subject identifier from the service connection in Azure DevOps into the federated credential${APP_LINK(c)}; the two subjects are shown below.`,
+    showClaims: true,
+  },
+  700212: {
+    meaning: 'no federated credential matches the audience',
+    cause: () => 'The federated credential\'s audience is not the one in the idToken.',
+    fix: (c) => `Set the federated credential's audience to api://AzureADTokenExchange${APP_LINK(c)}.`,
+    showClaims: true,
+  },
+  700024: {
+    meaning: 'the client assertion is not within its valid time range',
+    cause: () => 'The idToken had expired when it reached Microsoft Entra ID (idTokens live about 10 minutes), or the agent\'s clock is wrong.',
+    fix: () => 'Run the step again so that a fresh idToken is fetched right before the exchange; for long jobs let tools fetch tokens themselves (exportTerraformEnv, or a token file they re-read); check the agent\'s clock.',
+    showClaims: true,
+  },
+  70025: {
+    meaning: 'the application has no federated credentials',
+    cause: () => 'The app registration or managed identity behind the connection has no federated credential at all.',
+    fix: (c) => `Create a federated credential${APP_LINK(c)} with the issuer and subject the connection shows in Azure DevOps, audience api://AzureADTokenExchange.`,
+    showClaims: true,
+  },
+  7000215: {
+    meaning: 'invalid client secret',
+    cause: () => 'The client secret stored in the service connection is wrong (often the secret\'s ID was pasted instead of its value, or it was rotated in Entra ID but not in Azure DevOps).',
+    fix: () => CONVERT + ' Otherwise set a new secret value in the connection.',
+  },
+  7000222: {
+    meaning: 'the client secret has expired',
+    cause: () => 'The secret stored in the service connection has expired. Automatic rotation fails when the connection\'s creator has left the organization or lacks rights in Microsoft Graph.',
+    fix: () => CONVERT + ' Otherwise create a new secret on the app registration and update the connection.',
+  },
+  700016: {
+    meaning: 'application not found in the tenant',
+    cause: () => 'The client id is wrong, belongs to another tenant or cloud, or the app registration was deleted.',
+    fix: (c) => `Check that an app registration or managed identity with client id ${c.clientId ?? '(the connection\'s)'} exists in tenant ${c.tenantId ?? '(the connection\'s)'}; edit the connection if not.`,
+  },
+  90002: {
+    meaning: 'tenant not found',
+    cause: () => 'The tenant id is wrong, or the connection points at the wrong cloud (Azure public vs US Government vs China).',
+    fix: (c) => `Check the tenant id ${c.tenantId ?? ''} and the environment of the service connection.`,
+  },
+  7000112: {
+    meaning: 'the application is disabled',
+    cause: () => 'The app registration\'s service principal has been disabled in the tenant.',
+    fix: () => 'Ask a tenant administrator to enable the service principal (Enterprise applications > the app > Properties > "Enabled for users to sign in").',
+  },
+  700027: {
+    meaning: 'the client assertion failed signature validation',
+    cause: () => 'The certificate in the service connection is not one of the app registration\'s certificates (or has been replaced).',
+    fix: () => CONVERT + ' Otherwise upload the connection\'s certificate to the app registration.',
+  },
+  50013: {
+    meaning: 'the assertion failed signature validation',
+    cause: () => 'Microsoft Entra ID could not verify the idToken\'s signature with the issuer\'s keys: the issuer in the federated credential is not the one that signed the token.',
+    fix: () => 'Check the federated credential\'s issuer against the token issuer shown below.',
+    showClaims: true,
+  },
+  70011: {
+    meaning: 'the scope is not valid',
+    cause: () => 'The requested scope is malformed or names more than one resource.',
+    fix: () => 'Give one resource followed by /.default, e.g. https://management.azure.com/.default.',
+  },
+  500011: {
+    meaning: 'the resource principal was not found in the tenant',
+    cause: () => 'The resource in the scope does not exist in the tenant (a typo in the scope, or an app not consented in this tenant).',
+    fix: () => 'Check the resource part of the scope; for the Azure DevOps REST API use 499b84ac-1321-427f-aa17-267ca6975798/.default.',
+  },
+  7000218: {
+    meaning: 'the request body must contain client_assertion or client_secret',
+    cause: () => 'The connection has no credential the exchange can use.',
+    fix: () => 'Edit the service connection and give it a credential, or convert it to workload identity federation.',
+  },
+};
+
+/** Pulls the AADSTS number out of an Entra error_description or MSAL error message. */
+export function aadstsCode(text: string | undefined): number | undefined {
+  const m = /AADSTS(\d{5,8})/.exec(text ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+function claimEvidence(c: FailureContext): string[] {
+  const out: string[] = [];
+  const p = c.presented;
+  if (p) {
+    out.push(`  Token issuer (iss):    ${p.iss ?? '(none)'}`);
+    if (c.expected?.issuer) out.push(`  Expected issuer:       ${c.expected.issuer}`);
+    out.push(`  Token subject (sub):   ${p.sub ?? '(none)'}`);
+    if (c.expected?.subject) out.push(`  Expected subject:      ${c.expected.subject}`);
+    out.push(`  Token audience (aud):  ${Array.isArray(p.aud) ? p.aud.join(', ') : p.aud ?? '(none)'}`);
+    out.push(`  Expected audience:     api://AzureADTokenExchange`);
+    if (p.exp) out.push(`  Token expires (exp):   ${new Date(p.exp * 1000).toISOString()}`);
+  } else if (c.expected?.issuer || c.expected?.subject) {
+    out.push(`  Expected issuer:  ${c.expected.issuer ?? '(unknown)'}`, `  Expected subject: ${c.expected.subject ?? '(unknown)'}`);
+  }
+  return out;
+}
+
+/** The first line of Entra's error_description, without its trace/correlation lines. */
+function firstLine(description: string): string {
+  return description.split(/\r?\n/)[0].trim();
+}
+
+/** Explains an Entra token endpoint error (an AADSTS error body or the MSAL error carrying it). */
+export function explainEntraError(description: string, c: FailureContext, traceIds?: { trace_id?: string; correlation_id?: string }): TaskFailure {
+  const code = aadstsCode(description);
+  const entry = code !== undefined ? AADSTS[code] : undefined;
+  const evidence = [`  Microsoft Entra ID said: ${firstLine(description) || '(no description)'}`];
+  if (traceIds?.trace_id || traceIds?.correlation_id) {
+    evidence.push(`  Trace ID: ${traceIds.trace_id ?? '-'}  Correlation ID: ${traceIds.correlation_id ?? '-'}`);
+  }
+  const what = `Microsoft Entra ID refused to issue a token for service connection '${c.connectionName}'` +
+    (code !== undefined ? ` (AADSTS${code}${entry ? `: ${entry.meaning}` : ''}).` : '.');
+  if (!entry) {
+    return new TaskFailure({
+      what,
+      cause: 'See the error text from Microsoft Entra ID below.',
+      fix: code !== undefined
+        ? `Look up AADSTS${code} at https://login.microsoftonline.com/error?code=${code} and check the service connection's tenant, client id and credential.`
+        : 'Check the service connection\'s tenant, client id and credential.',
+      evidence: [...evidence, ...claimEvidence(c)],
+      code: code !== undefined ? `AADSTS${code}` : 'ENTRA',
+    });
+  }
+  return new TaskFailure({
+    what,
+    cause: entry.cause(c),
+    fix: entry.fix(c),
+    evidence: [...evidence, ...(entry.showClaims ? claimEvidence(c) : [])],
+    code: `AADSTS${code}`,
+  });
+}
+
+/** Explains an HTTP status that is not a success and not worth (or no longer worth) retrying. */
+export function explainHttpStatus(service: string, url: string, status: number, body: string, contentType: string | undefined, c: FailureContext): TaskFailure {
+  const where = `${service} answered HTTP ${status} for ${redactUrl(url)}`;
+  const snippet = summarizeBody(body, contentType);
+  const evidence = snippet ? [`  Response: ${snippet}`] : [];
+  if (status === 203 || (status === 200 && /text\/html/i.test(contentType ?? ''))) {
+    return new TaskFailure({
+      what: `${where} with an HTML sign-in page instead of JSON.`,
+      cause: 'Azure DevOps did not accept the job\'s access token: it has expired, the job is over, or the build service identity lacks access to the project.',
+      fix: 'Re-run the job. In classic pipelines, check that the job may use the OAuth token ("Allow scripts to access the OAuth token" is not needed by this task, but the job authorization scope must include the project). On Azure DevOps Server, check the collection URL.',
+      evidence,
+      code: 'HTTP_203',
+    });
+  }
+  if (status === 401) {
+    return new TaskFailure({
+      what: `${where} (unauthorized).`,
+      cause: 'The job\'s access token was refused.',
+      fix: 'Re-run the job; if it persists, check the job authorization scope (Project settings > Settings > "Limit job authorization scope").',
+      evidence,
+      code: 'HTTP_401',
+    });
+  }
+  if (status === 403) {
+    return new TaskFailure({
+      what: `${where} (forbidden).`,
+      cause: 'The pipeline is not allowed to use this service connection, or the build service identity lacks permission.',
+      fix: 'Open the service connection > Security, and grant this pipeline access (or "Open access"); approve any pending check on the run.',
+      evidence,
+      code: 'HTTP_403',
+    });
+  }
+  if (status === 404) {
+    return new TaskFailure({
+      what: `${where} (not found).`,
+      cause: `The service connection '${c.connectionName}' does not exist in this project, or no input of a task in this job references it (Azure DevOps only issues idTokens for connections the job uses).`,
+      fix: 'Check the connection id or name given in azureSubscription, and that the connection is shared with this project.',
+      evidence,
+      code: 'HTTP_404',
+    });
+  }
+  if (status === 429 || status >= 500) {
+    return new TaskFailure({
+      what: `${where} and kept failing after retries.`,
+      cause: status === 429 ? 'The service is throttling requests.' : 'The service is having a problem.',
+      fix: 'Re-run the job later; check https://status.dev.azure.com and https://azure.status.microsoft if it persists.',
+      evidence,
+      code: `HTTP_${status}`,
+    });
+  }
+  return new TaskFailure({
+    what: `${where}.`,
+    cause: 'An unexpected answer from the service.',
+    fix: 'Check the response below; re-run with system.debug=true for details.',
+    evidence,
+    code: `HTTP_${status}`,
+  });
+}
+
+/** Network-level failures: timeouts, resets, DNS, TLS, proxy. */
+export function explainNetworkError(service: string, url: string, err: NodeJS.ErrnoException & { attempts?: number; timeoutMs?: number }, viaProxy?: string): TaskFailure {
+  const host = safeHost(url);
+  const code = err.code ?? '';
+  const tries = err.attempts && err.attempts > 1 ? ` (${err.attempts} attempts)` : '';
+  if (code === 'ETIMEDOUT_ATTEMPT') {
+    return new TaskFailure({
+      what: `${service} at ${host} did not answer within ${Math.round((err.timeoutMs ?? 0) / 1000)} s${tries}.`,
+      cause: viaProxy ? `The service or the proxy ${viaProxy} is not responding.` : 'The service is not responding, or a firewall drops the traffic.',
+      fix: 'Check that the agent can reach the host (firewall, proxy settings of the agent). The per-request timeout can be raised with the pipeline variable WorkloadIdentity.HttpTimeoutSeconds.',
+      code: 'TIMEOUT',
+    });
+  }
+  if (code === 'PROXY_CONNECT') {
+    return new TaskFailure({
+      what: `The agent's proxy ${viaProxy ?? ''} refused to open a tunnel to ${host}: ${err.message}.`,
+      cause: /407/.test(err.message) ? 'The proxy requires credentials the agent did not give, or they are wrong.' : 'The proxy does not allow this destination or port.',
+      fix: 'Check the agent\'s proxy configuration (.proxy, .proxycredentials, .proxybypass) or allow the host in the proxy.',
+      code: 'PROXY',
+    });
+  }
+  if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
+    return new TaskFailure({
+      what: `The TLS connection to ${service} at ${host} failed: ${err.message} (${code}).`,
+      cause: 'The server\'s certificate is not trusted by the agent: a TLS-inspecting proxy or a private CA is in the way, or the certificate does not match the host.',
+      fix: 'Give the agent your CA (the agent\'s --sslcacert setting, which sets Agent.CAInfo, or NODE_EXTRA_CA_CERTS for the agent process).',
+      code: 'TLS',
+    });
+  }
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    return new TaskFailure({
+      what: `The host ${host} of ${service} could not be resolved (${code}).`,
+      cause: 'The host name is wrong (wrong cloud or a typo), or the agent has no DNS for it.',
+      fix: 'Check the URL and the service connection\'s environment; check the agent\'s DNS and proxy settings.',
+      code: 'DNS',
+    });
+  }
+  if (code === 'ECONNREFUSED') {
+    return new TaskFailure({
+      what: `${viaProxy ? `The proxy ${viaProxy}` : `${service} at ${host}`} refused the connection${tries}.`,
+      cause: viaProxy ? 'The agent\'s proxy is not running or not listening on that port.' : 'Nothing listens at that address, or a firewall rejects it.',
+      fix: 'Check the URL and the agent\'s proxy settings.',
+      code: 'ECONNREFUSED',
+    });
+  }
+  return new TaskFailure({
+    what: `The connection to ${service} at ${host} failed: ${err.message}${code ? ` (${code})` : ''}${tries}.`,
+    cause: code === 'ECONNRESET' || code === 'EPIPE' ? 'The connection was reset, by the service, a proxy or a firewall.' : 'A network error.',
+    fix: 'Re-run the job; check the agent\'s network, proxy and firewall if it persists.',
+    code: code || 'NETWORK',
+  });
+}
+
+function safeHost(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
+/** Query strings can carry ids but never tokens in our calls; still, keep only the path. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return url;
+  }
+}
+
+function summarizeBody(body: string, contentType: string | undefined): string {
+  if (!body) return '';
+  if (/html/i.test(contentType ?? '') || /^\s*</.test(body)) {
+    const title = /<title>([^<]*)<\/title>/i.exec(body);
+    return `an HTML page${title ? ` titled "${title[1].trim()}"` : ''}`;
+  }
+  try {
+    const json = JSON.parse(body) as Record<string, unknown>;
+    const msg = json.message ?? json.error_description ?? json.error ?? json.Message;
+    if (typeof msg === 'string') return msg.split(/\r?\n/)[0].slice(0, 400);
+  } catch {
+    /* not JSON: show the start */
+  }
+  return body.replace(/\s+/g, ' ').slice(0, 200);
+}

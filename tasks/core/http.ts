@@ -1,0 +1,285 @@
+/**
+ * The one HTTP layer every call goes through: per-attempt timeouts, bounded retries with jitter
+ * for 429, 5xx and connection resets (honouring Retry-After), the agent's proxy and CA.
+ * Configuration errors (4xx) are returned to the caller at once, never retried.
+ */
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { explainNetworkError } from './failures';
+
+export interface ProxySettings {
+  /** http://host:port of the agent's proxy. */
+  url: string;
+  username?: string;
+  password?: string;
+  /** Regular expressions of URLs that bypass the proxy (the agent's .proxybypass list). */
+  bypass: RegExp[];
+}
+
+export interface TlsSettings {
+  /** Extra CA certificates (PEM), added to Node's own roots. */
+  ca?: string[];
+  /** Client certificate and key for the Azure DevOps host (Agent.ClientCert). */
+  clientCert?: { host: string; cert: string; key: string; passphrase?: string };
+}
+
+export interface HttpPolicy {
+  /** Per-attempt timeout: connect, TLS, request and the whole response. */
+  timeoutMs: number;
+  /** Retries after the first attempt, for 429, 5xx and network resets. */
+  retries: number;
+  /** Longest Retry-After we wait; beyond it we stop retrying. */
+  maxRetryAfterMs: number;
+  /** Base of the exponential backoff. */
+  backoffBaseMs: number;
+}
+
+export const DEFAULT_POLICY: HttpPolicy = { timeoutMs: 30_000, retries: 3, maxRetryAfterMs: 60_000, backoffBaseMs: 500 };
+
+export interface HttpRequest {
+  method: 'GET' | 'POST';
+  url: string;
+  /** Names the service in messages: "the Azure DevOps Oidctoken API". */
+  service: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  url: string;
+  attempts: number;
+}
+
+/** Statuses worth another attempt: throttling and server faults, never configuration errors. */
+export function isRetryableStatus(status: number): boolean {
+  return status === 429 || status === 408 || (status >= 500 && status !== 501 && status !== 505);
+}
+
+const RETRYABLE_NETWORK = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ETIMEDOUT_ATTEMPT', 'ECONNABORTED', 'EAI_AGAIN', 'ECONNREFUSED', 'UND_ERR_SOCKET', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/** Parses Retry-After (seconds or an HTTP date) into milliseconds. */
+export function retryAfterMs(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  if (/^\d+(\.\d+)?$/.test(v.trim())) return Math.round(Number(v) * 1000);
+  const date = Date.parse(v);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+export class HttpClient {
+  private readonly ca?: string[];
+
+  constructor(
+    readonly policy: HttpPolicy = DEFAULT_POLICY,
+    readonly proxy?: ProxySettings,
+    readonly tlsSettings: TlsSettings = {},
+    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+    private readonly random: () => number = Math.random,
+    /** Called before each retry, for the log: never receives a body. */
+    private readonly onRetry?: (req: HttpRequest, attempt: number, reason: string, delayMs: number) => void,
+  ) {
+    // Passing `ca` replaces Node's roots, so add ours to them rather than replace them.
+    this.ca = tlsSettings.ca?.length ? [...tls.rootCertificates, ...extraCaFromEnv(), ...tlsSettings.ca] : undefined;
+  }
+
+  proxyFor(url: string): ProxySettings | undefined {
+    if (!this.proxy) return undefined;
+    const u = new URL(url);
+    // IMDS and loopback-bound link-local endpoints must never go through a proxy.
+    if (u.hostname === '169.254.169.254') return undefined;
+    return this.proxy.bypass.some((re) => re.test(url)) ? undefined : this.proxy;
+  }
+
+  async request(req: HttpRequest): Promise<HttpResponse> {
+    const maxAttempts = this.policy.retries + 1;
+    for (let attempt = 1; ; attempt++) {
+      let res: HttpResponse | undefined;
+      let netErr: (NodeJS.ErrnoException & { attempts?: number; timeoutMs?: number }) | undefined;
+      try {
+        res = { ...(await this.once(req)), attempts: attempt };
+      } catch (e) {
+        netErr = e as NodeJS.ErrnoException;
+      }
+      if (res && !isRetryableStatus(res.status)) return res;
+      const retryable = res ? true : RETRYABLE_NETWORK.has(netErr?.code ?? '');
+      let delay = this.backoff(attempt);
+      if (res) {
+        const ra = retryAfterMs(res.headers['retry-after']);
+        if (ra !== undefined) {
+          if (ra > this.policy.maxRetryAfterMs) return res;
+          delay = ra;
+        }
+      }
+      if (!retryable || attempt >= maxAttempts) {
+        if (res) return res;
+        netErr!.attempts = attempt;
+        netErr!.timeoutMs = this.policy.timeoutMs;
+        throw explainNetworkError(req.service, req.url, netErr!, this.proxyFor(req.url)?.url);
+      }
+      this.onRetry?.(req, attempt, res ? `HTTP ${res.status}` : netErr?.code ?? 'network error', delay);
+      await this.sleep(delay);
+    }
+  }
+
+  /** Exponential backoff with full jitter, capped at 8 s. */
+  private backoff(attempt: number): number {
+    const cap = Math.min(8_000, this.policy.backoffBaseMs * 2 ** (attempt - 1));
+    return Math.round(cap / 2 + (this.random() * cap) / 2);
+  }
+
+  private async once(req: HttpRequest): Promise<Omit<HttpResponse, 'attempts'>> {
+    const url = new URL(req.url);
+    const proxy = this.proxyFor(req.url);
+    const deadline = Date.now() + this.policy.timeoutMs;
+    const headers: Record<string, string> = { 'User-Agent': USER_AGENT, ...req.headers };
+    if (req.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(req.body));
+
+    const isHttps = url.protocol === 'https:';
+    const options: https.RequestOptions = {
+      method: req.method,
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port: url.port || (isHttps ? 443 : 80),
+      path: `${url.pathname}${url.search}`,
+      headers,
+      agent: false,
+    };
+    if (isHttps) {
+      options.ca = this.ca;
+      options.servername = net.isIP(options.host as string) ? undefined : (options.host as string);
+      const cc = this.tlsSettings.clientCert;
+      if (cc && cc.host.toLowerCase() === url.host.toLowerCase()) {
+        options.cert = cc.cert;
+        options.key = cc.key;
+        options.passphrase = cc.passphrase;
+      }
+    }
+
+    let tunnel: Duplex | undefined;
+    if (proxy && isHttps) {
+      tunnel = await this.connectTunnel(proxy, url, options, deadline);
+      options.createConnection = () => tunnel as never;
+    } else if (proxy) {
+      // Plain HTTP through a proxy: absolute-form request line.
+      const p = new URL(proxy.url);
+      options.host = p.hostname;
+      options.port = p.port || 80;
+      options.path = req.url;
+      const auth = proxyAuthorization(proxy);
+      if (auth) headers['Proxy-Authorization'] = auth;
+    }
+
+    return new Promise((resolve, reject) => {
+      const mod = isHttps ? https : http;
+      const remaining = Math.max(1, deadline - Date.now());
+      let settled = false;
+      const finish = (err: Error | undefined, value?: Omit<HttpResponse, 'attempts'>) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) {
+          r.destroy();
+          tunnel?.destroy();
+          reject(err);
+        } else resolve(value!);
+      };
+      const timer = setTimeout(() => finish(timeoutError(this.policy.timeoutMs)), remaining);
+      const r = mod.request(options, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), url: req.url }));
+        res.on('error', (e) => finish(e));
+        res.on('aborted', () => finish(Object.assign(new Error('the response was cut off'), { code: 'ECONNRESET' })));
+      });
+      r.on('error', (e) => finish(e));
+      if (req.body !== undefined) r.write(req.body);
+      r.end();
+    });
+  }
+
+  /** Opens a CONNECT tunnel through the proxy and wraps it in TLS to the target. */
+  private connectTunnel(proxy: ProxySettings, target: URL, options: https.RequestOptions, deadline: number): Promise<Duplex> {
+    const p = new URL(proxy.url);
+    const authority = `${target.hostname}:${target.port || 443}`;
+    const headers: Record<string, string> = { Host: authority };
+    const auth = proxyAuthorization(proxy);
+    if (auth) headers['Proxy-Authorization'] = auth;
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const fail = (e: Error) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        connectReq.destroy();
+        reject(e);
+      };
+      const timer = setTimeout(() => fail(timeoutError(this.policy.timeoutMs)), Math.max(1, deadline - Date.now()));
+      const connectReq = http.request({ host: p.hostname, port: p.port || 80, method: 'CONNECT', path: authority, headers, agent: false });
+      connectReq.on('connect', (res, socket) => {
+        if (res.statusCode !== 200) {
+          socket.destroy();
+          return fail(Object.assign(new Error(`the proxy answered ${res.statusCode} ${res.statusMessage ?? ''}`.trim()), { code: 'PROXY_CONNECT' }));
+        }
+        const secure = tls.connect({
+          socket,
+          servername: options.servername as string | undefined,
+          ca: options.ca,
+          cert: options.cert,
+          key: options.key,
+          passphrase: options.passphrase,
+        });
+        secure.once('secureConnect', () => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          resolve(secure);
+        });
+        secure.once('error', fail);
+      });
+      connectReq.on('error', fail);
+      connectReq.end();
+    });
+  }
+}
+
+export const USER_AGENT = 'WorkloadIdentityTasks/1 (+azure-pipelines)';
+
+function timeoutError(ms: number): NodeJS.ErrnoException {
+  return Object.assign(new Error(`no answer within ${ms} ms`), { code: 'ETIMEDOUT_ATTEMPT' });
+}
+
+function proxyAuthorization(proxy: ProxySettings): string | undefined {
+  if (!proxy.username) return undefined;
+  return 'Basic ' + Buffer.from(`${proxy.username}:${proxy.password ?? ''}`).toString('base64');
+}
+
+/** NODE_EXTRA_CA_CERTS is lost when `ca` is given explicitly; keep it. */
+function extraCaFromEnv(): string[] {
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  if (!file) return [];
+  try {
+    return [fs.readFileSync(file, 'utf8')];
+  } catch {
+    return [];
+  }
+}
+
+/** Parses a JSON body, or returns undefined: callers explain a non-JSON answer themselves. */
+export function parseJson<T>(body: string): T | undefined {
+  try {
+    return JSON.parse(body) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+export function header(res: HttpResponse, name: string): string | undefined {
+  const v = res.headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}

@@ -1,0 +1,102 @@
+/**
+ * The Azure DevOps Oidctoken API: an idToken for a service connection, for this job.
+ * Order: the idToken the agent supplied with the endpoint (while it is fresh), then
+ * System.OidcRequestUri, then the URL built from the collection, project, plan and job.
+ */
+import * as tl from 'azure-pipelines-task-lib/task';
+import { Connection } from './connection';
+import { PipelineContext } from './pipeline-context';
+import { decodeJwt, JwtClaims } from './claims';
+import { explainHttpStatus, TaskFailure } from './failures';
+import { header, parseJson } from './http';
+
+export const OIDC_SERVICE = 'the Azure DevOps Oidctoken API';
+
+export interface IdToken {
+  token: string;
+  claims: JwtClaims;
+  source: 'agent' | 'oidctoken-api';
+}
+
+/** A server-supplied idToken is used only while it has at least this long to live. */
+const MIN_REMAINING_MS = 120_000;
+
+export function oidcRequestUrl(ctx: PipelineContext, connectionId: string): string {
+  const id = encodeURIComponent(connectionId);
+  if (ctx.oidcRequestUri) {
+    const sep = ctx.oidcRequestUri.includes('?') ? '&' : '?';
+    return `${ctx.oidcRequestUri}${sep}api-version=7.1&serviceConnectionId=${id}`;
+  }
+  const missing = (
+    [
+      ['System.CollectionUri', ctx.collectionUri],
+      ['System.TeamProjectId', ctx.teamProjectId],
+      ['System.PlanId', ctx.planId],
+      ['System.JobId', ctx.jobId],
+    ] as const
+  ).filter(([, v]) => !v).map(([n]) => n);
+  if (missing.length) {
+    throw new TaskFailure({
+      what: `The task cannot reach the Azure DevOps Oidctoken API: the agent did not set ${missing.join(', ')} (nor System.OidcRequestUri).`,
+      cause: 'The task is not running in an Azure Pipelines job, or the agent is very old.',
+      fix: 'Run the task in an Azure Pipelines job on a current agent.',
+      code: 'NO_OIDC_URL',
+    });
+  }
+  return `${ctx.collectionUri}${ctx.teamProjectId}/_apis/distributedtask/hubs/${encodeURIComponent(ctx.hostType)}/plans/${ctx.planId}/jobs/${ctx.jobId}/oidctoken?serviceConnectionId=${id}&api-version=7.1-preview.1`;
+}
+
+export class OidcTokenClient {
+  private usedServerToken = false;
+
+  constructor(private readonly ctx: PipelineContext, private readonly conn: Connection, private readonly now: () => number = Date.now) {}
+
+  /** A fresh idToken for the connection, masked before it is returned. */
+  async fetch(): Promise<IdToken> {
+    const server = this.conn.serverIdToken;
+    if (server && !this.usedServerToken) {
+      this.usedServerToken = true;
+      const { claims } = decodeJwt(server, 'The idToken the agent supplied');
+      if (typeof claims.exp !== 'number' || claims.exp * 1000 - this.now() > MIN_REMAINING_MS) {
+        tl.debug('Using the idToken the agent supplied with the service connection.');
+        return { token: server, claims, source: 'agent' };
+      }
+      tl.debug('The idToken the agent supplied is about to expire; requesting a fresh one.');
+    }
+    const url = oidcRequestUrl(this.ctx, this.conn.id);
+    const res = await this.ctx.http.request({
+      method: 'POST',
+      url,
+      service: OIDC_SERVICE,
+      headers: { Authorization: `Bearer ${this.ctx.jobAccessToken()}`, 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: '{}',
+    });
+    const contentType = header(res, 'content-type');
+    const context = { connectionName: this.conn.id, tenantId: this.conn.tenantId, clientId: this.conn.clientId };
+    if (res.status !== 200 || /text\/html/i.test(contentType ?? '')) {
+      throw explainHttpStatus(OIDC_SERVICE, url, res.status, res.body, contentType, context);
+    }
+    const json = parseJson<{ oidcToken?: string | null }>(res.body);
+    if (!json || typeof json !== 'object') {
+      // The body may hold a cut-off token: never show it.
+      throw new TaskFailure({
+        what: `${OIDC_SERVICE} answered HTTP 200 with a body that is not valid JSON (${res.body.length} bytes) for service connection '${this.conn.id}'.`,
+        cause: 'A proxy or the service cut the answer short.',
+        fix: 'Re-run the job; if it persists, check the agent\'s proxy.',
+        code: 'INVALID_JSON',
+      });
+    }
+    const token = json.oidcToken;
+    if (typeof token !== 'string' || !token) {
+      throw new TaskFailure({
+        what: `${OIDC_SERVICE} answered without an idToken ("oidcToken": ${token === null ? 'null' : 'missing'}) for service connection '${this.conn.id}'.`,
+        cause: 'Azure DevOps issued no token for this connection in this job: it happens when an old run is re-run, and when the connection is not (or no longer) a workload identity federation connection.',
+        fix: 'Queue a new run instead of re-running the old one, and check in Project settings > Service connections that the connection uses workload identity federation.',
+        code: 'NULL_OIDC_TOKEN',
+      });
+    }
+    tl.setSecret(token);
+    const { claims } = decodeJwt(token, `The idToken from ${OIDC_SERVICE}`);
+    return { token, claims, source: 'oidctoken-api' };
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * What the agent hands a task: variables, the job's access token, the proxy and CA settings.
+ * Read once, at the start, so that the rest of the core never touches the environment.
+ */
+import * as fs from 'node:fs';
+import * as tl from 'azure-pipelines-task-lib/task';
+import { DEFAULT_POLICY, HttpClient, HttpPolicy, ProxySettings, TlsSettings } from './http';
+import { TaskFailure } from './failures';
+
+export interface PipelineContext {
+  collectionUri: string;
+  teamProjectId: string;
+  teamProject: string;
+  hostType: string;
+  planId: string;
+  jobId: string;
+  /** System.OidcRequestUri, where the agent sets it. */
+  oidcRequestUri?: string;
+  /** Agent.TempDirectory: cleaned by the agent after each job. */
+  tempDirectory: string;
+  proxy?: ProxySettings;
+  tls: TlsSettings;
+  policy: HttpPolicy;
+  /** The job's OAuth token (SystemVssConnection), masked. Read lazily: only the Oidctoken call needs it. */
+  jobAccessToken(): string;
+  http: HttpClient;
+}
+
+function variable(name: string): string | undefined {
+  const v = tl.getVariable(name);
+  return v && v.trim() ? v.trim() : undefined;
+}
+
+/** A positive number from a pipeline variable, with the variable named when it is not one. */
+function numberVariable(name: string, fallback: number, min: number, max: number): number {
+  const raw = variable(name);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new TaskFailure({
+      what: `The pipeline variable ${name} is '${raw}', which is not a number from ${min} to ${max}.`,
+      cause: 'The variable is set in the pipeline or a variable group.',
+      fix: `Set ${name} to a number from ${min} to ${max}, or remove it to use the default (${fallback}).`,
+      code: 'INPUT',
+    });
+  }
+  return n;
+}
+
+export function readProxy(): ProxySettings | undefined {
+  const cfg = tl.getHttpProxyConfiguration();
+  if (!cfg?.proxyUrl) return undefined;
+  if (cfg.proxyPassword) tl.setSecret(cfg.proxyPassword);
+  const bypass: RegExp[] = [];
+  for (const pattern of cfg.proxyBypassHosts ?? []) {
+    try {
+      bypass.push(new RegExp(pattern, 'i'));
+    } catch {
+      tl.warning(`Ignoring the agent proxy bypass entry '${pattern}': it is not a valid regular expression.`);
+    }
+  }
+  return { url: cfg.proxyUrl, username: cfg.proxyUsername || undefined, password: cfg.proxyPassword || undefined, bypass };
+}
+
+function readFileSetting(file: string, what: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new TaskFailure({
+      what: `The agent's ${what} file ${file} could not be read: ${(e as Error).message}.`,
+      cause: 'The agent was configured with a certificate file that is missing or unreadable by the agent\'s account.',
+      fix: 'Re-run the agent configuration with the right --sslcacert / --sslclientcert paths, or fix the file\'s permissions.',
+      code: 'AGENT_CONFIG',
+    });
+  }
+}
+
+export function readTls(collectionUri: string): TlsSettings {
+  const cfg = tl.getHttpCertConfiguration();
+  const out: TlsSettings = {};
+  if (cfg?.caFile) out.ca = [readFileSetting(cfg.caFile, 'CA certificate')];
+  if (cfg?.certFile && cfg.keyFile && collectionUri) {
+    if (cfg.passphrase) tl.setSecret(cfg.passphrase);
+    out.clientCert = {
+      host: new URL(collectionUri).host,
+      cert: readFileSetting(cfg.certFile, 'client certificate'),
+      key: readFileSetting(cfg.keyFile, 'client certificate key'),
+      passphrase: cfg.passphrase || undefined,
+    };
+  }
+  return out;
+}
+
+export function readPipelineContext(): PipelineContext {
+  let collectionUri = variable('System.CollectionUri') ?? variable('System.TeamFoundationCollectionUri') ?? variable('System.TeamFoundationServerUri') ?? '';
+  if (collectionUri && !collectionUri.endsWith('/')) collectionUri += '/';
+  const proxy = readProxy();
+  const tlsSettings = readTls(collectionUri);
+  const policy: HttpPolicy = {
+    ...DEFAULT_POLICY,
+    timeoutMs: numberVariable('WorkloadIdentity.HttpTimeoutSeconds', DEFAULT_POLICY.timeoutMs / 1000, 1, 600) * 1000,
+    retries: numberVariable('WorkloadIdentity.HttpRetries', DEFAULT_POLICY.retries, 0, 10),
+  };
+  const http = new HttpClient(policy, proxy, tlsSettings, undefined, undefined, (req, attempt, reason, delay) =>
+    console.log(`${req.service}: ${reason}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${policy.retries + 1}).`),
+  );
+  let token: string | undefined;
+  return {
+    collectionUri,
+    teamProjectId: variable('System.TeamProjectId') ?? '',
+    teamProject: variable('System.TeamProject') ?? '',
+    hostType: variable('System.HostType') ?? 'build',
+    planId: variable('System.PlanId') ?? '',
+    jobId: variable('System.JobId') ?? '',
+    oidcRequestUri: variable('System.OidcRequestUri'),
+    tempDirectory: variable('Agent.TempDirectory') ?? '',
+    proxy,
+    tls: tlsSettings,
+    policy,
+    http,
+    jobAccessToken() {
+      if (token === undefined) token = readJobAccessToken();
+      return token;
+    },
+  };
+}
+
+/**
+ * The job's OAuth token. The SystemVssConnection endpoint always carries it, even in classic
+ * pipelines where System.AccessToken is not exposed. getEndpointAuthorization (unlike
+ * getEndpointAuthorizationParameter) does not write the value to the debug log.
+ */
+export function readJobAccessToken(): string {
+  const auth = tl.getEndpointAuthorization('SystemVssConnection', true);
+  const fromEndpoint = auth?.parameters?.AccessToken ?? auth?.parameters?.accesstoken;
+  const value = fromEndpoint || tl.getVariable('System.AccessToken');
+  if (!value) {
+    throw new TaskFailure({
+      what: 'The job\'s access token (SystemVssConnection) is not available to the task.',
+      cause: 'The task is not running inside an Azure Pipelines job, or the agent is too old.',
+      fix: 'Run the task in an Azure Pipelines job on a supported agent (3.x or later).',
+      code: 'NO_JOB_TOKEN',
+    });
+  }
+  tl.setSecret(value);
+  return value;
+}

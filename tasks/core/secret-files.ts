@@ -1,0 +1,47 @@
+/**
+ * Files that hold tokens: owner-only (0600) in owner-only folders (0700) under
+ * Agent.TempDirectory, written atomically so a reader never sees half a token, and removed by the
+ * task's post-job step.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { TaskFailure } from './failures';
+
+/** Creates a fresh owner-only folder under the agent's temp directory. */
+export function makeSecretDir(tempDirectory: string, prefix: string): string {
+  if (!tempDirectory) {
+    throw new TaskFailure({
+      what: 'The agent did not set Agent.TempDirectory, where the task keeps its token files.',
+      cause: 'The task is not running inside an Azure Pipelines job.',
+      fix: 'Run the task in an Azure Pipelines job.',
+      code: 'NO_TEMP_DIR',
+    });
+  }
+  fs.mkdirSync(tempDirectory, { recursive: true });
+  const dir = fs.mkdtempSync(path.join(tempDirectory, `${prefix}-`));
+  fs.chmodSync(dir, 0o700);
+  return dir;
+}
+
+/** Writes `content` to `file` with mode 0600: a temp file beside it, then rename. */
+export function writeSecretFile(file: string, content: string): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${crypto.randomBytes(6).toString('hex')}.tmp`);
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+  try {
+    fs.writeSync(fd, content);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  // The umask cannot widen 0600, but a pre-existing target's mode must not survive the rename either.
+  fs.chmodSync(tmp, 0o600);
+  fs.renameSync(tmp, file);
+}
+
+/** Removes a file or folder; a missing one is fine (the post step may run twice). */
+export function removeSecretPath(p: string): boolean {
+  if (!p || !fs.existsSync(p)) return false;
+  fs.rmSync(p, { recursive: true, force: true });
+  return true;
+}

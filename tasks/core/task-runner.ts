@@ -1,0 +1,25 @@
+/**
+ * Every task entry runs through here: a failure becomes a message that says what failed, why and
+ * what to do, never a bare stack trace; unexpected errors keep their stack in the debug log.
+ */
+import * as tl from 'azure-pipelines-task-lib/task';
+import { TaskFailure } from './failures';
+
+export async function runTask(taskName: string, main: () => Promise<string | void>): Promise<void> {
+  try {
+    const warning = await main();
+    if (warning) tl.setResult(tl.TaskResult.SucceededWithIssues, warning);
+    else tl.setResult(tl.TaskResult.Succeeded, '');
+  } catch (e) {
+    if (e instanceof TaskFailure) {
+      tl.setResult(tl.TaskResult.Failed, e.message);
+      return;
+    }
+    const err = e as Error;
+    tl.debug(err?.stack ?? String(e));
+    tl.setResult(
+      tl.TaskResult.Failed,
+      `${taskName} failed unexpectedly: ${err?.message ?? String(e)}\nLikely cause: a case the task does not handle yet.\nFix: re-run with the variable system.debug=true and report the log (without secrets) to the extension's issue tracker.`,
+    );
+  }
+}

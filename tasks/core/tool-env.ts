@@ -1,0 +1,83 @@
+/**
+ * Environment that lets other tools authenticate by themselves in later steps: Terraform's
+ * azurerm/azuread/azapi providers (ARM_*) and the Azure SDKs' WorkloadIdentityCredential (AZURE_*).
+ */
+import * as path from 'node:path';
+import * as tl from 'azure-pipelines-task-lib/task';
+import { Connection } from './connection';
+import { PipelineContext } from './pipeline-context';
+import { InputError } from './failures';
+import { makeSecretDir, writeSecretFile } from './secret-files';
+import { setJobVariable } from './variables';
+
+/** The Oidctoken URL without its query: Terraform adds api-version and serviceConnectionId itself. */
+export function oidcRequestBaseUrl(ctx: PipelineContext): string | undefined {
+  if (ctx.oidcRequestUri) return ctx.oidcRequestUri.split('?')[0];
+  if (!ctx.collectionUri || !ctx.teamProjectId || !ctx.planId || !ctx.jobId) return undefined;
+  return `${ctx.collectionUri}${ctx.teamProjectId}/_apis/distributedtask/hubs/${ctx.hostType}/plans/${ctx.planId}/jobs/${ctx.jobId}/oidctoken`;
+}
+
+const TERRAFORM_ENVIRONMENT: Record<string, string> = { azurecloud: 'public', azureusgovernment: 'usgovernment', azurechinacloud: 'china' };
+
+/**
+ * Sets ARM_* so that Terraform fetches fresh idTokens itself for as long as the job runs,
+ * instead of a fixed ARM_OIDC_TOKEN that dies after ten minutes. Returns the names set.
+ */
+export function exportTerraformEnv(ctx: PipelineContext, conn: Connection, inputName: string): string[] {
+  const set: string[] = [];
+  const put = (name: string, value: string | undefined, secret = false) => {
+    if (value === undefined || value === '') return;
+    setJobVariable(name, value, secret);
+    set.push(name + (secret ? ' (secret)' : ''));
+  };
+  put('ARM_TENANT_ID', conn.tenantId);
+  put('ARM_SUBSCRIPTION_ID', conn.subscriptionId);
+  put('ARM_ENVIRONMENT', TERRAFORM_ENVIRONMENT[conn.cloud.name.toLowerCase()]);
+  switch (conn.scheme) {
+    case 'WorkloadIdentityFederation': {
+      const url = oidcRequestBaseUrl(ctx);
+      if (!url) throw new InputError(inputName, 'the agent did not give the Oidctoken URL Terraform needs', 'Run the task in an Azure Pipelines job on a current agent.');
+      put('ARM_CLIENT_ID', conn.clientId);
+      put('ARM_USE_OIDC', 'true');
+      put('ARM_OIDC_REQUEST_URL', url);
+      put('ARM_OIDC_REQUEST_TOKEN', ctx.jobAccessToken(), true);
+      // azurerm and azuread read the first, azapi the second.
+      put('ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID', conn.id);
+      put('ARM_OIDC_AZURE_SERVICE_CONNECTION_ID', conn.id);
+      break;
+    }
+    case 'ManagedServiceIdentity':
+      put('ARM_USE_MSI', 'true');
+      put('ARM_CLIENT_ID', conn.clientId || undefined);
+      break;
+    case 'ServicePrincipalSecret':
+      put('ARM_CLIENT_ID', conn.clientId);
+      put('ARM_CLIENT_SECRET', conn.clientSecret, true);
+      break;
+    case 'ServicePrincipalCertificate':
+      throw new InputError(
+        inputName,
+        'exportTerraformEnv needs a federated, managed identity or secret connection; this one uses a certificate',
+        'Convert the connection to workload identity federation (the "Convert" action on the connection), then Terraform fetches its own tokens.',
+      );
+  }
+  return set;
+}
+
+export interface AzureIdentityFile {
+  dir: string;
+  file: string;
+}
+
+/** Writes the idToken to an owner-only file and points the Azure SDKs at it. */
+export function exportAzureIdentityEnv(ctx: PipelineContext, conn: Connection, idToken: string): AzureIdentityFile {
+  const dir = makeSecretDir(ctx.tempDirectory, 'azure-identity');
+  const file = path.join(dir, 'federated-token');
+  writeSecretFile(file, idToken);
+  setJobVariable('AZURE_CLIENT_ID', conn.clientId);
+  setJobVariable('AZURE_TENANT_ID', conn.tenantId);
+  setJobVariable('AZURE_FEDERATED_TOKEN_FILE', file);
+  if (conn.authorityHost !== 'https://login.microsoftonline.com/') setJobVariable('AZURE_AUTHORITY_HOST', conn.authorityHost);
+  tl.debug(`Wrote the idToken to ${file} (mode 0600).`);
+  return { dir, file };
+}

@@ -1,0 +1,26 @@
+/**
+ * How values leave the task: secrets are masked before anything prints them and set as secret
+ * variables; outputs are step outputs (isOutput) so later jobs can read them too.
+ */
+import * as tl from 'azure-pipelines-task-lib/task';
+
+export function setOutput(name: string, value: string | undefined, secret = false): void {
+  if (value === undefined) return;
+  if (secret) tl.setSecret(value);
+  tl.setVariable(name, value, secret, true);
+}
+
+/** A job variable for later steps; non-secret ones reach their environment as NAME. */
+export function setJobVariable(name: string, value: string, secret = false): void {
+  if (secret) tl.setSecret(value);
+  tl.setVariable(name, value, secret, false);
+}
+
+/** State the post-job step needs: task variables are scoped to this task instance. */
+export function setTaskState(name: string, value: string): void {
+  tl.setTaskVariable(name, value, false);
+}
+
+export function getTaskState(name: string): string | undefined {
+  return tl.getTaskVariable(name) || undefined;
+}
