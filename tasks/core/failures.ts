@@ -287,7 +287,7 @@ export function explainNetworkError(service: string, url: string, err: NodeJS.Er
   const tries = err.attempts && err.attempts > 1 ? ` (${err.attempts} attempts)` : '';
   if (code === 'ETIMEDOUT_ATTEMPT') {
     return new TaskFailure({
-      what: `${service} at ${host} did not answer within ${Math.round((err.timeoutMs ?? 0) / 1000)} s${tries}.`,
+      what: `${service} at ${host} did not answer within ${formatDuration(err.timeoutMs ?? 0)}${tries}.`,
       cause: viaProxy ? `The service or the proxy ${viaProxy} is not responding.` : 'The service is not responding, or a firewall drops the traffic.',
       fix: 'Check that the agent can reach the host (firewall, proxy settings of the agent). The per-request timeout can be raised with the pipeline variable WorkloadIdentity.HttpTimeoutSeconds.',
       code: 'TIMEOUT',
@@ -331,6 +331,10 @@ export function explainNetworkError(service: string, url: string, err: NodeJS.Er
     fix: 'Re-run the job; check the agent\'s network, proxy and firewall if it persists.',
     code: code || 'NETWORK',
   });
+}
+
+function formatDuration(ms: number): string {
+  return ms >= 1000 ? `${+(ms / 1000).toFixed(1)} s` : `${ms} ms`;
 }
 
 function safeHost(url: string): string {

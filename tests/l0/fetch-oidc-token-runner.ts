@@ -1,0 +1,69 @@
+/**
+ * L0 runner for FetchOidcToken@1: the task's compiled entry under TaskMockRunner, with the
+ * network modules mocked. The scenario comes from L0_SCENARIO (set by fetch-oidc-token.test.ts).
+ */
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import { TaskMockRunner } from 'azure-pipelines-task-lib/mock-run';
+
+const taskDir = path.join(__dirname, '..', '..', 'tasks', 'FetchOidcTokenV1');
+const scenario = process.env.L0_SCENARIO ?? 'federated';
+const entry = scenario.startsWith('post') ? 'post.js' : 'index.js';
+const tmr = new TaskMockRunner(path.join(taskDir, entry));
+
+const CONN = 'b8a1c2d3-0000-4000-8000-00000000c0de';
+const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
+const CLIENT = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
+const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+const exp = Math.floor(Date.now() / 1000) + 600;
+export const FAKE_ID_TOKEN = `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64({ iss: 'https://vstoken.dev.azure.com/org-id', sub: 'sc://contoso/web/prod', aud: 'api://AzureADTokenExchange', exp })}.c2lnbmF0dXJlLWwwLXRlc3Q`;
+const FAKE_ACCESS_TOKEN = 'l0-access-token-value-0123456789';
+
+const tempDir = process.env.L0_TEMP ?? '';
+process.env.AGENT_TEMPDIRECTORY = tempDir;
+process.env.SYSTEM_OIDCREQUESTURI = 'https://dev.azure.com/contoso/p/_apis/distributedtask/hubs/build/plans/x/jobs/y/oidctoken';
+process.env.ENDPOINT_AUTH_SYSTEMVSSCONNECTION = JSON.stringify({ parameters: { AccessToken: 'l0-job-access-token' }, scheme: 'OAuth' });
+
+const scheme = scenario === 'secret' ? 'ServicePrincipal' : scenario === 'unknown-scheme' ? 'UsernamePassword' : 'WorkloadIdentityFederation';
+if (scenario !== 'missing-connection') tmr.setInput('connectedServiceNameARM', CONN);
+if (scenario !== 'unknown-connection') {
+  process.env[`ENDPOINT_AUTH_${CONN}`] = JSON.stringify({
+    parameters: { tenantid: TENANT, serviceprincipalid: CLIENT, ...(scheme === 'ServicePrincipal' ? { authenticationType: 'spnKey', serviceprincipalkey: 'l0-client-secret-value' } : {}) },
+    scheme,
+  });
+  process.env[`ENDPOINT_AUTH_SCHEME_${CONN}`] = scheme;
+  process.env[`ENDPOINT_DATA_${CONN}_SUBSCRIPTIONID`] = '11111111-2222-3333-4444-555555555555';
+  process.env[`ENDPOINT_DATA_${CONN}_ENVIRONMENT`] = 'AzureCloud';
+}
+if (scenario === 'scope' || scenario === 'secret') tmr.setInput('accessTokenScope', 'https://management.azure.com/.default');
+if (scenario === 'bad-scope') tmr.setInput('accessTokenScope', 'https://management.azure.com');
+if (scenario === 'bad-bool') tmr.setInput('exportTerraformEnv', 'yes');
+if (scenario === 'terraform') tmr.setInput('exportTerraformEnv', 'true');
+if (scenario === 'azure-identity' || scenario === 'secret-azure-identity') tmr.setInput('exportAzureIdentityEnv', 'true');
+if (scenario === 'secret-azure-identity') {
+  process.env[`ENDPOINT_AUTH_${CONN}`] = JSON.stringify({ parameters: { tenantid: TENANT, serviceprincipalid: CLIENT, authenticationType: 'spnKey', serviceprincipalkey: 'l0-client-secret-value' }, scheme: 'ServicePrincipal' });
+}
+if (scenario === 'post-with-dir') {
+  const dir = fs.mkdtempSync(path.join(tempDir, 'azure-identity-'));
+  fs.writeFileSync(path.join(dir, 'federated-token'), 'x', { mode: 0o600 });
+  process.env['VSTS_TASKVARIABLE_WorkloadIdentity.FetchOidcToken.TokenDir'.replace(/\./g, '_').toUpperCase()] = dir;
+  process.env.L0_DIR = dir;
+}
+
+tmr.registerMock('../core/oidc-token', {
+  OidcTokenClient: class {
+    async fetch() {
+      console.log('L0: idToken requested');
+      return { token: FAKE_ID_TOKEN, claims: JSON.parse(Buffer.from(FAKE_ID_TOKEN.split('.')[1], 'base64url').toString()), source: 'oidctoken-api' };
+    }
+  },
+});
+tmr.registerMock('../core/entra', {
+  acquireAccessToken: async (_ctx: unknown, conn: { scheme: string }, scope: string, assertions?: { fetch(): Promise<unknown> }) => {
+    if (assertions) await assertions.fetch();
+    console.log(`L0: access token requested for ${scope} with ${conn.scheme}`);
+    return { token: FAKE_ACCESS_TOKEN, expiresOn: new Date(Date.now() + 3600_000), scope };
+  },
+});
+
+tmr.run();

@@ -1,0 +1,65 @@
+/** The failure catalogue: every AADSTS code of protocols.md explained, claims quoted, no token. */
+import * as assert from 'node:assert/strict';
+import { AADSTS, aadstsCode, explainEntraError, explainHttpStatus, explainNetworkError } from '../../tasks/core/failures';
+
+const ctx = {
+  connectionName: 'conn-1',
+  tenantId: 'tenant-1',
+  clientId: 'client-1',
+  presented: { iss: 'https://vstoken.dev.azure.com/org', sub: 'sc://contoso/web/renamed', aud: 'api://AzureADTokenExchange', exp: 1_800_000_000 },
+  expected: { issuer: 'https://vstoken.dev.azure.com/org', subject: 'sc://contoso/web/prod' },
+};
+
+describe('failure catalogue', () => {
+  it('knows every AADSTS code of protocols.md', () => {
+    for (const code of [70021, 700211, 700213, 700212, 700024, 70025, 7000215, 7000222, 700016, 90002, 7000112]) {
+      assert.ok(AADSTS[code], `AADSTS${code}`);
+      const f = explainEntraError(`AADSTS${code}: something.\r\nTrace ID: t\r\nCorrelation ID: c`, ctx);
+      assert.equal(f.code, `AADSTS${code}`);
+      assert.match(f.message, /Likely cause: .+/);
+      assert.match(f.message, /Fix: .+/);
+      assert.doesNotMatch(f.message, /Trace ID: t\r?\n/, 'trace lines are folded into one evidence line');
+    }
+  });
+
+  it('quotes presented and expected subjects side by side for AADSTS700213', () => {
+    const f = explainEntraError("AADSTS700213: No matching federated identity record found for presented assertion subject 'sc://contoso/web/renamed'.", ctx);
+    assert.match(f.message, /Token subject \(sub\): {3}sc:\/\/contoso\/web\/renamed/);
+    assert.match(f.message, /Expected subject: {6}sc:\/\/contoso\/web\/prod/);
+  });
+
+  it('advises conversion to federation for an expired secret', () => {
+    const f = explainEntraError('AADSTS7000222: The provided client secret keys for app are expired.', ctx);
+    assert.match(f.message, /Convert the service connection to workload identity federation/);
+  });
+
+  it('reads AADSTS codes from text', () => {
+    assert.equal(aadstsCode('AADSTS700024: Client assertion is not within its valid time range.'), 700024);
+    assert.equal(aadstsCode('no code'), undefined);
+  });
+
+  it('explains an unknown AADSTS code with its lookup link', () => {
+    const f = explainEntraError('AADSTS123456: odd', ctx);
+    assert.match(f.message, /login\.microsoftonline\.com\/error\?code=123456/);
+  });
+
+  it('explains HTTP 203 with HTML, 401, 403, 404 and exhausted 5xx', () => {
+    const html = '<html><head><title>Azure DevOps Services | Sign In</title></head></html>';
+    assert.match(explainHttpStatus('svc', 'https://x/a?b=c', 203, html, 'text/html', ctx).message, /HTML sign-in page.*\n.*access token/);
+    assert.match(explainHttpStatus('svc', 'https://x/a?b=c', 203, html, 'text/html', ctx).message, /titled "Azure DevOps Services \| Sign In"/);
+    assert.equal(explainHttpStatus('svc', 'https://x/a', 401, '', undefined, ctx).code, 'HTTP_401');
+    assert.match(explainHttpStatus('svc', 'https://x/a', 403, '', undefined, ctx).message, /Security/);
+    assert.match(explainHttpStatus('svc', 'https://x/a', 404, '{"message":"not found"}', 'application/json', ctx).message, /Response: not found/);
+    assert.match(explainHttpStatus('svc', 'https://x/a', 503, '', undefined, ctx).message, /after retries/);
+    assert.doesNotMatch(explainHttpStatus('svc', 'https://x/a?serviceConnectionId=1', 404, '', undefined, ctx).message, /serviceConnectionId/);
+  });
+
+  it('explains TLS, DNS and proxy errors', () => {
+    const tls = explainNetworkError('svc', 'https://h/x', Object.assign(new Error('self-signed certificate in certificate chain'), { code: 'SELF_SIGNED_CERT_IN_CHAIN' }));
+    assert.equal(tls.code, 'TLS');
+    assert.match(tls.message, /Agent\.CAInfo|sslcacert/);
+    assert.equal(explainNetworkError('svc', 'https://h/x', Object.assign(new Error('getaddrinfo ENOTFOUND h'), { code: 'ENOTFOUND' })).code, 'DNS');
+    const proxy = explainNetworkError('svc', 'https://h/x', Object.assign(new Error('the proxy answered 407 Proxy Authentication Required'), { code: 'PROXY_CONNECT' }), 'http://proxy:3128');
+    assert.match(proxy.message, /credentials/);
+  });
+});
