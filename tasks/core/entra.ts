@@ -10,7 +10,8 @@ import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@az
 import { Connection } from './connection';
 import { PipelineContext } from './pipeline-context';
 import { JwtClaims } from './claims';
-import { explainEntraError, explainHttpStatus, FailureContext, TaskFailure } from './failures';
+import { aadstsCode, explainEntraError, explainHttpStatus, FailureContext, TaskFailure } from './failures';
+import { lookupServiceEndpoint } from './service-endpoint';
 import { header, HttpClient, parseJson } from './http';
 
 export const ENTRA_SERVICE = 'Microsoft Entra ID';
@@ -144,6 +145,36 @@ function failureContext(conn: Connection, presented?: JwtClaims, extra?: Exchang
   };
 }
 
+function managedIdentityFailure(conn: Connection, description: string): TaskFailure {
+  return new TaskFailure({
+    what: `The agent's managed identity endpoint gave no token for service connection '${conn.id}'${conn.clientId ? ` (identity ${conn.clientId})` : ''}.`,
+    cause: 'The agent does not run on an Azure VM or scale set with a managed identity, or the identity the connection names is not assigned to it.',
+    fix: 'Assign the managed identity to the agent\'s VM or scale set (and give it access to the resources), or use a workload identity federation connection, which works on any agent.',
+    evidence: [`  The endpoint said: ${description.split(/\r?\n/)[0].slice(0, 300)}`],
+    code: 'MANAGED_IDENTITY',
+  });
+}
+
+/** Codes where the user must compare the token with the federated credential. */
+const FEDERATION_MISMATCH = new Set([70021, 700211, 700212, 700213, 70025, 50013]);
+
+/**
+ * What Azure DevOps says the federated credential must hold, so the message can show the token's
+ * claims beside them. Best effort: one extra request, on the failure path only.
+ */
+async function addExpectedFederation(ctx: PipelineContext, conn: Connection, context: FailureContext): Promise<void> {
+  if (context.expected?.issuer && context.expected.subject) return;
+  try {
+    const lookup = await lookupServiceEndpoint(ctx, conn.id);
+    if (!lookup.ok) return;
+    const e = lookup.endpoint;
+    context.expected = { issuer: e.federationIssuer, subject: e.federationSubject };
+    if (e.name) context.connectionName = `${e.name} (${conn.id})`;
+  } catch (err) {
+    tl.debug(`Could not read the service connection from Azure DevOps: ${(err as Error).message}`);
+  }
+}
+
 /** Loaded only when a run exchanges a token: the common path of FetchOidcToken never needs it. */
 function msal(): typeof import('@azure/msal-node') {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -201,8 +232,11 @@ export async function acquireAccessToken(ctx: PipelineContext, conn: Connection,
     if (network.lastFailure) throw network.lastFailure;
     const err = e as { errorCode?: string; errorMessage?: string; message?: string };
     const description = network.lastError?.error_description ?? err.errorMessage ?? err.message ?? String(e);
+    if (conn.scheme === 'ManagedServiceIdentity') throw managedIdentityFailure(conn, description);
     if (network.lastError || /AADSTS\d+/.test(description)) {
-      throw explainEntraError(description, failureContext(conn, presented, extra), network.lastError);
+      const context = failureContext(conn, presented, extra);
+      if (conn.scheme === 'WorkloadIdentityFederation' && FEDERATION_MISMATCH.has(aadstsCode(description) ?? 0)) await addExpectedFederation(ctx, conn, context);
+      throw explainEntraError(description, context, network.lastError);
     }
     throw new TaskFailure({
       what: `The token request to ${ENTRA_SERVICE} for service connection '${conn.id}' failed: ${description.split('\n')[0]}`,

@@ -1,0 +1,325 @@
+/**
+ * FetchOidcToken@1 end to end: the bundled task, run as the agent runs it, against the emulator
+ * over HTTPS. Every run's output is scanned for every token the emulator issued.
+ */
+import * as assert from 'node:assert/strict';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import { startEmulator, Emulator } from '../emulator';
+import { connectionEnv, ConnectionEnv, jobEnv, JobOptions } from '../helpers/agent';
+import { findLeaks, runTaskProcess, TaskRun } from '../helpers/task-process';
+import { startTinyproxy } from '../helpers/tinyproxy';
+
+const TENANT = '8d1f3a3e-2f4b-4c8e-9a55-0c6f1e7b2a10';
+const ARM = 'https://management.azure.com/.default';
+
+describe('E2E FetchOidcToken@1 (bundled task against the emulator)', function () {
+  this.timeout(60_000);
+  let emu: Emulator;
+  const runs: TaskRun[] = [];
+  const extraSecrets: string[] = [];
+
+  before(async () => {
+    emu = await startEmulator();
+  });
+  after(async () => {
+    await emu?.stop();
+  });
+  afterEach(function () {
+    // The leak scan covers every run of every test, with every token issued so far.
+    const secrets = [...emu.issuedTokens(), emu.jobAccessToken, ...extraSecrets];
+    for (const t of emu.issuedTokens()) {
+      const sig = t.split('.')[2];
+      if (sig && sig.length >= 16) secrets.push(sig);
+    }
+    for (const run of runs.splice(0)) {
+      const leaks = findLeaks(run, secrets);
+      assert.deepEqual(leaks, [], `secrets leaked in "${this.currentTest?.title}"`);
+    }
+    emu.clearFaults();
+    emu.resetCounts();
+    emu.idTokenLifetimeSeconds = 600;
+  });
+
+  function federated(name = `conn-${crypto.randomBytes(3).toString('hex')}`, fic?: (expected: { issuer: string; subject: string }) => { issuer: string; subject: string }) {
+    const id = crypto.randomUUID();
+    const clientId = crypto.randomUUID();
+    emu.addServiceConnection({ id, name, scheme: 'WorkloadIdentityFederation', tenantId: TENANT, clientId, subscriptionId: crypto.randomUUID() });
+    const expected = emu.expectedFederation(id);
+    const cred = fic ? fic(expected) : expected;
+    emu.addApp({ clientId, tenantId: TENANT, federatedCredentials: [{ issuer: cred.issuer, subject: cred.subject, audiences: ['api://AzureADTokenExchange'] }] });
+    return { id, clientId, name, expected };
+  }
+
+  async function run(conn: ConnectionEnv, inputs: Record<string, string> = {}, job: JobOptions = {}, extraEnv: Record<string, string> = {}, entry = 'index.js'): Promise<TaskRun> {
+    const env: Record<string, string> = { ...jobEnv(emu, job), ...connectionEnv(emu, conn), INPUT_CONNECTEDSERVICENAMEARM: conn.id, ...extraEnv };
+    for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
+    const r = await runTaskProcess('FetchOidcTokenV1', entry, { env });
+    runs.push(r);
+    return r;
+  }
+
+  const wif = (c: { id: string; clientId: string }): ConnectionEnv => ({ id: c.id, scheme: 'WorkloadIdentityFederation', tenantId: TENANT, clientId: c.clientId, subscriptionId: '0b1c2d3e-0000-4000-8000-000000000001' });
+
+  it('federation: one request, idToken as a secret output, claims logged', async () => {
+    const c = federated('prod-deploy');
+    const r = await run(wif(c));
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.equal(emu.count('oidctoken'), 1);
+    assert.equal(emu.count('entra.token'), 0);
+    const id = r.variables.idToken;
+    assert.ok(id?.secret && id.output);
+    assert.ok(r.secrets.includes(id.value), 'masked with task.setsecret');
+    assert.ok(emu.issuedTokens().includes(id.value));
+    assert.ok(r.stdout.indexOf('##vso[task.setsecret]') < r.stdout.indexOf('##vso[task.setvariable variable=idToken'), 'masked before it is set');
+    assert.match(r.log, new RegExp(`Subject \\(sub\\): {2}${c.expected.subject.replace(/[/.]/g, '\\$&')}`));
+    assert.match(r.log, /Audience \(aud\): api:\/\/AzureADTokenExchange/);
+    assert.equal(r.variables.tenantId.value, TENANT);
+    assert.equal(r.variables.servicePrincipalId.value, c.clientId);
+    assert.ok(new Date(r.variables.idTokenExpiresOn.value).getTime() > Date.now());
+  });
+
+  it('federation without System.OidcRequestUri builds the URL from the collection, project, plan and job', async () => {
+    const c = federated();
+    const r = await run(wif(c), {}, { withoutOidcRequestUri: true });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.equal(emu.count('oidctoken'), 1);
+  });
+
+  it('uses the idToken the agent supplied with the endpoint, with no request', async () => {
+    const c = federated();
+    // A token the emulator issued for this connection, handed over as the agent would.
+    const first = await run(wif(c));
+    const supplied = first.variables.idToken.value;
+    emu.resetCounts();
+    const r = await run({ ...wif(c), parameters: { idToken: supplied } });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.equal(emu.count('oidctoken'), 0);
+    assert.equal(r.variables.idToken.value, supplied);
+  });
+
+  it('accessTokenScope: exactly 2 requests (idToken, Entra), no discovery', async () => {
+    const c = federated();
+    const r = await run(wif(c), { accessTokenScope: ARM });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.deepEqual([emu.count('oidctoken'), emu.count('entra.token'), emu.count('entra.openid'), emu.count('entra.discovery')], [1, 1, 0, 0]);
+    const at = r.variables.accessToken;
+    assert.ok(at?.secret && emu.issuedTokens().includes(at.value));
+    const claims = JSON.parse(Buffer.from(at.value.split('.')[1], 'base64url').toString());
+    assert.equal(claims.aud, 'https://management.azure.com');
+    assert.equal(emu.lastTokenRequest()?.assertionKind, 'federated');
+  });
+
+  it('accessTokenScope for the Azure DevOps REST API (a GUID resource)', async () => {
+    const c = federated();
+    const r = await run(wif(c), { accessTokenScope: '499b84ac-1321-427f-aa17-267ca6975798/.default' });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.equal(emu.lastTokenRequest()?.scope, '499b84ac-1321-427f-aa17-267ca6975798/.default');
+  });
+
+  it('client secret: access token, and a warning that says how to convert', async () => {
+    const id = crypto.randomUUID();
+    const clientId = crypto.randomUUID();
+    const secret = `s3cr3t~${crypto.randomBytes(12).toString('base64url')}`;
+    extraSecrets.push(secret);
+    emu.addApp({ clientId, tenantId: TENANT, secrets: [{ value: secret, endDateTime: new Date(Date.now() + 86400_000 * 90).toISOString() }] });
+    const r = await run({ id, scheme: 'ServicePrincipal', authenticationType: 'spnKey', tenantId: TENANT, clientId, secret }, { accessTokenScope: ARM });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.equal(emu.lastTokenRequest()?.assertionKind, 'secret');
+    assert.ok(r.variables.accessToken?.secret);
+    assert.ok(r.warnings.some((w) => /Convert it to workload identity federation/.test(w)), r.stdout);
+    assert.equal(r.variables.idToken, undefined);
+  });
+
+  it('certificate: a signed client assertion', async () => {
+    const id = crypto.randomUUID();
+    const clientId = crypto.randomUUID();
+    const cert = emu.makeClientCertificate('wit-e2e');
+    emu.addApp({ clientId, tenantId: TENANT, certificates: [{ certificatePem: cert.certificatePem }] });
+    const r = await run({ id, scheme: 'ServicePrincipal', authenticationType: 'spnCertificate', tenantId: TENANT, clientId, certificatePem: cert.certificatePem + cert.privateKeyPem }, { accessTokenScope: ARM });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.equal(emu.lastTokenRequest()?.assertionKind, 'certificate');
+    assert.ok(r.variables.accessToken?.secret);
+  });
+
+  it('managed identity through msal-node (IMDS endpoint override)', async () => {
+    const id = crypto.randomUUID();
+    const miClientId = crypto.randomUUID();
+    emu.addManagedIdentity({ clientId: miClientId, tenantId: TENANT });
+    const r = await run({ id, scheme: 'ManagedServiceIdentity', tenantId: TENANT, msiClientId: miClientId }, { accessTokenScope: ARM }, {}, { AZURE_POD_IDENTITY_AUTHORITY_HOST: emu.url });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.equal(emu.count('imds'), 1);
+    assert.ok(r.variables.accessToken?.secret && emu.issuedTokens().includes(r.variables.accessToken.value));
+  });
+
+  it('subject mismatch (AADSTS700213): the token\'s iss/sub and the expected ones side by side', async () => {
+    const c = federated('renamed-conn', (e) => ({ issuer: e.issuer, subject: 'sc://contoso/web/old-name' }));
+    const r = await run(wif(c), { accessTokenScope: ARM });
+    assert.equal(r.result, 'Failed');
+    const msg = r.errors.join('\n');
+    assert.match(msg, /AADSTS700213: no federated credential matches the subject/);
+    assert.ok(msg.includes(`Token subject (sub):   ${c.expected.subject}`), msg);
+    assert.ok(msg.includes(`Expected subject:      ${c.expected.subject}`), msg);
+    assert.ok(msg.includes(`Token issuer (iss):    ${c.expected.issuer}`), msg);
+    assert.match(msg, /Copy the subject identifier from the service connection/);
+    assert.equal(emu.count('serviceendpoint'), 1, 'the expected subject comes from Azure DevOps');
+    assert.equal(emu.count('entra.token'), 1, 'configuration errors are not retried');
+  });
+
+  it('expired assertion (AADSTS700024)', async () => {
+    const c = federated();
+    emu.idTokenLifetimeSeconds = -120;
+    const r = await run(wif(c), { accessTokenScope: ARM });
+    assert.equal(r.result, 'Failed');
+    assert.match(r.errors.join('\n'), /AADSTS700024.*\n.*idToken had expired/);
+  });
+
+  it('expired secret (AADSTS7000222): advises converting to federation', async () => {
+    const id = crypto.randomUUID();
+    const clientId = crypto.randomUUID();
+    const secret = `old~${crypto.randomBytes(12).toString('base64url')}`;
+    extraSecrets.push(secret);
+    emu.addApp({ clientId, tenantId: TENANT, secrets: [{ value: secret, endDateTime: '2025-01-01T00:00:00Z' }] });
+    const r = await run({ id, scheme: 'ServicePrincipal', authenticationType: 'spnKey', tenantId: TENANT, clientId, secret }, { accessTokenScope: ARM });
+    assert.equal(r.result, 'Failed');
+    const msg = r.errors.join('\n');
+    assert.match(msg, /AADSTS7000222: the client secret has expired/);
+    assert.match(msg, /Convert the service connection to workload identity federation/);
+  });
+
+  it('HTTP 203 with an HTML sign-in page', async () => {
+    const c = federated();
+    emu.inject('oidctoken', { kind: 'html203' });
+    const r = await run(wif(c));
+    assert.equal(r.result, 'Failed');
+    assert.match(r.errors.join('\n'), /answered HTTP 203 .* with an HTML sign-in page/);
+    assert.equal(emu.count('oidctoken'), 1);
+  });
+
+  it('null oidcToken: a clear error, not a crash', async () => {
+    const c = federated();
+    emu.inject('oidctoken', { kind: 'null-oidc' });
+    const r = await run(wif(c));
+    assert.equal(r.result, 'Failed');
+    assert.match(r.errors.join('\n'), /answered without an idToken \("oidcToken": null\)/);
+    assert.doesNotMatch(r.stdout + r.stderr, /Cannot read properties/);
+  });
+
+  it('invalid JSON: says so without echoing the body', async () => {
+    const c = federated();
+    emu.inject('oidctoken', { kind: 'invalid-json' }, Infinity);
+    const r = await run(wif(c));
+    assert.equal(r.result, 'Failed');
+    assert.match(r.errors.join('\n'), /not valid JSON/);
+  });
+
+  it('one 503, then success: exactly 2 requests', async () => {
+    const c = federated();
+    emu.inject('oidctoken', { kind: 'status', status: 503 });
+    const r = await run(wif(c));
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.equal(emu.count('oidctoken'), 2);
+    assert.match(r.log, /HTTP 503; retrying in/);
+  });
+
+  it('429 with Retry-After on the Entra token endpoint is honoured', async () => {
+    const c = federated();
+    emu.inject('entra.token', { kind: '429', retryAfterSeconds: 1 });
+    const r = await run(wif(c), { accessTokenScope: ARM });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.equal(emu.count('entra.token'), 2);
+    assert.match(r.log, /HTTP 429; retrying in 1\.0 s/);
+  });
+
+  it('a connection reset is retried', async () => {
+    const c = federated();
+    emu.inject('oidctoken', { kind: 'reset' });
+    const r = await run(wif(c));
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.equal(emu.count('oidctoken'), 2);
+  });
+
+  it('a hang is ended by the timeout, inside its bound', async () => {
+    const c = federated();
+    emu.inject('oidctoken', { kind: 'hang' }, Infinity);
+    const started = Date.now();
+    const r = await run(wif(c), {}, {}, { WORKLOADIDENTITY_HTTPTIMEOUTSECONDS: '1', WORKLOADIDENTITY_HTTPRETRIES: '1' });
+    const took = Date.now() - started;
+    assert.equal(r.result, 'Failed');
+    assert.match(r.errors.join('\n'), /did not answer within 1 s \(2 attempts\)/);
+    assert.equal(emu.count('oidctoken'), 2);
+    // 2 attempts of 1 s, one backoff of at most 0.5 s, and the process start.
+    assert.ok(took < 4500, `took ${took} ms`);
+  });
+
+  it('bad inputs: each message names the input', async () => {
+    const c = federated();
+    const cases: [Partial<ConnectionEnv> | null, Record<string, string>, RegExp][] = [
+      [null, {}, /Input 'azureSubscription': no service connection is given/],
+      [{ scheme: 'UsernamePassword' as never }, {}, /Input 'azureSubscription': .*'UsernamePassword'/],
+      [{}, { accessTokenScope: 'https://management.azure.com/' }, /Input 'accessTokenScope': .*not a valid scope.*Did you mean 'https:\/\/management\.azure\.com\/\.default'/s],
+      [{}, { accessTokenScope: 'https://management.azure.com/.default https://graph.microsoft.com/.default' }, /Input 'accessTokenScope': .*more than one scope/],
+      [{}, { exportAzureIdentityEnv: 'maybe' }, /Input 'exportAzureIdentityEnv': 'maybe' is not a boolean/],
+    ];
+    for (const [override, inputs, message] of cases) {
+      const conn = { ...wif(c), ...(override ?? {}) };
+      const r = await run(conn, inputs, {}, override === null ? { INPUT_CONNECTEDSERVICENAMEARM: '' } : {});
+      assert.equal(r.result, 'Failed', r.stdout);
+      assert.match(r.errors.join('\n'), message);
+    }
+    assert.equal(emu.count('oidctoken'), 0, 'no request for a bad input');
+  });
+
+  it('exportAzureIdentityEnv: a 0600 token file, removed by the post-job step', async () => {
+    const c = federated();
+    const job = { tempDirectory: fs.mkdtempSync(`${require('node:os').tmpdir()}/wit-job-`) };
+    const r = await run(wif(c), { exportAzureIdentityEnv: 'true', exportTerraformEnv: 'true' }, job);
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    const file = r.variables.AZURE_FEDERATED_TOKEN_FILE.value;
+    assert.ok(file.startsWith(job.tempDirectory));
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.equal(fs.readFileSync(file, 'utf8'), r.variables.idToken.value);
+    assert.equal(r.variables.AZURE_CLIENT_ID.value, c.clientId);
+    assert.equal(r.variables.ARM_USE_OIDC.value, 'true');
+    assert.ok(r.variables.ARM_OIDC_REQUEST_TOKEN.secret);
+    assert.equal(r.variables.ARM_OIDC_REQUEST_URL.value.split('?')[0], r.variables.ARM_OIDC_REQUEST_URL.value);
+    // The post-job step gets the task variables the main step set, as the agent passes them.
+    const state: Record<string, string> = {};
+    for (const [k, v] of Object.entries(r.taskVariables)) state[`VSTS_TASKVARIABLE_${k.replace(/\./g, '_').toUpperCase()}`] = v;
+    const post = await run(wif(c), {}, job, state, 'post.js');
+    assert.equal(post.result, 'Succeeded', post.stdout);
+    assert.ok(!fs.existsSync(file), 'token file removed');
+    const again = await run(wif(c), {}, job, state, 'post.js');
+    assert.equal(again.result, 'Succeeded', 'a second post-job run is harmless');
+  });
+
+  it('the whole flow through a real proxy (tinyproxy), trusting the CA through Agent.CAInfo', async () => {
+    const proxy = await startTinyproxy();
+    try {
+      const c = federated();
+      const r = await run(wif(c), { accessTokenScope: ARM }, { trust: 'agent-cainfo' }, { AGENT_PROXYURL: proxy.url });
+      assert.equal(r.result, 'Succeeded', r.stdout);
+      const connects = proxy.log().split('\n').filter((l) => l.includes(`CONNECT ${emu.host}`));
+      assert.equal(connects.length, 2, proxy.log());
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('a proxy that is down is explained', async () => {
+    const c = federated();
+    const r = await run(wif(c), {}, {}, { AGENT_PROXYURL: 'http://127.0.0.1:9', WORKLOADIDENTITY_HTTPRETRIES: '0' });
+    assert.equal(r.result, 'Failed');
+    assert.match(r.errors.join('\n'), /The proxy http:\/\/127\.0\.0\.1:9 refused the connection/);
+  });
+
+  it('a CA the agent does not trust is explained as a TLS problem', async () => {
+    const c = federated();
+    const env: Record<string, string> = { ...jobEnv(emu), ...connectionEnv(emu, wif(c)), INPUT_CONNECTEDSERVICENAMEARM: c.id };
+    delete env.NODE_EXTRA_CA_CERTS;
+    const r = await runTaskProcess('FetchOidcTokenV1', 'index.js', { env });
+    runs.push(r);
+    assert.equal(r.result, 'Failed');
+    assert.match(r.errors.join('\n'), /TLS connection .* failed.*\n.*not trusted/);
+  });
+});
