@@ -240,12 +240,8 @@ export async function acquireAccessToken(ctx: PipelineContext, conn: Connection,
     }
     throw new TaskFailure({
       what: `The token request to ${ENTRA_SERVICE} for service connection '${conn.id}' failed: ${description.split('\n')[0]}`,
-      cause: conn.scheme === 'ManagedServiceIdentity'
-        ? 'The agent has no managed identity (it does not run on an Azure VM or scale set with one), or the identity named in the connection is not assigned to it.'
-        : 'MSAL could not complete the request.',
-      fix: conn.scheme === 'ManagedServiceIdentity'
-        ? 'Assign the managed identity to the agent\'s VM / scale set, or use a workload identity federation connection.'
-        : 'Re-run with system.debug=true to see MSAL\'s log.',
+      cause: 'MSAL could not complete the request.',
+      fix: 'Re-run with system.debug=true to see MSAL\'s log.',
       code: err.errorCode ? `MSAL_${err.errorCode}` : 'MSAL',
     });
   }
