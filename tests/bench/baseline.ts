@@ -1,0 +1,46 @@
+/**
+ * The yardstick: a dependency-free Node script that makes the same requests as FetchOidcToken
+ * (the Oidctoken call, then the Entra exchange when a scope is given) and prints the same
+ * ##vso commands. No validation, no messages, no retries: the least a task could do.
+ */
+import * as https from 'node:https';
+
+function post(url: string, headers: Record<string, string>, body: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method: 'POST', headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) }, agent: false }, (res) => {
+      let data = '';
+      res.on('data', (c) => (data += c));
+      res.on('end', () => (res.statusCode === 200 ? resolve(data) : reject(new Error(`HTTP ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function main(): Promise<void> {
+  const id = process.env.INPUT_CONNECTEDSERVICENAMEARM!;
+  const auth = JSON.parse(process.env[`ENDPOINT_AUTH_${id}`]!);
+  const jobToken = JSON.parse(process.env.ENDPOINT_AUTH_SYSTEMVSSCONNECTION!).parameters.AccessToken;
+  const url = `${process.env.SYSTEM_OIDCREQUESTURI}?api-version=7.1&serviceConnectionId=${id}`;
+  const idToken = JSON.parse(await post(url, { Authorization: `Bearer ${jobToken}`, 'Content-Type': 'application/json' }, '{}')).oidcToken;
+  console.log(`##vso[task.setsecret]${idToken}`);
+  console.log(`##vso[task.setvariable variable=idToken;isOutput=true;issecret=true;]${idToken}`);
+  const scope = process.env.INPUT_ACCESSTOKENSCOPE;
+  if (scope) {
+    const authority = process.env[`ENDPOINT_DATA_${id}_ENVIRONMENTAUTHORITYURL`];
+    const form = new URLSearchParams({
+      client_id: auth.parameters.serviceprincipalid,
+      scope,
+      grant_type: 'client_credentials',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: idToken,
+    }).toString();
+    const token = JSON.parse(await post(`${authority}${auth.parameters.tenantid}/oauth2/v2.0/token`, { 'Content-Type': 'application/x-www-form-urlencoded' }, form)).access_token;
+    console.log(`##vso[task.setsecret]${token}`);
+    console.log(`##vso[task.setvariable variable=accessToken;isOutput=true;issecret=true;]${token}`);
+  }
+}
+
+main().catch((e) => {
+  console.log(`##vso[task.complete result=Failed;]${(e as Error).message}`);
+});

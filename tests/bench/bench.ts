@@ -1,0 +1,130 @@
+/**
+ * npm run bench: the bundled FetchOidcToken against the emulator, alternating with `node -e 0`
+ * and with a dependency-free script making the same requests, on Node 20 and Node 24.
+ * Prints medians, ratios, peak RSS, requests per run and the .vsix size; fails on a budget.
+ */
+import { spawn } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startEmulator, Emulator } from '../emulator';
+import { connectionEnv, jobEnv } from '../helpers/agent';
+import { DIST } from '../helpers/task-process';
+
+const RUNS = Math.max(10, Number(process.env.BENCH_RUNS ?? 15));
+const root = path.resolve(__dirname, '..', '..', '..');
+const BUDGET = { ratioWithExchange: 2.0, rssMiB: 80, requestsWithout: 1, requestsWith: 2, vsixBytes: 1024 * 1024 };
+
+interface Sample { ms: number; rssKiB?: number; requests?: number; ok: boolean }
+
+function run(node: string, args: string[], env: Record<string, string>, rssFile?: string): Promise<{ ms: number; out: string; code: number | null }> {
+  const started = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const fullEnv = { PATH: process.env.PATH ?? '', ...env, ...(rssFile ? { BENCH_RSS_FILE: rssFile } : {}) };
+    const child = spawn(node, args, { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ ms: Number(process.hrtime.bigint() - started) / 1e6, out, code }));
+  });
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+async function node24(): Promise<string | undefined> {
+  try {
+    const mod = (await import(path.join(root, 'scripts', 'node24.mjs'))) as { ensureNode24(): string };
+    return mod.ensureNode24();
+  } catch (e) {
+    console.log(`Node 24 unavailable: ${(e as Error).message}`);
+    return undefined;
+  }
+}
+
+async function main(): Promise<void> {
+  const emu: Emulator = await startEmulator();
+  const tenantId = crypto.randomUUID();
+  const id = crypto.randomUUID();
+  const clientId = crypto.randomUUID();
+  emu.addServiceConnection({ id, name: 'bench', scheme: 'WorkloadIdentityFederation', tenantId, clientId });
+  const fed = emu.expectedFederation(id);
+  emu.addApp({ clientId, tenantId, federatedCredentials: [{ issuer: fed.issuer, subject: fed.subject, audiences: ['api://AzureADTokenExchange'] }] });
+  const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-bench-'));
+  const base = { ...jobEnv(emu, { tempDirectory: temp, debug: false }), ...connectionEnv(emu, { id, scheme: 'WorkloadIdentityFederation', tenantId, clientId }), INPUT_CONNECTEDSERVICENAMEARM: id };
+  const withScope = { ...base, INPUT_ACCESSTOKENSCOPE: 'https://management.azure.com/.default' };
+  const task = path.join(DIST, 'FetchOidcTokenV1', 'index.js');
+  const baseline = path.join(__dirname, 'baseline.js');
+  const probe = path.join(__dirname, 'rss-probe.js');
+  const rssFile = path.join(temp, 'rss');
+
+  const nodes: [string, string][] = [['Node 20', process.execPath]];
+  const n24 = await node24();
+  if (n24) nodes.push(['Node 24', n24]);
+
+  const vsix = fs.readdirSync(path.join(root, 'dist')).find((f) => f.endsWith('.vsix'));
+  const vsixBytes = vsix ? fs.statSync(path.join(root, 'dist', vsix)).size : NaN;
+  const failures: string[] = [];
+  const rows: string[] = [];
+
+  for (const [label, node] of nodes) {
+    const version = (await run(node, ['--version'], {})).out.trim();
+    const s: Record<string, Sample[]> = { empty: [], task: [], taskScope: [], base: [], baseScope: [] };
+    const measure = async (key: string, args: string[], env: Record<string, string>, count: boolean) => {
+      emu.resetCounts();
+      const r = await run(node, args, env);
+      const requests = count ? Object.values(emu.counts()).reduce((a, b) => a + b, 0) : undefined;
+      const ok = r.code === 0 && !/result=Failed/.test(r.out);
+      if (!ok) throw new Error(`${label} ${key} failed:\n${r.out.slice(-2000)}`);
+      s[key].push({ ms: r.ms, requests, ok });
+    };
+    // Warm the file cache once, then alternate so drift hits every contender alike.
+    await run(node, [task], base);
+    for (let i = 0; i < RUNS; i++) {
+      await measure('empty', ['-e', '0'], {}, false);
+      await measure('task', [task], base, true);
+      await measure('base', [baseline], base, true);
+      await measure('taskScope', [task], withScope, true);
+      await measure('baseScope', [baseline], withScope, true);
+    }
+    const rss = async (env: Record<string, string>) => {
+      const peaks: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        await run(node, ['-r', probe, task], env, rssFile);
+        peaks.push(Number(fs.readFileSync(rssFile, 'utf8')) / 1024);
+      }
+      return Math.max(...peaks);
+    };
+    const rssWithout = await rss(base);
+    const rssWith = await rss(withScope);
+    const m = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, median(v.map((x) => x.ms))]));
+    const req = (k: string) => [...new Set(s[k].map((x) => x.requests))].join('/');
+    const ratio = (a: number, b: number) => (a / b).toFixed(2);
+    rows.push(
+      `${label} (${version}), ${RUNS} runs each, medians:`,
+      `  node -e 0                         ${m.empty.toFixed(1).padStart(7)} ms`,
+      `  FetchOidcToken (idToken only)     ${m.task.toFixed(1).padStart(7)} ms  ratio to node -e 0 ${ratio(m.task, m.empty)}, to baseline script ${ratio(m.task, m.base)} (${m.base.toFixed(1)} ms)  requests ${req('task')}  peak RSS ${rssWithout.toFixed(1)} MiB`,
+      `  FetchOidcToken (with exchange)    ${m.taskScope.toFixed(1).padStart(7)} ms  ratio to node -e 0 ${ratio(m.taskScope, m.empty)}, to baseline script ${ratio(m.taskScope, m.baseScope)} (${m.baseScope.toFixed(1)} ms)  requests ${req('taskScope')}  peak RSS ${rssWith.toFixed(1)} MiB`,
+    );
+    if (m.taskScope / m.empty > BUDGET.ratioWithExchange) failures.push(`${label}: ratio with exchange ${ratio(m.taskScope, m.empty)} > ${BUDGET.ratioWithExchange}`);
+    if (Math.max(rssWith, rssWithout) > BUDGET.rssMiB) failures.push(`${label}: peak RSS ${Math.max(rssWith, rssWithout).toFixed(1)} MiB > ${BUDGET.rssMiB}`);
+    if (req('task') !== String(BUDGET.requestsWithout)) failures.push(`${label}: ${req('task')} requests without exchange, expected ${BUDGET.requestsWithout}`);
+    if (req('taskScope') !== String(BUDGET.requestsWith)) failures.push(`${label}: ${req('taskScope')} requests with exchange, expected ${BUDGET.requestsWith}`);
+  }
+  await emu.stop();
+  fs.rmSync(temp, { recursive: true, force: true });
+  rows.push(`.vsix: ${(vsixBytes / 1024).toFixed(0)} KiB${vsix ? ` (${vsix})` : ' (not built: run npm run package)'}`);
+  if (!(vsixBytes <= BUDGET.vsixBytes)) failures.push(`.vsix ${vsixBytes} bytes > ${BUDGET.vsixBytes}`);
+  console.log(rows.join('\n'));
+  console.log(failures.length ? `\nOver budget:\n  ${failures.join('\n  ')}` : '\nAll budgets met: ratio with exchange <= 2.0, peak RSS <= 80 MiB, 1 and 2 requests, .vsix <= 1 MiB.');
+  process.exitCode = failures.length ? 1 : 0;
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});

@@ -1,0 +1,102 @@
+// node build/tests/emulator/cli.js [--port N] [--dir PKI_DIR] [--connection federated|secret]
+// Starts the emulator with the demo scenario in the foreground and prints, as shell exports, what a
+// task needs to run against it; paste them into another shell and run a bundled task there.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { startEmulator } from './index';
+import { addDemoScenario, agentEnvironment } from './scenario';
+
+interface CliOptions {
+  port: number;
+  dir?: string;
+  connection: 'federated' | 'secret';
+}
+
+function parseArgs(argv: string[]): CliOptions {
+  const options: CliOptions = { port: 0, connection: 'federated' };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--port') {
+      options.port = Number(value());
+      if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) throw new Error('--port must be 0..65535');
+    } else if (arg === '--dir') {
+      options.dir = value();
+    } else if (arg === '--connection') {
+      const c = value();
+      if (c !== 'federated' && c !== 'secret') throw new Error('--connection must be federated or secret');
+      options.connection = c;
+    } else if (arg === '--help' || arg === '-h') {
+      process.stdout.write('usage: cli.js [--port N] [--dir PKI_DIR] [--connection federated|secret]\n');
+      process.exit(0);
+    } else {
+      throw new Error(`unknown argument ${arg}`);
+    }
+  }
+  return options;
+}
+
+function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+// Node's env-file parser takes single-quoted values verbatim; backticks cover a value with a quote.
+function dotenvQuote(value: string): string {
+  if (!value.includes("'")) return `'${value}'`;
+  if (!value.includes('`')) return `\`${value}\``;
+  throw new Error(`cannot write ${JSON.stringify(value)} to an env file`);
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  const emu = await startEmulator({ port: options.port, dir: options.dir });
+  const demo = addDemoScenario(emu);
+  const connectionId = options.connection === 'federated' ? demo.federated.connectionId : demo.secret.connectionId;
+  const env = agentEnvironment(emu, connectionId);
+
+  // The agent names endpoint variables after the connection GUID, which no shell can export; node
+  // reads them from an env file instead.
+  const envFile = path.join(path.dirname(emu.caCertPath), `agent-${options.connection}.env`);
+  fs.writeFileSync(envFile, Object.entries(env).map(([k, v]) => `${k}=${dotenvQuote(v)}`).join('\n') + '\n', { mode: 0o600 });
+  const exportable = Object.entries(env).filter(([k]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k));
+  const other = Object.entries(env).filter(([k]) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k));
+  const out: string[] = [
+    `# Workload identity emulator listening on ${emu.url}`,
+    `# tenant ${demo.tenantId}`,
+    `# federated connection ${demo.federated.connectionId} (app ${demo.federated.clientId})`,
+    `# secret connection    ${demo.secret.connectionId} (app ${demo.secret.clientId})`,
+    `# environment for the ${options.connection} connection, as the agent would set it.`,
+    // Node reads NODE_EXTRA_CA_CERTS before it reads an env file, so it must come from the shell.
+    `# All of it, for a task: NODE_EXTRA_CA_CERTS=${shellQuote(emu.caCertPath)} node --env-file=${shellQuote(envFile)} <bundled task>.js`,
+    ...exportable.map(([k, v]) => `export ${k}=${shellQuote(v)}`),
+    '# names a shell cannot export (they are in the env file):',
+    ...other.map(([k, v]) => `#   ${k}=${shellQuote(v)}`),
+    '# Ctrl-C stops the emulator.',
+  ];
+  process.stdout.write(`${out.join('\n')}\n`);
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`\n${signal}: stopping the emulator\n`);
+    emu.stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        process.stderr.write(`${String(e)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,279 @@
+// Azure DevOps: the Oidctoken API (idTokens for service connections) and the service endpoint API.
+import * as crypto from 'node:crypto';
+import type { Answer, RequestContext, Router } from './server';
+import type { ServiceConnection } from './types';
+import { b64url, guidToDotNetBytes, isGuid, nowSeconds, signJwt } from './jwt';
+import { DEFAULT_PROJECT, EXCHANGE_AUDIENCE, ORGANIZATION, PIPELINE_NAME, World } from './state';
+
+const DEFAULT_CREATOR = { displayName: 'Contoso Admin', id: '9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d', uniqueName: 'admin@contoso.com' };
+
+export function registerDevOps(router: Router, world: World): void {
+  const org = ORGANIZATION.name;
+  router.add({
+    name: 'oidctoken',
+    method: 'POST',
+    path: new RegExp(`^/${org}/(?<project>[^/]+)/_apis/distributedtask/hubs/(?<hostType>[^/]+)/plans/(?<planId>[^/]+)/jobs/(?<jobId>[^/]+)/oidctoken$`, 'i'),
+    handle: (ctx) => oidcToken(ctx, world),
+    errorAnswer: devopsFaultAnswer,
+    truncatedBody: '{"oidcToken":"eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiIsImtp',
+  });
+  router.add({
+    name: 'serviceendpoint',
+    method: 'GET',
+    path: new RegExp(`^/${org}/(?<project>[^/]+)/_apis/serviceendpoint/endpoints/(?<id>[^/]+)$`, 'i'),
+    handle: (ctx) => serviceEndpoint(ctx, world),
+    errorAnswer: devopsFaultAnswer,
+    truncatedBody: '{"data":{"environment":"AzureCloud","scopeLevel":"Subscr',
+  });
+}
+
+/** The issuer and subject an idToken for the connection carries. */
+export function federationOf(sc: ServiceConnection): { issuer: string; subject: string; audience: typeof EXCHANGE_AUDIENCE } {
+  if ((sc.issuerMode ?? 'vstoken') === 'entra') {
+    const t = b64url(guidToDotNetBytes(sc.tenantId));
+    const a = b64url(guidToDotNetBytes(sc.clientId));
+    return {
+      issuer: `https://login.microsoftonline.com/${sc.tenantId.toLowerCase()}/v2.0`,
+      subject: `/eid1/c/pub/t/${t}/a/${a}/sc/${ORGANIZATION.id}/${sc.id.toLowerCase()}`,
+      audience: EXCHANGE_AUDIENCE,
+    };
+  }
+  return {
+    issuer: `https://vstoken.dev.azure.com/${ORGANIZATION.id}`,
+    subject: `sc://${ORGANIZATION.name}/${sc.projectName ?? DEFAULT_PROJECT.name}/${sc.name}`,
+    audience: EXCHANGE_AUDIENCE,
+  };
+}
+
+/** A connection without a subscription still answers with a stable one, like a connection made in the UI. */
+export function subscriptionOf(sc: ServiceConnection): { id: string; name: string } {
+  const h = crypto.createHash('sha256').update(`subscription:${sc.id.toLowerCase()}`).digest('hex');
+  return {
+    id: sc.subscriptionId ?? `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`,
+    name: sc.subscriptionName ?? 'Contoso Production',
+  };
+}
+
+/** Azure DevOps answers a missing or bad token with a sign-in page and 203, not 401. */
+export function signInPageAnswer(): Answer {
+  const body = `<!DOCTYPE html >
+<html>
+  <head>
+    <title>Azure DevOps Services | Sign In</title>
+    <meta http-equiv="X-UA-Compatible" content="IE=11;&#32;IE=10;&#32;IE=9;&#32;IE=8" />
+    <meta name="viewport" content="width=device-width, initial-scale=1" />
+    <link rel="SHORTCUT ICON" href="/favicon.ico"/>
+  </head>
+  <body class="platform">
+    <div class="header-bar"><span class="brand">Azure DevOps</span></div>
+    <div class="content">
+      <h1>Sign in to continue to Azure DevOps</h1>
+      <p>Your session has expired or you are not signed in.</p>
+      <a id="signin" href="https://app.vssps.visualstudio.com/_signin?realm=dev.azure.com&amp;reply_to=https%3A%2F%2Fdev.azure.com%2F${ORGANIZATION.name}%2F">Sign in</a>
+    </div>
+  </body>
+</html>
+`;
+  return {
+    status: 203,
+    contentType: 'text/html; charset=utf-8',
+    body,
+    headers: { 'X-TFS-ProcessId': crypto.randomUUID(), 'X-VSS-E2EID': crypto.randomUUID(), ActivityId: crypto.randomUUID() },
+  };
+}
+
+async function oidcToken(ctx: RequestContext, world: World): Promise<void> {
+  if (!authorized(ctx, world)) return ctx.send(signInPageAnswer());
+  if (!hasApiVersion(ctx)) return sendVersionMissing(ctx);
+  const project = world.findProject(ctx.params.project);
+  if (!project) return sendProjectNotFound(ctx);
+  await ctx.body(); // the client sends {}; read it so keep-alive connections stay usable
+  const connectionId = ctx.query('serviceConnectionId');
+  // Observed: a missing or non-GUID serviceConnectionId yields the pipeline's own token.
+  if (!connectionId || !isGuid(connectionId)) {
+    const token = mintIdToken(world, `https://vstoken.dev.azure.com/${ORGANIZATION.id}`, `p://${ORGANIZATION.name}/${project.name}/${PIPELINE_NAME}`, {});
+    return sendDevOpsJson(ctx, 200, { oidcToken: token });
+  }
+  const sc = world.findConnection(connectionId);
+  if (!sc || (sc.projectName ?? DEFAULT_PROJECT.name).toLowerCase() !== project.name.toLowerCase()) {
+    return sendEndpointNotFound(ctx, connectionId);
+  }
+  const fed = federationOf(sc);
+  const extra: Record<string, unknown> =
+    (sc.issuerMode ?? 'vstoken') === 'entra' ? { tid: sc.tenantId.toLowerCase(), ver: '2.0' } : {};
+  sendDevOpsJson(ctx, 200, { oidcToken: mintIdToken(world, fed.issuer, fed.subject, extra) });
+}
+
+function mintIdToken(world: World, iss: string, sub: string, extra: Record<string, unknown>): string {
+  const now = nowSeconds();
+  const lifetime = world.idTokenLifetimeSeconds;
+  // An already expired token looks like one issued ten minutes before it expired, as a stale one would.
+  const exp = now + lifetime;
+  const iat = lifetime >= 0 ? now : exp - 600;
+  const token = signJwt(
+    { typ: 'JWT', kid: world.pki.devops.kid },
+    { jti: crypto.randomUUID(), sub, aud: EXCHANGE_AUDIENCE, iss, iat, nbf: iat, exp, ...extra },
+    world.pki.devops.privateKey,
+  );
+  world.recordSecret(token);
+  return token;
+}
+
+function serviceEndpoint(ctx: RequestContext, world: World): void {
+  if (!authorized(ctx, world)) return ctx.send(signInPageAnswer());
+  if (!hasApiVersion(ctx)) return sendVersionMissing(ctx);
+  const project = world.findProject(ctx.params.project);
+  if (!project) return sendProjectNotFound(ctx);
+  const sc = isGuid(ctx.params.id) ? world.findConnection(ctx.params.id) : undefined;
+  if (!sc || (sc.projectName ?? DEFAULT_PROJECT.name).toLowerCase() !== project.name.toLowerCase()) {
+    return sendEndpointNotFound(ctx, ctx.params.id);
+  }
+  sendDevOpsJson(ctx, 200, serviceEndpointJson(sc, project));
+}
+
+function serviceEndpointJson(sc: ServiceConnection, project: { id: string; name: string }): unknown {
+  const parameters: Record<string, string | null> = {
+    tenantid: sc.tenantId,
+    serviceprincipalid: sc.clientId,
+  };
+  if (sc.scheme === 'WorkloadIdentityFederation') {
+    const fed = federationOf(sc);
+    parameters.workloadIdentityFederationIssuer = fed.issuer;
+    parameters.workloadIdentityFederationSubject = fed.subject;
+  } else if (sc.scheme === 'ServicePrincipal') {
+    const certificate = sc.authenticationType === 'spnCertificate' || (!sc.authenticationType && sc.servicePrincipalCertificate);
+    parameters.authenticationType = certificate ? 'spnCertificate' : 'spnKey';
+    // The REST API never returns secrets; it says the field exists with null.
+    parameters[certificate ? 'servicePrincipalCertificate' : 'serviceprincipalkey'] = null;
+  } else {
+    delete parameters.serviceprincipalid;
+  }
+  const subscription = subscriptionOf(sc);
+  const ready = sc.isReady ?? true;
+  return {
+    data: {
+      subscriptionId: subscription.id,
+      subscriptionName: subscription.name,
+      environment: 'AzureCloud',
+      scopeLevel: 'Subscription',
+      creationMode: 'Automatic',
+    },
+    id: sc.id,
+    name: sc.name,
+    type: 'azurerm',
+    url: 'https://management.azure.com/',
+    createdBy: sc.createdBy ? { uniqueName: '', ...sc.createdBy } : DEFAULT_CREATOR,
+    description: '',
+    authorization: { parameters, scheme: sc.scheme },
+    isShared: false,
+    isReady: ready,
+    operationStatus: sc.operationStatus ?? { state: ready ? 'Ready' : 'Failed', statusMessage: '' },
+    owner: 'library',
+    serviceEndpointProjectReferences: [{ projectReference: { id: project.id, name: project.name }, name: sc.name, description: '' }],
+  };
+}
+
+// The job token arrives as a Bearer token, or as the password of Basic auth (what PAT-style clients send).
+function authorized(ctx: RequestContext, world: World): boolean {
+  const header = ctx.req.headers.authorization ?? '';
+  const bearer = /^Bearer\s+(.+)$/i.exec(header);
+  if (bearer) return bearer[1].trim() === world.jobAccessToken;
+  const basic = /^Basic\s+(.+)$/i.exec(header);
+  if (basic) {
+    const decoded = Buffer.from(basic[1].trim(), 'base64').toString('utf8');
+    return decoded.slice(decoded.indexOf(':') + 1) === world.jobAccessToken;
+  }
+  return false;
+}
+
+function hasApiVersion(ctx: RequestContext): boolean {
+  return !!ctx.query('api-version') || /api-version=/i.test(String(ctx.req.headers.accept ?? ''));
+}
+
+function devopsHeaders(): Record<string, string> {
+  return { ActivityId: crypto.randomUUID(), 'X-TFS-Session': crypto.randomUUID(), 'X-VSS-E2EID': crypto.randomUUID() };
+}
+
+function sendDevOpsJson(ctx: RequestContext, status: number, value: unknown): void {
+  const version = ctx.query('api-version') ?? '7.1';
+  ctx.send({
+    status,
+    contentType: `application/json; charset=utf-8; api-version=${version}`,
+    body: JSON.stringify(value),
+    headers: devopsHeaders(),
+  });
+}
+
+/** The error body every Azure DevOps REST API uses. */
+export function devopsErrorBody(message: string, typeName: string, typeKey: string, eventId = 3000): Record<string, unknown> {
+  return { $id: '1', innerException: null, message, typeName, typeKey, errorCode: 0, eventId };
+}
+
+function sendEndpointNotFound(ctx: RequestContext, id: string): void {
+  sendDevOpsJson(
+    ctx,
+    404,
+    devopsErrorBody(
+      `Service connection with id '${id}' does not exist or has not been authorized for use in this pipeline. For authorization details, refer to https://aka.ms/yamlauthz.`,
+      'Microsoft.TeamFoundation.DistributedTask.WebApi.ServiceEndpointNotFoundException, Microsoft.TeamFoundation.DistributedTask.WebApi',
+      'ServiceEndpointNotFoundException',
+    ),
+  );
+}
+
+function sendProjectNotFound(ctx: RequestContext): void {
+  sendDevOpsJson(
+    ctx,
+    404,
+    devopsErrorBody(
+      `TF200016: The following project does not exist: ${ctx.params.project}. Verify that the name of the project is correct and that the project exists on the specified Azure DevOps Server.`,
+      'Microsoft.TeamFoundation.Core.WebApi.ProjectDoesNotExistWithNameException, Microsoft.TeamFoundation.Core.WebApi',
+      'ProjectDoesNotExistWithNameException',
+    ),
+  );
+}
+
+function sendVersionMissing(ctx: RequestContext): void {
+  sendDevOpsJson(
+    ctx,
+    400,
+    devopsErrorBody(
+      `No api-version was supplied for the "${ctx.req.method}" request. The version must be supplied either as part of the Accept header (e.g. "application/json; api-version=1.0") or as a query parameter (e.g. "?api-version=1.0").`,
+      'Microsoft.VisualStudio.Services.WebApi.VssVersionNotSpecifiedException, Microsoft.VisualStudio.Services.WebApi',
+      'VssVersionNotSpecifiedException',
+    ),
+  );
+}
+
+function devopsFaultAnswer(status: number): Answer {
+  const activity = crypto.randomUUID();
+  let body: Record<string, unknown>;
+  if (status === 429) {
+    body = devopsErrorBody(
+      `TF400733: The request has been canceled: Request was blocked due to exceeding usage of resource 'Concurrency' in namespace 'User'. For more information on why your request was blocked, see the topic "Rate limits" on the Microsoft Web site (https://go.microsoft.com/fwlink/?LinkId=823950).`,
+      'Microsoft.VisualStudio.Services.WebApi.RequestBlockedException, Microsoft.VisualStudio.Services.WebApi',
+      'RequestBlockedException',
+    );
+  } else if (status >= 500) {
+    body = devopsErrorBody(
+      status === 503
+        ? `TF400898: The service is temporarily unavailable. Please retry the request. Activity Id: ${activity}.`
+        : `TF400898: An Internal Error Occurred. Activity Id: ${activity}.`,
+      'Microsoft.VisualStudio.Services.Common.VssServiceException, Microsoft.VisualStudio.Services.Common',
+      'VssServiceException',
+      0,
+    );
+  } else {
+    body = devopsErrorBody(
+      `The request failed with status code ${status}. Activity Id: ${activity}.`,
+      'Microsoft.VisualStudio.Services.Common.VssServiceException, Microsoft.VisualStudio.Services.Common',
+      'VssServiceException',
+    );
+  }
+  return {
+    status,
+    contentType: 'application/json; charset=utf-8',
+    body: JSON.stringify(body),
+    headers: { ...devopsHeaders(), ActivityId: activity },
+  };
+}

@@ -1,0 +1,219 @@
+// Local emulator of Azure DevOps (Oidctoken, service endpoints), Microsoft Entra ID and Azure IMDS on
+// one HTTPS server, so that tasks can be run end to end exactly as the agent runs them.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type {
+  AppRegistration,
+  Emulator,
+  EmulatorOptions,
+  Fault,
+  Jwk,
+  ManagedIdentity,
+  RouteName,
+  ServiceConnection,
+  TokenRequestRecord,
+} from './types';
+import { EmulatorServer, Router } from './server';
+import { FaultQueue, applyFault } from './faults';
+import { loadOrCreatePki, makeSelfSignedCertificate } from './pki';
+import { World, ORGANIZATION, DEFAULT_PROJECT } from './state';
+import { federationOf, registerDevOps } from './devops';
+import { devopsJwk, entraJwk, registerEntra } from './entra';
+import { registerImds } from './imds';
+
+export type {
+  AppRegistration,
+  Emulator,
+  EmulatorOptions,
+  Fault,
+  FederatedCredential,
+  Jwk,
+  ManagedIdentity,
+  RouteName,
+  ServiceConnection,
+  TokenRequestRecord,
+} from './types';
+export { addDemoScenario, agentEnvironment } from './scenario';
+
+export const ROUTE_NAMES: readonly RouteName[] = [
+  'oidctoken',
+  'serviceendpoint',
+  'entra.token',
+  'entra.openid',
+  'entra.discovery',
+  'entra.keys',
+  'imds',
+];
+/** counts() key for requests no route matched */
+export const UNMATCHED = 'unmatched';
+
+export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
+  const ownDir = options.dir === undefined;
+  const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'wit-emulator-'));
+  try {
+    const pki = await loadOrCreatePki(dir);
+    const world = new World(pki);
+    const router = new Router();
+    registerDevOps(router, world);
+    registerEntra(router, world);
+    registerImds(router, world);
+
+    const counters = new Map<string, number>();
+    const resetCounters = () => {
+      for (const name of [...ROUTE_NAMES, ...router.names(), UNMATCHED]) counters.set(name, 0);
+    };
+    resetCounters();
+    const faults = new FaultQueue();
+    const server = new EmulatorServer({
+      key: pki.serverKeyPem,
+      cert: pki.serverCertPem,
+      router,
+      intercept: (route, ctx) => {
+        counters.set(route.name, (counters.get(route.name) ?? 0) + 1);
+        const fault = faults.take(route.name);
+        if (!fault) return false;
+        applyFault(fault, route, ctx);
+        return true;
+      },
+      onUnmatched: () => counters.set(UNMATCHED, (counters.get(UNMATCHED) ?? 0) + 1),
+    });
+    const port = await server.listen(options.port ?? 0);
+    world.url = `https://127.0.0.1:${port}`;
+    world.host = `127.0.0.1:${port}`;
+
+    return new EmulatorImpl(world, server, faults, counters, resetCounters, router.names(), ownDir ? dir : undefined);
+  } catch (e) {
+    if (ownDir) fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+class EmulatorImpl implements Emulator {
+  readonly url: string;
+  readonly host: string;
+  readonly caCertPath: string;
+  readonly organization = { name: ORGANIZATION.name, id: ORGANIZATION.id };
+  readonly collectionUri: string;
+  readonly projectId = DEFAULT_PROJECT.id;
+  readonly planId = crypto.randomUUID();
+  readonly jobId = crypto.randomUUID();
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    private readonly world: World,
+    private readonly server: EmulatorServer,
+    private readonly faults: FaultQueue,
+    private readonly counters: Map<string, number>,
+    private readonly resetCounters: () => void,
+    private readonly routeNames: string[],
+    private readonly dirToRemove: string | undefined,
+  ) {
+    this.url = world.url;
+    this.host = world.host;
+    this.caCertPath = world.pki.caCertPath;
+    this.collectionUri = `${world.url}/${ORGANIZATION.name}/`;
+  }
+
+  get jobAccessToken(): string {
+    return this.world.jobAccessToken;
+  }
+
+  set jobAccessToken(value: string) {
+    this.world.jobAccessToken = value;
+  }
+
+  get idTokenLifetimeSeconds(): number {
+    return this.world.idTokenLifetimeSeconds;
+  }
+
+  set idTokenLifetimeSeconds(value: number) {
+    this.world.idTokenLifetimeSeconds = value;
+  }
+
+  addApp(app: AppRegistration): void {
+    this.world.addApp(app);
+  }
+
+  addServiceConnection(sc: ServiceConnection): void {
+    this.world.addServiceConnection(sc);
+    if (sc.servicePrincipalCertificate) this.recordPem(sc.servicePrincipalCertificate);
+  }
+
+  addManagedIdentity(mi: ManagedIdentity): void {
+    this.world.addManagedIdentity(mi);
+  }
+
+  getApp(clientId: string): AppRegistration | undefined {
+    const app = this.world.findAppAnyTenant(clientId);
+    return app && structuredClone(app);
+  }
+
+  getServiceConnection(id: string): ServiceConnection | undefined {
+    const sc = this.world.findConnection(id);
+    return sc && structuredClone(sc);
+  }
+
+  expectedFederation(connectionId: string): { issuer: string; subject: string; audience: 'api://AzureADTokenExchange' } {
+    const sc = this.world.findConnection(connectionId);
+    if (!sc) throw new Error(`no service connection ${connectionId} registered`);
+    return federationOf(sc);
+  }
+
+  inject(route: RouteName, fault: Fault, times = 1): void {
+    if (!this.routeNames.includes(route)) throw new TypeError(`unknown route ${route}; routes: ${this.routeNames.join(', ')}`);
+    this.faults.add(route, fault, times);
+  }
+
+  clearFaults(): void {
+    this.faults.clear();
+  }
+
+  count(route: RouteName): number {
+    return this.counters.get(route) ?? 0;
+  }
+
+  counts(): Record<string, number> {
+    return Object.fromEntries(this.counters);
+  }
+
+  resetCounts(): void {
+    this.resetCounters();
+  }
+
+  issuedTokens(): string[] {
+    return this.world.allSecrets();
+  }
+
+  lastTokenRequest(): TokenRequestRecord | undefined {
+    return this.world.lastTokenRequest && { ...this.world.lastTokenRequest };
+  }
+
+  signingKeys(): { devops: Jwk; entra: Jwk } {
+    return { devops: devopsJwk(this.world), entra: entraJwk(this.world) };
+  }
+
+  makeClientCertificate(commonName: string): { certificatePem: string; privateKeyPem: string } {
+    const pair = makeSelfSignedCertificate(commonName);
+    this.recordPem(pair.privateKeyPem);
+    return pair;
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.server.close().then(() => {
+      if (this.dirToRemove) fs.rmSync(this.dirToRemove, { recursive: true, force: true });
+    });
+    return this.stopping;
+  }
+
+  // A key printed to a log arrives line by line, so besides the whole PEM one full base64 line of
+  // each key block is recorded: finding it in output means the key leaked.
+  private recordPem(pem: string): void {
+    this.world.recordSecret(pem);
+    for (const block of pem.matchAll(/-----BEGIN [A-Z ]*PRIVATE KEY-----\r?\n([\s\S]*?)-----END [A-Z ]*PRIVATE KEY-----/g)) {
+      const lines = block[1].split(/\r?\n/).filter((l) => l.length === 64);
+      this.world.recordSecret(lines[Math.min(2, lines.length - 1)]);
+    }
+  }
+}
