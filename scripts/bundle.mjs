@@ -8,6 +8,23 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const out = path.join(root, 'dist', 'tasks');
 fs.rmSync(out, { recursive: true, force: true });
 
+const lazyJsonwebtoken = {
+  name: 'lazy-jsonwebtoken',
+  setup(b) {
+    b.onResolve({ filter: /^jsonwebtoken$/ }, () => ({ path: path.join(root, 'scripts', 'shims', 'jsonwebtoken-lazy.js') }));
+  },
+};
+
+// MSAL is a quarter of a task's code and only runs when a token is exchanged: it goes in its own
+// file beside the entry points, which the entry requires on first use, so a run that never
+// exchanges never compiles it.
+const msalApart = {
+  name: 'msal-apart',
+  setup(b) {
+    b.onResolve({ filter: /^@azure\/msal-node$/ }, () => ({ path: './msal.js', external: true }));
+  },
+};
+
 const taskDirs = fs.readdirSync(path.join(root, 'tasks'), { withFileTypes: true })
   .filter((d) => d.isDirectory() && fs.existsSync(path.join(root, 'tasks', d.name, 'task.json')))
   .map((d) => d.name);
@@ -30,11 +47,28 @@ for (const name of taskDirs) {
       platform: 'node',
       target: 'node20',
       format: 'cjs',
-      minify: true,
+      minify: process.env.BUNDLE_MINIFY !== '0',
       legalComments: 'eof',
       logLevel: 'warning',
-      // Keep the shape of task-lib's require of its own resources, which esbuild cannot see.
       mainFields: ['main', 'module'],
+      plugins: [lazyJsonwebtoken, msalApart],
+    });
+  }
+  const usesMsal = [...targets].some((t) => fs.readFileSync(path.join(dest, t), 'utf8').includes('require("./msal.js")'));
+  if (usesMsal) {
+    targets.add('msal.js');
+    await build({
+      stdin: { contents: "module.exports = require('@azure/msal-node');", resolveDir: root, loader: 'js' },
+      outfile: path.join(dest, 'msal.js'),
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'cjs',
+      minify: process.env.BUNDLE_MINIFY !== '0',
+      legalComments: 'eof',
+      logLevel: 'warning',
+      mainFields: ['main', 'module'],
+      plugins: [lazyJsonwebtoken],
     });
   }
   fs.copyFileSync(path.join(src, 'task.json'), path.join(dest, 'task.json'));

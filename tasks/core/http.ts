@@ -75,6 +75,8 @@ export function retryAfterMs(value: string | string[] | undefined, now = Date.no
 
 export class HttpClient {
   private readonly ca?: string[];
+  /** Built once: a context with a few hundred CA certificates costs milliseconds to create. */
+  private contexts = new Map<string, tls.SecureContext>();
 
   constructor(
     readonly policy: HttpPolicy = DEFAULT_POLICY,
@@ -128,6 +130,20 @@ export class HttpClient {
     }
   }
 
+  /** Node's default context, or one with the agent's CA and, for the Azure DevOps host, its client certificate. */
+  private secureContextFor(host: string): tls.SecureContext | undefined {
+    const cc = this.tlsSettings.clientCert;
+    const withCert = !!cc && cc.host.toLowerCase() === host.toLowerCase();
+    if (!this.ca && !withCert) return undefined;
+    const key = withCert ? 'client-cert' : 'ca';
+    let ctx = this.contexts.get(key);
+    if (!ctx) {
+      ctx = tls.createSecureContext({ ca: this.ca, ...(withCert ? { cert: cc!.cert, key: cc!.key, passphrase: cc!.passphrase } : {}) });
+      this.contexts.set(key, ctx);
+    }
+    return ctx;
+  }
+
   /** Exponential backoff with full jitter, capped at 8 s. */
   private backoff(attempt: number): number {
     const cap = Math.min(8_000, this.policy.backoffBaseMs * 2 ** (attempt - 1));
@@ -142,7 +158,7 @@ export class HttpClient {
     if (req.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(req.body));
 
     const isHttps = url.protocol === 'https:';
-    const options: https.RequestOptions = {
+    const options: https.RequestOptions & { secureContext?: tls.SecureContext } = {
       method: req.method,
       host: url.hostname.replace(/^\[|\]$/g, ''),
       port: url.port || (isHttps ? 443 : 80),
@@ -151,14 +167,8 @@ export class HttpClient {
       agent: false,
     };
     if (isHttps) {
-      options.ca = this.ca;
       options.servername = net.isIP(options.host as string) ? undefined : (options.host as string);
-      const cc = this.tlsSettings.clientCert;
-      if (cc && cc.host.toLowerCase() === url.host.toLowerCase()) {
-        options.cert = cc.cert;
-        options.key = cc.key;
-        options.passphrase = cc.passphrase;
-      }
+      options.secureContext = this.secureContextFor(url.host);
     }
 
     let tunnel: Duplex | undefined;
@@ -204,7 +214,7 @@ export class HttpClient {
   }
 
   /** Opens a CONNECT tunnel through the proxy and wraps it in TLS to the target. */
-  private connectTunnel(proxy: ProxySettings, target: URL, options: https.RequestOptions, deadline: number): Promise<Duplex> {
+  private connectTunnel(proxy: ProxySettings, target: URL, options: https.RequestOptions & { secureContext?: tls.SecureContext }, deadline: number): Promise<Duplex> {
     const p = new URL(proxy.url);
     const authority = `${target.hostname}:${target.port || 443}`;
     const headers: Record<string, string> = { Host: authority };
@@ -226,14 +236,7 @@ export class HttpClient {
           socket.destroy();
           return fail(Object.assign(new Error(`the proxy answered ${res.statusCode} ${res.statusMessage ?? ''}`.trim()), { code: 'PROXY_CONNECT' }));
         }
-        const secure = tls.connect({
-          socket,
-          servername: options.servername as string | undefined,
-          ca: options.ca,
-          cert: options.cert,
-          key: options.key,
-          passphrase: options.passphrase,
-        });
+        const secure = tls.connect({ socket, servername: options.servername as string | undefined, secureContext: options.secureContext });
         secure.once('secureConnect', () => {
           if (done) return;
           done = true;
