@@ -173,16 +173,19 @@ function claimEvidence(c: FailureContext): string[] {
   const out: string[] = [];
   const p = c.presented;
   if (p) {
-    out.push(`  Token issuer (iss):    ${p.iss ?? '(none)'}`);
-    if (c.expected?.issuer) out.push(`  Expected issuer:       ${c.expected.issuer}`);
-    out.push(`  Token subject (sub):   ${p.sub ?? '(none)'}`);
-    if (c.expected?.subject) out.push(`  Expected subject:      ${c.expected.subject}`);
-    out.push(`  Token audience (aud):  ${Array.isArray(p.aud) ? p.aud.join(', ') : p.aud ?? '(none)'}`);
-    out.push(`  Expected audience:     api://AzureADTokenExchange`);
-    if (p.exp) out.push(`  Token expires (exp):   ${new Date(p.exp * 1000).toISOString()}`);
-  } else if (c.expected?.issuer || c.expected?.subject) {
-    out.push(`  Expected issuer:  ${c.expected.issuer ?? '(unknown)'}`, `  Expected subject: ${c.expected.subject ?? '(unknown)'}`);
+    out.push('  Presented (the idToken from Azure DevOps):');
+    out.push(`    issuer:   ${p.iss ?? '(none)'}`);
+    out.push(`    subject:  ${p.sub ?? '(none)'}`);
+    out.push(`    audience: ${Array.isArray(p.aud) ? p.aud.join(', ') : p.aud ?? '(none)'}`);
+    if (p.exp) out.push(`    expires:  ${new Date(p.exp * 1000).toISOString()}`);
   }
+  const e = c.expected;
+  if (e?.issuer || e?.subject) {
+    out.push('  Expected (the service connection in Azure DevOps):');
+    out.push(`    issuer:   ${e.issuer ?? '(unknown)'}${p && e.issuer === p.iss ? '  (same as presented)' : ''}`);
+    out.push(`    subject:  ${e.subject ?? '(unknown)'}${p && e.subject === p.sub ? '  (same as presented)' : ''}`);
+  }
+  if (p || e) out.push('  The federated credential must have exactly this issuer and subject (case-sensitive) and the audience api://AzureADTokenExchange.');
   return out;
 }
 

@@ -36,9 +36,10 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-async function node24(): Promise<string | undefined> {
+function node24(): string | undefined {
   try {
-    const mod = (await import(path.join(root, 'scripts', 'node24.mjs'))) as { ensureNode24(): string };
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const mod = require(path.join(root, 'scripts', 'node24.cjs')) as { ensureNode24(): string };
     return mod.ensureNode24();
   } catch (e) {
     console.log(`Node 24 unavailable: ${(e as Error).message}`);
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
   const rssFile = path.join(temp, 'rss');
 
   const nodes: [string, string][] = [['Node 20', process.execPath]];
-  const n24 = await node24();
+  const n24 = node24();
   if (n24) nodes.push(['Node 24', n24]);
 
   const vsix = fs.readdirSync(path.join(root, 'dist')).find((f) => f.endsWith('.vsix'));

