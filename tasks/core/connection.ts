@@ -4,6 +4,7 @@
  * that write values to the debug log.
  */
 import * as tl from 'azure-pipelines-task-lib/task';
+import { mask } from './variables';
 import { Cloud, cloudByName } from './clouds';
 import { InputError, TaskFailure } from './failures';
 
@@ -127,7 +128,7 @@ export function readConnection(inputName: string, yamlName = inputName): Connect
 
   const serverIdToken = param(p, 'idToken');
   if (serverIdToken) {
-    tl.setSecret(serverIdToken);
+    mask(serverIdToken);
     conn.serverIdToken = serverIdToken;
   }
   if (scheme === 'ServicePrincipalSecret') {
@@ -140,7 +141,7 @@ export function readConnection(inputName: string, yamlName = inputName): Connect
         code: 'NO_SECRET',
       });
     }
-    tl.setSecret(conn.clientSecret);
+    mask(conn.clientSecret);
   }
   if (scheme === 'ServicePrincipalCertificate') {
     conn.clientCertificatePem = param(p, 'servicePrincipalCertificate');

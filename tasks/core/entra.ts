@@ -6,6 +6,7 @@
  */
 import * as crypto from 'node:crypto';
 import * as tl from 'azure-pipelines-task-lib/task';
+import { mask } from './variables';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
 import { Connection } from './connection';
 import { PipelineContext } from './pipeline-context';
@@ -248,6 +249,6 @@ export async function acquireAccessToken(ctx: PipelineContext, conn: Connection,
   if (!result?.accessToken) {
     throw new TaskFailure({ what: `${ENTRA_SERVICE} returned no access token for service connection '${conn.id}'.`, cause: 'An unexpected answer.', fix: 'Re-run the job.', code: 'NO_ACCESS_TOKEN' });
   }
-  tl.setSecret(result.accessToken);
+  mask(result.accessToken);
   return { token: result.accessToken, expiresOn: result.expiresOn ?? new Date(Date.now() + 3600_000), scope };
 }

@@ -4,6 +4,7 @@
  * System.OidcRequestUri, then the URL built from the collection, project, plan and job.
  */
 import * as tl from 'azure-pipelines-task-lib/task';
+import { mask } from './variables';
 import { Connection } from './connection';
 import { PipelineContext } from './pipeline-context';
 import { decodeJwt, JwtClaims } from './claims';
@@ -95,7 +96,7 @@ export class OidcTokenClient {
         code: 'NULL_OIDC_TOKEN',
       });
     }
-    tl.setSecret(token);
+    mask(token);
     const { claims } = decodeJwt(token, `The idToken from ${OIDC_SERVICE}`);
     return { token, claims, source: 'oidctoken-api' };
   }

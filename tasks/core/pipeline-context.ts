@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as tl from 'azure-pipelines-task-lib/task';
+import { mask } from './variables';
 import { DEFAULT_POLICY, HttpClient, HttpPolicy, ProxySettings, TlsSettings } from './http';
 import { TaskFailure } from './failures';
 
@@ -50,7 +51,7 @@ function numberVariable(name: string, fallback: number, min: number, max: number
 export function readProxy(): ProxySettings | undefined {
   const cfg = tl.getHttpProxyConfiguration();
   if (!cfg?.proxyUrl) return undefined;
-  if (cfg.proxyPassword) tl.setSecret(cfg.proxyPassword);
+  if (cfg.proxyPassword) mask(cfg.proxyPassword);
   const bypass: RegExp[] = [];
   for (const pattern of cfg.proxyBypassHosts ?? []) {
     try {
@@ -80,7 +81,7 @@ export function readTls(collectionUri: string): TlsSettings {
   const out: TlsSettings = {};
   if (cfg?.caFile) out.ca = [readFileSetting(cfg.caFile, 'CA certificate')];
   if (cfg?.certFile && cfg.keyFile && collectionUri) {
-    if (cfg.passphrase) tl.setSecret(cfg.passphrase);
+    if (cfg.passphrase) mask(cfg.passphrase);
     out.clientCert = {
       host: new URL(collectionUri).host,
       cert: readFileSetting(cfg.certFile, 'client certificate'),
@@ -142,6 +143,6 @@ export function readJobAccessToken(): string {
       code: 'NO_JOB_TOKEN',
     });
   }
-  tl.setSecret(value);
+  mask(value);
   return value;
 }

@@ -4,15 +4,24 @@
  */
 import * as tl from 'azure-pipelines-task-lib/task';
 
+const masked = new Set<string>();
+
+/** Masks a value in every later log line; once per value, however many places hold it. */
+export function mask(value: string | undefined): void {
+  if (!value || masked.has(value)) return;
+  masked.add(value);
+  tl.setSecret(value);
+}
+
 export function setOutput(name: string, value: string | undefined, secret = false): void {
   if (value === undefined) return;
-  if (secret) tl.setSecret(value);
+  if (secret) mask(value);
   tl.setVariable(name, value, secret, true);
 }
 
 /** A job variable for later steps; non-secret ones reach their environment as NAME. */
 export function setJobVariable(name: string, value: string, secret = false): void {
-  if (secret) tl.setSecret(value);
+  if (secret) mask(value);
   tl.setVariable(name, value, secret, false);
 }
 

@@ -503,7 +503,7 @@ describe('emulator', function () {
       const demo = addDemoScenario(emu);
       const env = agentEnvironment(emu, demo.federated.connectionId, { AGENT_TEMPDIRECTORY: '/tmp/x' });
       const id = demo.federated.connectionId;
-      assert.equal(env.INPUT_AZURESUBSCRIPTION, id);
+      assert.equal(env.INPUT_CONNECTEDSERVICENAMEARM, id);
       assert.equal(env.NODE_EXTRA_CA_CERTS, emu.caCertPath);
       assert.equal(env.AGENT_TEMPDIRECTORY, '/tmp/x');
       assert.deepEqual(JSON.parse(env[`ENDPOINT_AUTH_${id}`]), {

@@ -101,7 +101,8 @@ export function agentEnvironment(emu: Emulator, connectionId: string, extra: Rec
     ENDPOINT_AUTH_SYSTEMVSSCONNECTION: JSON.stringify({ parameters: { AccessToken: emu.jobAccessToken }, scheme: 'OAuth' }),
     ENDPOINT_AUTH_SCHEME_SYSTEMVSSCONNECTION: 'OAuth',
     ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN: emu.jobAccessToken,
-    INPUT_AZURESUBSCRIPTION: id,
+    // The agent passes an input under its task.json name, never its YAML alias (azureSubscription).
+    INPUT_CONNECTEDSERVICENAMEARM: id,
   };
 
   const parameters: Record<string, string> = { tenantid: sc.tenantId, serviceprincipalid: sc.clientId };
