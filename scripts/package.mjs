@@ -1,6 +1,7 @@
 // Packs dist/ into a .vsix with tfx. The publisher and extension id can be overridden for a
 // private install:  npm run package -- --publisher my-org --extension-id wit-private
-//   (or PUBLISHER=my-org EXTENSION_ID=wit-private npm run package)
+//   (or PUBLISHER=my-org EXTENSION_ID=wit-private npm run package); --out-dir DIR writes the
+//   .vsix elsewhere than dist/.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,13 +26,14 @@ for (const [what, v] of [['publisher', publisher], ['extension id', extensionId]
   }
 }
 // The manifest's paths are those of the package: stage the built tasks, images and overview so.
-const outDir = path.join(root, 'dist');
-const stage = path.join(outDir, 'extension');
-fs.rmSync(stage, { recursive: true, force: true });
-fs.mkdirSync(stage, { recursive: true });
+const dist = path.join(root, 'dist');
+const outDir = path.resolve(option('out-dir', 'VSIX_OUT_DIR') ?? dist);
+fs.mkdirSync(dist, { recursive: true });
+const stage = fs.mkdtempSync(path.join(dist, 'extension-'));
+process.on('exit', () => fs.rmSync(stage, { recursive: true, force: true }));
 for (const f of ['vss-extension.json', 'overview.md', 'LICENSE']) fs.copyFileSync(path.join(root, f), path.join(stage, f));
 fs.cpSync(path.join(root, 'images'), path.join(stage, 'images'), { recursive: true });
-fs.cpSync(path.join(outDir, 'tasks'), path.join(stage, 'tasks'), { recursive: true });
+fs.cpSync(path.join(dist, 'tasks'), path.join(stage, 'tasks'), { recursive: true });
 for (const file of manifest.files) {
   if (!fs.existsSync(path.join(stage, file.path))) {
     console.error(`${file.path} is missing from the build: run npm run build first.`);
@@ -39,6 +41,7 @@ for (const file of manifest.files) {
   }
 }
 
+fs.mkdirSync(outDir, { recursive: true });
 for (const f of fs.readdirSync(outDir)) if (f.endsWith('.vsix')) fs.rmSync(path.join(outDir, f));
 const tfx = path.join(root, 'node_modules', 'tfx-cli', '_build', 'tfx-cli.js');
 const cmd = ['extension', 'create', '--root', stage, '--manifest-globs', 'vss-extension.json', '--output-path', outDir, '--publisher', publisher, '--extension-id', extensionId, '--no-prompt', '--json'];

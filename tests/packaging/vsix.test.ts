@@ -5,6 +5,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import Ajv from 'ajv-draft-04';
 import { readZip, ZipEntry } from '../helpers/zip';
 
@@ -63,6 +64,21 @@ describe('the .vsix package', () => {
     assert.ok(ids.length >= 1);
     assert.equal(new Set(ids.map((i) => i.toLowerCase())).size, ids.length);
     for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
+  });
+
+  it('takes another publisher and extension id at package time, for a private install', function () {
+    this.timeout(60_000);
+    const out = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'wit-vsix-'));
+    try {
+      execFileSync(process.execPath, [path.join(root, 'scripts', 'package.mjs'), '--publisher', 'contoso-private', '--extension-id', 'wit-private', '--out-dir', out], { cwd: root, stdio: 'pipe' });
+      const [file] = fs.readdirSync(out).filter((f) => f.endsWith('.vsix'));
+      assert.match(file, /^contoso-private\.wit-private-\d+\.\d+\.\d+\.vsix$/);
+      const manifest = readZip(path.join(out, file)).find((e) => e.name === 'extension.vsixmanifest')!.data.toString('utf8');
+      assert.match(manifest, /<Identity [^>]*Id="wit-private"[^>]*Publisher="contoso-private"/);
+      assert.throws(() => execFileSync(process.execPath, [path.join(root, 'scripts', 'package.mjs'), '--publisher', 'bad name', '--out-dir', out], { cwd: root, stdio: 'pipe' }), /not valid/);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
   });
 
   it('validates each task.json against the official schema', function () {
