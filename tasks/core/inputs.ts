@@ -41,3 +41,12 @@ export function scopeInput(name: string): string | undefined {
     `Give one resource followed by /.default, e.g. https://management.azure.com/.default, or 499b84ac-1321-427f-aa17-267ca6975798/.default for the Azure DevOps REST API.${hint}`,
   );
 }
+
+/** One of a fixed set of values (pickList inputs), case-insensitive. */
+export function choiceInput<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+  const raw = stringInput(name);
+  if (raw === undefined) return fallback;
+  const hit = allowed.find((a) => a.toLowerCase() === raw.toLowerCase());
+  if (!hit) throw new InputError(name, `'${raw}' is not one of ${allowed.map((a) => `'${a}'`).join(', ')}`, `Set ${name} to ${allowed.join(' or ')} (default ${fallback}).`);
+  return hit;
+}

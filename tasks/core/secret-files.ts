@@ -25,11 +25,12 @@ export function makeSecretDir(tempDirectory: string, prefix: string): string {
 }
 
 /** Writes `content` to `file` with mode 0600: a temp file beside it, then rename. */
-export function writeSecretFile(file: string, content: string): void {
+export function writeSecretFile(file: string, content: string | Buffer): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${crypto.randomBytes(6).toString('hex')}.tmp`);
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
   try {
-    fs.writeSync(fd, content);
+    if (typeof content === 'string') fs.writeSync(fd, content);
+    else fs.writeSync(fd, content);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);

@@ -1,0 +1,79 @@
+/** AcrLoginFederated@1: docker, podman, skopeo and helm logged in to ACR with no secret. */
+import * as tl from 'azure-pipelines-task-lib/task';
+import { readPipelineContext } from '../core/pipeline-context';
+import { conversionAdvice, describeScheme, readConnection } from '../core/connection';
+import { OidcTokenClient } from '../core/oidc-token';
+import { acquireAccessToken } from '../core/entra';
+import { describeIdToken } from '../core/claims';
+import { choiceInput, stringInput } from '../core/inputs';
+import { InputError } from '../core/failures';
+import { checkTrusted, normalizeHost, RegistryHost, splitList, toLoginServer } from '../core/registries';
+import { acrScope, exchangeForRefreshToken } from '../core/acr';
+import { backupUserConfig, mergeWarnings, writeJobConfig, writeMergedUserConfig } from '../core/registry-auth';
+import { setJobVariable, setOutput, setTaskState } from '../core/variables';
+import { runTask } from '../core/task-runner';
+import { JOB_DIR_STATE, USER_BACKUP_STATE } from './state';
+
+async function main(): Promise<void> {
+  const ctx = readPipelineContext();
+  const conn = readConnection('connectedServiceNameARM', 'azureSubscription');
+
+  // Every host is checked before any token exists.
+  const given = splitList(stringInput('registries'));
+  if (!given.length) throw new InputError('registries', 'no registry is given', 'List one or more registries by name (myregistry) or login server (myregistry.azurecr.io), separated by commas or new lines.');
+  const hosts: RegistryHost[] = [];
+  for (const g of given) {
+    const h = toLoginServer(g, conn.cloud, 'registries');
+    if (!hosts.some((x) => x.loginServer === h.loginServer)) hosts.push(h);
+  }
+  const trusted = splitList(stringInput('trustedRegistryHosts')).map((h) => normalizeHost(h, 'trustedRegistryHosts'));
+  checkTrusted(hosts, conn.cloud, trusted, 'registries', 'trustedRegistryHosts');
+  const configScope = choiceInput('configScope', ['job', 'user'] as const, 'job');
+  const audience = choiceInput('tokenAudience', ['registry', 'arm'] as const, 'registry');
+
+  console.log(`Service connection ${conn.id}: ${describeScheme(conn.scheme)}, tenant ${conn.tenantId}, client ${conn.clientId || '(system-assigned)'}, cloud ${conn.cloud.name}.`);
+  console.log(`Registries: ${hosts.map((h) => h.loginServer).join(', ')}; token audience: ${audience}; config scope: ${configScope}.`);
+  const advice = conversionAdvice(conn);
+  if (advice) tl.warning(advice);
+
+  const oidc = new OidcTokenClient(ctx, conn);
+  let logged = false;
+  const assertions = {
+    fetch: async () => {
+      const t = await oidc.fetch();
+      if (!logged) {
+        logged = true;
+        console.log('idToken claims (compare with the app\'s federated credential):');
+        for (const line of describeIdToken(t.claims)) console.log(line);
+      }
+      return t;
+    },
+  };
+  const access = await acquireAccessToken(ctx, conn, acrScope(audience, conn.cloud.resourceManager), conn.scheme === 'WorkloadIdentityFederation' ? assertions : undefined);
+
+  // One Entra token, the exchanges in parallel.
+  const logins = await Promise.all(
+    hosts.map(async (h) => ({ loginServer: h.loginServer, refreshToken: await exchangeForRefreshToken(ctx, h.loginServer, conn.tenantId, access.token, audience, conn.clientId) })),
+  );
+
+  let file: string;
+  if (configScope === 'job') {
+    const job = writeJobConfig(ctx.tempDirectory, logins);
+    setTaskState(JOB_DIR_STATE, job.dir);
+    for (const n of job.notes) console.log(n);
+    file = job.file;
+    setJobVariable('DOCKER_CONFIG', job.dir);
+  } else {
+    const { backup, config } = backupUserConfig(ctx.tempDirectory);
+    setTaskState(USER_BACKUP_STATE, JSON.stringify(backup));
+    for (const w of mergeWarnings(config, logins)) tl.warning(w);
+    writeMergedUserConfig(backup.file, config, logins);
+    file = backup.file;
+  }
+  setJobVariable('REGISTRY_AUTH_FILE', file);
+  setJobVariable('HELM_REGISTRY_CONFIG', file);
+  setOutput('dockerConfigPath', file);
+  console.log(`Logged in to ${logins.map((l) => l.loginServer).join(', ')} in ${file} (for docker${configScope === 'job' ? ' via DOCKER_CONFIG' : ''}, podman, buildah and skopeo via REGISTRY_AUTH_FILE, helm via HELM_REGISTRY_CONFIG). The login is removed when the job ends; ACR refresh tokens last about 3 hours.`);
+}
+
+void runTask('AcrLoginFederated', main);
