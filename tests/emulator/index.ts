@@ -1,5 +1,5 @@
-// Local emulator of Azure DevOps (Oidctoken, service endpoints), Microsoft Entra ID and Azure IMDS on
-// one HTTPS server, so that tasks can be run end to end exactly as the agent runs them.
+// Local emulator of Azure DevOps (Oidctoken, service endpoints), Microsoft Entra ID, Azure IMDS and
+// Azure Container Registry (its token exchange; /v2/ proxied to a real registry) on one HTTPS server, so that tasks can be run end to end exactly as the agent runs them.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -11,6 +11,8 @@ import type {
   Fault,
   Jwk,
   ManagedIdentity,
+  RegistryRegistration,
+  RegistryTokenSigner,
   RouteName,
   ServiceConnection,
   TokenRequestRecord,
@@ -22,6 +24,7 @@ import { World, ORGANIZATION, DEFAULT_PROJECT } from './state';
 import { federationOf, registerDevOps } from './devops';
 import { devopsJwk, entraJwk, registerEntra } from './entra';
 import { registerImds } from './imds';
+import { registerAcr, registryTokenSigner } from './acr';
 
 export type {
   AppRegistration,
@@ -31,10 +34,13 @@ export type {
   FederatedCredential,
   Jwk,
   ManagedIdentity,
+  RegistryRegistration,
+  RegistryTokenSigner,
   RouteName,
   ServiceConnection,
   TokenRequestRecord,
 } from './types';
+export { ACR_TOKEN_USERNAME, REGISTRY_AUDIENCE, REGISTRY_TOKEN_ISSUER } from './acr';
 export { addDemoScenario, agentEnvironment } from './scenario';
 
 export const ROUTE_NAMES: readonly RouteName[] = [
@@ -45,6 +51,9 @@ export const ROUTE_NAMES: readonly RouteName[] = [
   'entra.discovery',
   'entra.keys',
   'imds',
+  'acr.exchange',
+  'acr.token',
+  'acr.v2',
 ];
 /** counts() key for requests no route matched */
 export const UNMATCHED = 'unmatched';
@@ -59,6 +68,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     registerDevOps(router, world);
     registerEntra(router, world);
     registerImds(router, world);
+    registerAcr(router, world);
 
     const counters = new Map<string, number>();
     const resetCounters = () => {
@@ -143,6 +153,14 @@ class EmulatorImpl implements Emulator {
 
   addManagedIdentity(mi: ManagedIdentity): void {
     this.world.addManagedIdentity(mi);
+  }
+
+  addRegistry(registry: RegistryRegistration): void {
+    this.world.addRegistry(registry);
+  }
+
+  registryTokenSigner(): RegistryTokenSigner {
+    return registryTokenSigner(this.world);
   }
 
   getApp(clientId: string): AppRegistration | undefined {

@@ -34,6 +34,8 @@ export interface Pki {
   devops: SigningKey;
   /** signs access tokens (Entra, and IMDS tokens) */
   entra: SigningKey;
+  /** signs Azure Container Registry refresh and access tokens; its certificate is docker-registry's rootcertbundle */
+  registry: SigningKey & { certPem: string; certPath: string };
 }
 
 interface Material {
@@ -44,6 +46,8 @@ interface Material {
   devopsKeyPem: string;
   entraKeyPem: string;
   entraCertPem: string;
+  registryKeyPem: string;
+  registryCertPem: string;
 }
 
 const FILES: Record<keyof Material, string> = {
@@ -54,6 +58,8 @@ const FILES: Record<keyof Material, string> = {
   devopsKeyPem: 'devops-signing-key.pem',
   entraKeyPem: 'entra-signing-key.pem',
   entraCertPem: 'entra-signing.pem',
+  registryKeyPem: 'registry-signing-key.pem',
+  registryCertPem: 'registry-signing.pem',
 };
 
 // OpenSSL reads its defaults from the system config, which differs between distributions; a config
@@ -111,6 +117,8 @@ function toPki(dir: string, m: Material): Pki {
   const devopsPublic = crypto.createPublicKey(devopsPrivate);
   const entraPrivate = crypto.createPrivateKey(m.entraKeyPem);
   const entraX5t = certificateThumbprints(m.entraCertPem).x5t;
+  const registryPrivate = crypto.createPrivateKey(m.registryKeyPem);
+  const registryPublic = crypto.createPublicKey(registryPrivate);
   return {
     dir,
     caCertPath: path.join(dir, FILES.caCertPem),
@@ -131,6 +139,14 @@ function toPki(dir: string, m: Material): Pki {
       x5t: entraX5t,
       certPem: m.entraCertPem,
     },
+    registry: {
+      privateKey: registryPrivate,
+      publicKey: registryPublic,
+      kid: registryKid(registryPublic),
+      x5t: certificateThumbprints(m.registryCertPem).x5t,
+      certPem: m.registryCertPem,
+      certPath: path.join(dir, FILES.registryCertPem),
+    },
   };
 }
 
@@ -143,12 +159,14 @@ function readCached(dir: string): Material | undefined {
     const ca = new crypto.X509Certificate(m.caCertPem);
     const server = new crypto.X509Certificate(m.serverCertPem);
     const entra = new crypto.X509Certificate(m.entraCertPem);
+    const registry = new crypto.X509Certificate(m.registryCertPem);
     const fresh = (c: crypto.X509Certificate) => Date.parse(c.validTo) - Date.now() > MIN_REMAINING_MS;
-    if (![ca, server, entra].every(fresh)) return undefined;
+    if (![ca, server, entra, registry].every(fresh)) return undefined;
     if (!server.checkIssued(ca) || !server.verify(ca.publicKey)) return undefined;
     if (!ca.checkPrivateKey(crypto.createPrivateKey(m.caKeyPem))) return undefined;
     if (!server.checkPrivateKey(crypto.createPrivateKey(m.serverKeyPem))) return undefined;
     if (!entra.checkPrivateKey(crypto.createPrivateKey(m.entraKeyPem))) return undefined;
+    if (!registry.checkPrivateKey(crypto.createPrivateKey(m.registryKeyPem))) return undefined;
     crypto.createPrivateKey(m.devopsKeyPem);
     return m;
   } catch {
@@ -162,7 +180,8 @@ async function generate(): Promise<Material> {
     const rsa = () => generateKeyPem('rsa', { modulusLength: 2048 });
     // The TLS key is EC: an RSA key would add a third of a second to every cold start, and
     // nothing that talks to the emulator minds an ECDSA server certificate.
-    const [caKeyPem, devopsKeyPem, entraKeyPem, serverKeyPem] = await Promise.all([
+    const [caKeyPem, devopsKeyPem, entraKeyPem, registryKeyPem, serverKeyPem] = await Promise.all([
+      rsa(),
       rsa(),
       rsa(),
       rsa(),
@@ -178,12 +197,13 @@ async function generate(): Promise<Material> {
     const caKey = file('ca-key.pem', caKeyPem);
     const serverKey = file('server-key.pem', serverKeyPem);
     const entraKey = file('entra-key.pem', entraKeyPem);
+    const registryKey = file('registry-key.pem', registryKeyPem);
     const caCertPem = await openssl([
       'req', '-x509', '-new', '-config', cnf, '-extensions', 'v3_ca', '-key', caKey, '-sha256',
       '-days', String(VALIDITY_DAYS), '-subj', '/O=Workload Identity Tasks/CN=Workload Identity Tasks Test CA',
     ]);
     const caCert = file('ca.pem', caCertPem);
-    const [serverCertPem, entraCertPem] = await Promise.all([
+    const [serverCertPem, entraCertPem, registryCertPem] = await Promise.all([
       openssl([
         'req', '-x509', '-new', '-config', cnf, '-extensions', 'v3_server', '-key', serverKey, '-sha256',
         '-CA', caCert, '-CAkey', caKey, '-days', String(VALIDITY_DAYS), '-subj', '/CN=127.0.0.1',
@@ -192,8 +212,14 @@ async function generate(): Promise<Material> {
         'req', '-x509', '-new', '-config', cnf, '-extensions', 'v3_signing', '-key', entraKey, '-sha256',
         '-days', String(VALIDITY_DAYS), '-subj', '/CN=accounts.accesscontrol.windows.net',
       ]),
+      // Self-signed: docker-registry's rootcertbundle holds this very certificate, and the access
+      // tokens carry it in their x5c header.
+      openssl([
+        'req', '-x509', '-new', '-config', cnf, '-extensions', 'v3_signing', '-key', registryKey, '-sha256',
+        '-days', String(VALIDITY_DAYS), '-subj', '/O=Workload Identity Tasks/CN=Azure Container Registry token signing',
+      ]),
     ]);
-    return { caCertPem, caKeyPem, serverCertPem, serverKeyPem, devopsKeyPem, entraKeyPem, entraCertPem };
+    return { caCertPem, caKeyPem, serverCertPem, serverKeyPem, devopsKeyPem, entraKeyPem, entraCertPem, registryKeyPem, registryCertPem };
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -225,6 +251,20 @@ function writeAtomically(file: string, content: string, mode: number): void {
   const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`;
   fs.writeFileSync(tmp, content, { mode });
   fs.renameSync(tmp, file);
+}
+
+/**
+ * The key id docker-registry (libtrust) computes for a public key: the SHA-256 of the DER SPKI cut
+ * to 240 bits, in base32 groups of four joined by ':'. Registry tokens carry it as kid.
+ */
+export function registryKid(publicKey: crypto.KeyObject): string {
+  const digest = crypto.createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest().subarray(0, 30);
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const byte of digest) bits += byte.toString(2).padStart(8, '0');
+  let b32 = '';
+  for (let i = 0; i < bits.length; i += 5) b32 += alphabet[parseInt(bits.slice(i, i + 5), 2)];
+  return b32.match(/.{4}/g)!.join(':');
 }
 
 /** x5t is base64url(SHA-1 of the DER), x5t#S256 the same with SHA-256: what JWT headers carry. */

@@ -1,6 +1,6 @@
 import * as crypto from 'node:crypto';
 import type { Pki } from './pki';
-import type { AppRegistration, ManagedIdentity, ServiceConnection, TokenRequestRecord } from './types';
+import type { AppRegistration, ManagedIdentity, RegistryRegistration, ServiceConnection, TokenRequestRecord } from './types';
 import { isGuid, randomSecret } from './jwt';
 
 // Fixed so that subjects, URLs and recorded expectations stay the same from run to run.
@@ -29,6 +29,7 @@ export class World {
   private readonly apps: RegisteredApp[] = [];
   private readonly connections = new Map<string, ServiceConnection>();
   private readonly identities: ManagedIdentity[] = [];
+  private readonly registries = new Map<string, RegistryRegistration>();
   private readonly projects = new Map<string, Project>([[DEFAULT_PROJECT.name, { ...DEFAULT_PROJECT }]]);
   // Insertion-ordered and de-duplicated; read by leak scans.
   private readonly secrets = new Set<string>();
@@ -112,13 +113,40 @@ export class World {
     return this.identities;
   }
 
+  addRegistry(registry: RegistryRegistration): void {
+    const loginServer = String(registry.loginServer ?? '').toLowerCase();
+    if (!/^[a-z0-9.-]+(:\d{1,5})?$/.test(loginServer)) {
+      throw new TypeError(`loginServer must be host or host:port as clients see it, got ${JSON.stringify(registry.loginServer)}`);
+    }
+    requireGuid(registry.tenantId, 'tenantId');
+    if (registry.upstream !== undefined) {
+      let u: URL | undefined;
+      try {
+        u = new URL(registry.upstream);
+      } catch {
+        u = undefined;
+      }
+      // Only loopback traffic: the emulator never forwards anywhere else.
+      if (!u || u.protocol !== 'http:' || !['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname) || (u.pathname !== '/' && u.pathname !== '')) {
+        throw new TypeError(`upstream must be http://127.0.0.1:<port> (a local registry), got ${JSON.stringify(registry.upstream)}`);
+      }
+    }
+    for (const id of registry.allowedClientIds ?? []) requireGuid(id, 'allowedClientIds[]');
+    this.registries.set(loginServer, { ...structuredClone(registry), loginServer });
+  }
+
+  findRegistry(loginServer: string): RegistryRegistration | undefined {
+    return this.registries.get(loginServer.toLowerCase());
+  }
+
   /** A tenant exists once anything registered lives in it. */
   knowsTenant(tenantId: string): boolean {
     const t = tenantId.toLowerCase();
     return (
       this.apps.some((a) => a.tenantId.toLowerCase() === t) ||
       [...this.connections.values()].some((c) => c.tenantId.toLowerCase() === t) ||
-      this.identities.some((m) => m.tenantId.toLowerCase() === t)
+      this.identities.some((m) => m.tenantId.toLowerCase() === t) ||
+      [...this.registries.values()].some((r) => r.tenantId.toLowerCase() === t)
     );
   }
 }

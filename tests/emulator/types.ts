@@ -7,7 +7,10 @@ export type RouteName =
   | 'entra.openid'
   | 'entra.discovery'
   | 'entra.keys'
-  | 'imds';
+  | 'imds'
+  | 'acr.exchange'
+  | 'acr.token'
+  | 'acr.v2';
 
 export type Fault =
   | { kind: 'status'; status: number; body?: string; headers?: Record<string, string> }
@@ -66,6 +69,33 @@ export interface ManagedIdentity {
   objectId?: string;
 }
 
+/**
+ * An Azure Container Registry. The emulator serves its /oauth2/* and /v2/* for requests whose Host
+ * header is loginServer, so several registries share the one HTTPS port (127.0.0.1:<port>,
+ * localhost:<port>, or any name a client reaches it by with TLS server name localhost).
+ */
+export interface RegistryRegistration {
+  /** 'host:port' as clients see it, e.g. emu.host or `localhost:${port}`; also the token service */
+  loginServer: string;
+  /** the registry's tenant: exchanges of tokens from other tenants are refused */
+  tenantId: string;
+  /** refuse ARM-audience Entra tokens at /oauth2/exchange (az acr config authentication-as-arm update --status disabled) */
+  authenticationAsArmDisabled?: boolean;
+  /** http://127.0.0.1:<port> of a real registry (docker-registry) that /v2/* is proxied to */
+  upstream?: string;
+  /** client ids (or object ids) of the identities with AcrPush; default: any app or managed identity the emulator knows */
+  allowedClientIds?: string[];
+}
+
+export interface RegistryTokenSigner {
+  /** PEM of the self-signed certificate of the key that signs registry refresh and access tokens */
+  certificatePem: string;
+  /** a file with certificatePem: docker-registry's auth.token.rootcertbundle */
+  certificatePath: string;
+  /** the iss of registry tokens: docker-registry's auth.token.issuer */
+  issuer: string;
+}
+
 export interface EmulatorOptions {
   /** default 0 = ephemeral */
   port?: number;
@@ -122,12 +152,16 @@ export interface Emulator {
   count(route: RouteName): number;
   counts(): Record<string, number>;
   resetCounts(): void;
-  /** every secret the emulator issued or accepts as a credential, to scan task output for leaks */
+  /** every secret the emulator issued or accepts as a credential (ACR refresh and access tokens too), to scan task output for leaks */
   issuedTokens(): string[];
   /** the last successful Entra token request, without its secrets */
   lastTokenRequest(): TokenRequestRecord | undefined;
   /** public keys: the Azure DevOps issuer key (signs idTokens) and the Entra key (signs access tokens) */
   signingKeys(): { devops: Jwk; entra: Jwk };
+  /** registers (or replaces) an Azure Container Registry served at its loginServer's Host header */
+  addRegistry(registry: RegistryRegistration): void;
+  /** what docker-registry's auth.token needs to trust the registry access tokens the emulator issues */
+  registryTokenSigner(): RegistryTokenSigner;
   /** a self-signed client certificate + unencrypted key (PEM) for the certificate scheme */
   makeClientCertificate(commonName: string): { certificatePem: string; privateKeyPem: string };
   stop(): Promise<void>;
