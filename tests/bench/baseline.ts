@@ -1,9 +1,13 @@
 /**
  * The yardstick: a dependency-free Node script that makes the same requests as FetchOidcToken
- * (the Oidctoken call, then the Entra exchange when a scope is given) and prints the same
- * ##vso commands. No validation, no messages, no retries: the least a task could do.
+ * (the Oidctoken call, then the Entra exchange when a scope is given) or AcrLoginFederated (and
+ * the registry's exchange, and the auth file), printing the same ##vso commands. No validation,
+ * no messages, no retries: the least a task could do.
  */
+import * as fs from 'node:fs';
 import * as https from 'node:https';
+import * as os from 'node:os';
+import * as path from 'node:path';
 
 function post(url: string, headers: Record<string, string>, body: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -25,7 +29,8 @@ async function main(): Promise<void> {
   const idToken = JSON.parse(await post(url, { Authorization: `Bearer ${jobToken}`, 'Content-Type': 'application/json' }, '{}')).oidcToken;
   console.log(`##vso[task.setsecret]${idToken}`);
   console.log(`##vso[task.setvariable variable=idToken;isOutput=true;issecret=true;]${idToken}`);
-  const scope = process.env.INPUT_ACCESSTOKENSCOPE;
+  const registry = process.env.INPUT_REGISTRIES;
+  const scope = registry ? 'https://containerregistry.azure.net/.default' : process.env.INPUT_ACCESSTOKENSCOPE;
   if (scope) {
     const authority = process.env[`ENDPOINT_DATA_${id}_ENVIRONMENTAUTHORITYURL`];
     const form = new URLSearchParams({
@@ -37,7 +42,18 @@ async function main(): Promise<void> {
     }).toString();
     const token = JSON.parse(await post(`${authority}${auth.parameters.tenantid}/oauth2/v2.0/token`, { 'Content-Type': 'application/x-www-form-urlencoded' }, form)).access_token;
     console.log(`##vso[task.setsecret]${token}`);
-    console.log(`##vso[task.setvariable variable=accessToken;isOutput=true;issecret=true;]${token}`);
+    if (!registry) {
+      console.log(`##vso[task.setvariable variable=accessToken;isOutput=true;issecret=true;]${token}`);
+      return;
+    }
+    // AcrLoginFederated's requests: the exchange, then a 0600 auth file.
+    const exchange = new URLSearchParams({ grant_type: 'access_token', service: registry, tenant: auth.parameters.tenantid, access_token: token }).toString();
+    const refresh = JSON.parse(await post(`https://${registry}/oauth2/exchange`, { 'Content-Type': 'application/x-www-form-urlencoded' }, exchange)).refresh_token;
+    console.log(`##vso[task.setsecret]${refresh}`);
+    const dir = fs.mkdtempSync(path.join(process.env.AGENT_TEMPDIRECTORY ?? os.tmpdir(), 'docker-config-'));
+    const auths = { [registry]: { auth: Buffer.from(`00000000-0000-0000-0000-000000000000:${refresh}`).toString('base64') } };
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ auths }), { mode: 0o600 });
+    console.log(`##vso[task.setvariable variable=DOCKER_CONFIG;isOutput=false;issecret=false;]${dir}`);
   }
 }
 

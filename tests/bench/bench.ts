@@ -14,7 +14,7 @@ import { DIST } from '../helpers/task-process';
 
 const RUNS = Math.max(10, Number(process.env.BENCH_RUNS ?? 15));
 const root = path.resolve(__dirname, '..', '..', '..');
-const BUDGET = { ratioWithExchange: 2.0, rssMiB: 80, requestsWithout: 1, requestsWith: 2, vsixBytes: 1024 * 1024 };
+const BUDGET = { ratioWithExchange: 2.0, ratioAcr: 2.5, rssMiB: 80, requestsWithout: 1, requestsWith: 2, requestsAcr: 3, vsixBytes: 1024 * 1024 };
 
 interface Sample { ms: number; rssKiB?: number; requests?: number; ok: boolean }
 
@@ -58,6 +58,10 @@ async function main(): Promise<void> {
   const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-bench-'));
   const base = { ...jobEnv(emu, { tempDirectory: temp, debug: false }), ...connectionEnv(emu, { id, scheme: 'WorkloadIdentityFederation', tenantId, clientId }), INPUT_CONNECTEDSERVICENAMEARM: id };
   const withScope = { ...base, INPUT_ACCESSTOKENSCOPE: 'https://management.azure.com/.default' };
+  emu.addRegistry({ loginServer: emu.host, tenantId });
+  const emptyDockerHome = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-bench-docker-'));
+  const acrEnv = { ...base, INPUT_REGISTRIES: emu.host, INPUT_TRUSTEDREGISTRYHOSTS: emu.host, DOCKER_CONFIG: emptyDockerHome };
+  const acrTask = path.join(DIST, 'AcrLoginFederatedV1', 'index.js');
   const task = path.join(DIST, 'FetchOidcTokenV1', 'index.js');
   const baseline = path.join(__dirname, 'baseline.js');
   const probe = path.join(__dirname, 'rss-probe.js');
@@ -74,7 +78,7 @@ async function main(): Promise<void> {
 
   for (const [label, node] of nodes) {
     const version = (await run(node, ['--version'], {})).out.trim();
-    const s: Record<string, Sample[]> = { empty: [], task: [], taskScope: [], base: [], baseScope: [] };
+    const s: Record<string, Sample[]> = { empty: [], task: [], taskScope: [], base: [], baseScope: [], acr: [], baseAcr: [] };
     const measure = async (key: string, args: string[], env: Record<string, string>, count: boolean) => {
       emu.resetCounts();
       const r = await run(node, args, env);
@@ -92,17 +96,20 @@ async function main(): Promise<void> {
       await measure('base', [baseline], base, true);
       await measure('taskScope', [task], withScope, true);
       await measure('baseScope', [baseline], withScope, true);
+      await measure('acr', [acrTask], acrEnv, true);
+      await measure('baseAcr', [baseline], acrEnv, true);
     }
-    const rss = async (env: Record<string, string>) => {
+    const rss = async (env: Record<string, string>, script = task) => {
       const peaks: number[] = [];
       for (let i = 0; i < 3; i++) {
-        await run(node, ['-r', probe, task], env, rssFile);
+        await run(node, ['-r', probe, script], env, rssFile);
         peaks.push(Number(fs.readFileSync(rssFile, 'utf8')) / 1024);
       }
       return Math.max(...peaks);
     };
     const rssWithout = await rss(base);
     const rssWith = await rss(withScope);
+    const rssAcr = await rss(acrEnv, acrTask);
     const m = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, median(v.map((x) => x.ms))]));
     const req = (k: string) => [...new Set(s[k].map((x) => x.requests))].join('/');
     const ratio = (a: number, b: number) => (a / b).toFixed(2);
@@ -112,6 +119,10 @@ async function main(): Promise<void> {
       `  FetchOidcToken (idToken only)     ${m.task.toFixed(1).padStart(7)} ms  ratio to node -e 0 ${ratio(m.task, m.empty)}, to baseline script ${ratio(m.task, m.base)} (${m.base.toFixed(1)} ms)  requests ${req('task')}  peak RSS ${rssWithout.toFixed(1)} MiB`,
       `  FetchOidcToken (with exchange)    ${m.taskScope.toFixed(1).padStart(7)} ms  ratio to node -e 0 ${ratio(m.taskScope, m.empty)}, to baseline script ${ratio(m.taskScope, m.baseScope)} (${m.baseScope.toFixed(1)} ms)  requests ${req('taskScope')}  peak RSS ${rssWith.toFixed(1)} MiB`,
     );
+    rows.push(`  AcrLoginFederated (1 registry)    ${m.acr.toFixed(1).padStart(7)} ms  ratio to node -e 0 ${ratio(m.acr, m.empty)}, to baseline script ${ratio(m.acr, m.baseAcr)} (${m.baseAcr.toFixed(1)} ms)  requests ${req('acr')}  peak RSS ${rssAcr.toFixed(1)} MiB`);
+    if (m.acr / m.empty > BUDGET.ratioAcr) failures.push(`${label}: AcrLoginFederated ratio ${ratio(m.acr, m.empty)} > ${BUDGET.ratioAcr}`);
+    if (rssAcr > BUDGET.rssMiB) failures.push(`${label}: AcrLoginFederated peak RSS ${rssAcr.toFixed(1)} MiB > ${BUDGET.rssMiB}`);
+    if (req('acr') !== String(BUDGET.requestsAcr)) failures.push(`${label}: AcrLoginFederated made ${req('acr')} requests, expected ${BUDGET.requestsAcr}`);
     if (m.taskScope / m.empty > BUDGET.ratioWithExchange) failures.push(`${label}: ratio with exchange ${ratio(m.taskScope, m.empty)} > ${BUDGET.ratioWithExchange}`);
     if (Math.max(rssWith, rssWithout) > BUDGET.rssMiB) failures.push(`${label}: peak RSS ${Math.max(rssWith, rssWithout).toFixed(1)} MiB > ${BUDGET.rssMiB}`);
     if (req('task') !== String(BUDGET.requestsWithout)) failures.push(`${label}: ${req('task')} requests without exchange, expected ${BUDGET.requestsWithout}`);
@@ -119,10 +130,11 @@ async function main(): Promise<void> {
   }
   await emu.stop();
   fs.rmSync(temp, { recursive: true, force: true });
+  fs.rmSync(emptyDockerHome, { recursive: true, force: true });
   rows.push(`.vsix: ${(vsixBytes / 1024).toFixed(0)} KiB${vsix ? ` (${vsix})` : ' (not built: run npm run package)'}`);
   if (!(vsixBytes <= BUDGET.vsixBytes)) failures.push(`.vsix ${vsixBytes} bytes > ${BUDGET.vsixBytes}`);
   console.log(rows.join('\n'));
-  console.log(failures.length ? `\nOver budget:\n  ${failures.join('\n  ')}` : '\nAll budgets met: ratio with exchange <= 2.0, peak RSS <= 80 MiB, 1 and 2 requests, .vsix <= 1 MiB.');
+  console.log(failures.length ? `\nOver budget:\n  ${failures.join('\n  ')}` : '\nAll budgets met: ratios <= 2.0 (FetchOidcToken with exchange) and 2.5 (AcrLoginFederated), peak RSS <= 80 MiB, 1, 2 and 3 requests, .vsix <= 1 MiB.');
   process.exitCode = failures.length ? 1 : 0;
 }
 

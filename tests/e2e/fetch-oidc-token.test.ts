@@ -5,19 +5,20 @@
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { startEmulator, Emulator } from '../emulator';
 import { connectionEnv, ConnectionEnv, jobEnv, JobOptions } from '../helpers/agent';
-import { findLeaks, runTaskProcess, TaskRun } from '../helpers/task-process';
+import { addFederatedConnection, E2eRuns, TENANT, wif } from '../helpers/e2e';
+import { runTaskProcess, TaskRun } from '../helpers/task-process';
 import { startTinyproxy } from '../helpers/tinyproxy';
 
-const TENANT = '8d1f3a3e-2f4b-4c8e-9a55-0c6f1e7b2a10';
 const ARM = 'https://management.azure.com/.default';
 
 describe('E2E FetchOidcToken@1 (bundled task against the emulator)', function () {
   this.timeout(60_000);
   let emu: Emulator;
-  const runs: TaskRun[] = [];
-  const extraSecrets: string[] = [];
+  const e2e = new E2eRuns(() => emu);
+  const extraSecrets = e2e.extraSecrets;
 
   before(async () => {
     emu = await startEmulator();
@@ -26,40 +27,17 @@ describe('E2E FetchOidcToken@1 (bundled task against the emulator)', function ()
     await emu?.stop();
   });
   afterEach(function () {
-    // The leak scan covers every run of every test, with every token issued so far.
-    const secrets = [...emu.issuedTokens(), emu.jobAccessToken, ...extraSecrets];
-    for (const t of emu.issuedTokens()) {
-      const sig = t.split('.')[2];
-      if (sig && sig.length >= 16) secrets.push(sig);
-    }
-    for (const run of runs.splice(0)) {
-      const leaks = findLeaks(run, secrets);
-      assert.deepEqual(leaks, [], `secrets leaked in "${this.currentTest?.title}"`);
-    }
+    e2e.scan(this.currentTest?.title);
     emu.clearFaults();
     emu.resetCounts();
     emu.idTokenLifetimeSeconds = 600;
   });
 
-  function federated(name = `conn-${crypto.randomBytes(3).toString('hex')}`, fic?: (expected: { issuer: string; subject: string }) => { issuer: string; subject: string }) {
-    const id = crypto.randomUUID();
-    const clientId = crypto.randomUUID();
-    emu.addServiceConnection({ id, name, scheme: 'WorkloadIdentityFederation', tenantId: TENANT, clientId, subscriptionId: crypto.randomUUID() });
-    const expected = emu.expectedFederation(id);
-    const cred = fic ? fic(expected) : expected;
-    emu.addApp({ clientId, tenantId: TENANT, federatedCredentials: [{ issuer: cred.issuer, subject: cred.subject, audiences: ['api://AzureADTokenExchange'] }] });
-    return { id, clientId, name, expected };
-  }
+  const federated = (name?: string, fic?: Parameters<typeof addFederatedConnection>[2]) => addFederatedConnection(emu, name, fic);
 
-  async function run(conn: ConnectionEnv, inputs: Record<string, string> = {}, job: JobOptions = {}, extraEnv: Record<string, string> = {}, entry = 'index.js', node?: string): Promise<TaskRun> {
-    const env: Record<string, string> = { ...jobEnv(emu, job), ...connectionEnv(emu, conn), INPUT_CONNECTEDSERVICENAMEARM: conn.id, ...extraEnv };
-    for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
-    const r = await runTaskProcess('FetchOidcTokenV1', entry, { env, node });
-    runs.push(r);
-    return r;
+  function run(conn: ConnectionEnv, inputs: Record<string, string> = {}, job: JobOptions = {}, extraEnv: Record<string, string> = {}, entry = 'index.js', node?: string): Promise<TaskRun> {
+    return e2e.run({ task: 'FetchOidcTokenV1', conn, inputs, job, env: extraEnv, entry, node });
   }
-
-  const wif = (c: { id: string; clientId: string }): ConnectionEnv => ({ id: c.id, scheme: 'WorkloadIdentityFederation', tenantId: TENANT, clientId: c.clientId, subscriptionId: '0b1c2d3e-0000-4000-8000-000000000001' });
 
   it('federation: one request, idToken as a secret output, claims logged', async () => {
     const c = federated('prod-deploy');
@@ -283,7 +261,7 @@ describe('E2E FetchOidcToken@1 (bundled task against the emulator)', function ()
 
   it('exportAzureIdentityEnv: a 0600 token file, removed by the post-job step', async () => {
     const c = federated();
-    const job = { tempDirectory: fs.mkdtempSync(`${require('node:os').tmpdir()}/wit-job-`) };
+    const job = { tempDirectory: fs.mkdtempSync(`${os.tmpdir()}/wit-job-`) };
     const r = await run(wif(c), { exportAzureIdentityEnv: 'true', exportTerraformEnv: 'true' }, job);
     assert.equal(r.result, 'Succeeded', r.stdout);
     const file = r.variables.AZURE_FEDERATED_TOKEN_FILE.value;
@@ -328,8 +306,7 @@ describe('E2E FetchOidcToken@1 (bundled task against the emulator)', function ()
     const c = federated();
     const env: Record<string, string> = { ...jobEnv(emu), ...connectionEnv(emu, wif(c)), INPUT_CONNECTEDSERVICENAMEARM: c.id };
     delete env.NODE_EXTRA_CA_CERTS;
-    const r = await runTaskProcess('FetchOidcTokenV1', 'index.js', { env });
-    runs.push(r);
+    const r = e2e.record(await runTaskProcess('FetchOidcTokenV1', 'index.js', { env }));
     assert.equal(r.result, 'Failed');
     assert.match(r.errors.join('\n'), /TLS connection .* failed.*\n.*not trusted/);
   });
