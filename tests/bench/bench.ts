@@ -16,12 +16,12 @@ const RUNS = Math.max(10, Number(process.env.BENCH_RUNS ?? 15));
 const root = path.resolve(__dirname, '..', '..', '..');
 const BUDGET = { ratioWithExchange: 2.0, ratioAcr: 2.5, rssMiB: 80, requestsWithout: 1, requestsWith: 2, requestsAcr: 3, vsixBytes: 1024 * 1024 };
 
-interface Sample { ms: number; rssKiB?: number; requests?: number; ok: boolean }
+interface Sample { ms: number; cpuMs: number; rssMiB: number; requests?: number }
 
-function run(node: string, args: string[], env: Record<string, string>, rssFile?: string): Promise<{ ms: number; out: string; code: number | null }> {
+function run(node: string, args: string[], env: Record<string, string>, probeFile?: string): Promise<{ ms: number; out: string; code: number | null }> {
   const started = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
-    const fullEnv = { PATH: process.env.PATH ?? '', ...env, ...(rssFile ? { BENCH_RSS_FILE: rssFile } : {}) };
+    const fullEnv = { PATH: process.env.PATH ?? '', ...env, ...(probeFile ? { BENCH_PROBE_FILE: probeFile } : {}) };
     const child = spawn(node, args, { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
@@ -64,8 +64,8 @@ async function main(): Promise<void> {
   const acrTask = path.join(DIST, 'AcrLoginFederatedV1', 'index.js');
   const task = path.join(DIST, 'FetchOidcTokenV1', 'index.js');
   const baseline = path.join(__dirname, 'baseline.js');
-  const probe = path.join(__dirname, 'rss-probe.js');
-  const rssFile = path.join(temp, 'rss');
+  const probe = path.join(__dirname, 'probe.js');
+  const probeFile = path.join(temp, 'probe.json');
 
   const nodes: [string, string][] = [['Node 20', process.execPath]];
   const n24 = node24();
@@ -81,11 +81,12 @@ async function main(): Promise<void> {
     const s: Record<string, Sample[]> = { empty: [], task: [], taskScope: [], base: [], baseScope: [], acr: [], baseAcr: [] };
     const measure = async (key: string, args: string[], env: Record<string, string>, count: boolean) => {
       emu.resetCounts();
-      const r = await run(node, args, env);
+      fs.rmSync(probeFile, { force: true });
+      const r = await run(node, ['-r', probe, ...args], env, probeFile);
       const requests = count ? Object.values(emu.counts()).reduce((a, b) => a + b, 0) : undefined;
-      const ok = r.code === 0 && !/result=Failed/.test(r.out);
-      if (!ok) throw new Error(`${label} ${key} failed:\n${r.out.slice(-2000)}`);
-      s[key].push({ ms: r.ms, requests, ok });
+      if (r.code !== 0 || /result=Failed/.test(r.out)) throw new Error(`${label} ${key} failed:\n${r.out.slice(-2000)}`);
+      const p = JSON.parse(fs.readFileSync(probeFile, 'utf8')) as { cpuMicros: number; maxRssKiB: number };
+      s[key].push({ ms: r.ms, cpuMs: p.cpuMicros / 1000, rssMiB: p.maxRssKiB / 1024, requests });
     };
     // Warm the file cache once, then alternate so drift hits every contender alike.
     await run(node, [task], base);
@@ -99,27 +100,24 @@ async function main(): Promise<void> {
       await measure('acr', [acrTask], acrEnv, true);
       await measure('baseAcr', [baseline], acrEnv, true);
     }
-    const rss = async (env: Record<string, string>, script = task) => {
-      const peaks: number[] = [];
-      for (let i = 0; i < 3; i++) {
-        await run(node, ['-r', probe, script], env, rssFile);
-        peaks.push(Number(fs.readFileSync(rssFile, 'utf8')) / 1024);
-      }
-      return Math.max(...peaks);
-    };
-    const rssWithout = await rss(base);
-    const rssWith = await rss(withScope);
-    const rssAcr = await rss(acrEnv, acrTask);
     const m = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, median(v.map((x) => x.ms))]));
+    const c = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, median(v.map((x) => x.cpuMs))]));
+    const rss = (k: string) => Math.max(...s[k].map((x) => x.rssMiB));
     const req = (k: string) => [...new Set(s[k].map((x) => x.requests))].join('/');
     const ratio = (a: number, b: number) => (a / b).toFixed(2);
+    const row = (name: string, k: string, b: string) =>
+      `  ${name.padEnd(32)} ${m[k].toFixed(1).padStart(6)} ms (${ratio(m[k], m.empty)}x, script ${ratio(m[k], m[b])}x)  cpu ${c[k].toFixed(1).padStart(5)} ms (${ratio(c[k], c.empty)}x, script ${ratio(c[k], c[b])}x)  ${req(k)} req  ${rss(k).toFixed(1)} MiB`;
     rows.push(
-      `${label} (${version}), ${RUNS} runs each, medians:`,
-      `  node -e 0                         ${m.empty.toFixed(1).padStart(7)} ms`,
-      `  FetchOidcToken (idToken only)     ${m.task.toFixed(1).padStart(7)} ms  ratio to node -e 0 ${ratio(m.task, m.empty)}, to baseline script ${ratio(m.task, m.base)} (${m.base.toFixed(1)} ms)  requests ${req('task')}  peak RSS ${rssWithout.toFixed(1)} MiB`,
-      `  FetchOidcToken (with exchange)    ${m.taskScope.toFixed(1).padStart(7)} ms  ratio to node -e 0 ${ratio(m.taskScope, m.empty)}, to baseline script ${ratio(m.taskScope, m.baseScope)} (${m.baseScope.toFixed(1)} ms)  requests ${req('taskScope')}  peak RSS ${rssWith.toFixed(1)} MiB`,
+      `${label} (${version}), ${RUNS} runs each, medians; ratios to node -e 0 and to the dependency-free script:`,
+      `  ${'node -e 0'.padEnd(32)} ${m.empty.toFixed(1).padStart(6)} ms                           cpu ${c.empty.toFixed(1).padStart(5)} ms`,
+      `  ${'script, 1 / 2 / 3 requests'.padEnd(32)} ${m.base.toFixed(1)} / ${m.baseScope.toFixed(1)} / ${m.baseAcr.toFixed(1)} ms          cpu ${c.base.toFixed(1)} / ${c.baseScope.toFixed(1)} / ${c.baseAcr.toFixed(1)} ms`,
+      row('FetchOidcToken (idToken only)', 'task', 'base'),
+      row('FetchOidcToken (with exchange)', 'taskScope', 'baseScope'),
+      row('AcrLoginFederated (1 registry)', 'acr', 'baseAcr'),
     );
-    rows.push(`  AcrLoginFederated (1 registry)    ${m.acr.toFixed(1).padStart(7)} ms  ratio to node -e 0 ${ratio(m.acr, m.empty)}, to baseline script ${ratio(m.acr, m.baseAcr)} (${m.baseAcr.toFixed(1)} ms)  requests ${req('acr')}  peak RSS ${rssAcr.toFixed(1)} MiB`);
+    const rssWith = rss('taskScope');
+    const rssWithout = rss('task');
+    const rssAcr = rss('acr');
     if (m.acr / m.empty > BUDGET.ratioAcr) failures.push(`${label}: AcrLoginFederated ratio ${ratio(m.acr, m.empty)} > ${BUDGET.ratioAcr}`);
     if (rssAcr > BUDGET.rssMiB) failures.push(`${label}: AcrLoginFederated peak RSS ${rssAcr.toFixed(1)} MiB > ${BUDGET.rssMiB}`);
     if (req('acr') !== String(BUDGET.requestsAcr)) failures.push(`${label}: AcrLoginFederated made ${req('acr')} requests, expected ${BUDGET.requestsAcr}`);
