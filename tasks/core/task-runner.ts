@@ -5,10 +5,14 @@
 import * as tl from 'azure-pipelines-task-lib/task';
 import { TaskFailure } from './failures';
 
-export async function runTask(taskName: string, main: () => Promise<string | void>): Promise<void> {
+/** What a task's main step may end with: nothing (success), a warning, or a result of its own. */
+export type Outcome = string | void | { result: tl.TaskResult; message: string };
+
+export async function runTask(taskName: string, main: () => Promise<Outcome>): Promise<void> {
   try {
-    const warning = await main();
-    if (warning) tl.setResult(tl.TaskResult.SucceededWithIssues, warning);
+    const outcome = await main();
+    if (typeof outcome === 'object') tl.setResult(outcome.result, outcome.message);
+    else if (outcome) tl.setResult(tl.TaskResult.SucceededWithIssues, outcome);
     else tl.setResult(tl.TaskResult.Succeeded, '');
   } catch (e) {
     if (e instanceof TaskFailure) {

@@ -1,0 +1,49 @@
+/** Microsoft Graph: the end dates of an app registration's secrets and certificates. */
+import { Cloud } from './clouds';
+import { PipelineContext } from './pipeline-context';
+import { parseJson } from './http';
+
+export const GRAPH_SERVICE = 'Microsoft Graph';
+
+const GRAPH_BY_CLOUD: Record<string, string> = {
+  azurecloud: 'https://graph.microsoft.com',
+  azureusgovernment: 'https://graph.microsoft.us',
+  azurechinacloud: 'https://microsoftgraph.chinacloudapi.cn',
+};
+
+/** Graph's base URL: the pipeline variable WorkloadIdentity.GraphUrl (private clouds) or the cloud's. */
+export function graphUrl(cloud: Cloud, override?: string): string | undefined {
+  return (override || GRAPH_BY_CLOUD[cloud.name.toLowerCase()])?.replace(/\/+$/, '');
+}
+
+export interface Credential {
+  kind: 'secret' | 'certificate';
+  displayName?: string;
+  endDateTime?: string;
+  /** Secrets: the first three characters of the value. Certificates: the SHA-1 thumbprint (hex). */
+  hint?: string;
+  keyId?: string;
+}
+
+interface ApplicationJson {
+  displayName?: string;
+  passwordCredentials?: { displayName?: string; endDateTime?: string; hint?: string; keyId?: string }[];
+  keyCredentials?: { displayName?: string; endDateTime?: string; customKeyIdentifier?: string; keyId?: string }[];
+}
+
+export type GraphAnswer = { ok: true; displayName?: string; credentials: Credential[] } | { ok: false; status: number; code?: string; message?: string };
+
+export async function getApplicationCredentials(ctx: PipelineContext, baseUrl: string, token: string, clientId: string): Promise<GraphAnswer> {
+  const url = `${baseUrl}/v1.0/applications(appId='${encodeURIComponent(clientId)}')?$select=id,appId,displayName,passwordCredentials,keyCredentials`;
+  const res = await ctx.http.request({ method: 'GET', url, service: GRAPH_SERVICE, headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } });
+  const json = parseJson<ApplicationJson & { error?: { code?: string; message?: string } }>(res.body);
+  if (res.status !== 200 || !json || typeof json !== 'object') return { ok: false, status: res.status, code: json?.error?.code, message: json?.error?.message };
+  return {
+    ok: true,
+    displayName: json.displayName,
+    credentials: [
+      ...(json.passwordCredentials ?? []).map((c): Credential => ({ kind: 'secret', displayName: c.displayName, endDateTime: c.endDateTime, hint: c.hint, keyId: c.keyId })),
+      ...(json.keyCredentials ?? []).map((c): Credential => ({ kind: 'certificate', displayName: c.displayName, endDateTime: c.endDateTime, hint: c.customKeyIdentifier, keyId: c.keyId })),
+    ],
+  };
+}

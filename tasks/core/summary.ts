@@ -1,0 +1,51 @@
+/** The build summary (a markdown tab on the run) and the log lines of a validation. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Link, Row, RowStatus } from './validation';
+
+const ICON: Record<RowStatus, string> = { pass: '✅ pass', warning: '⚠️ warning', fail: '❌ fail', skipped: '⏭️ skipped' };
+const LOG: Record<RowStatus, string> = { pass: 'PASS   ', warning: 'WARNING', fail: 'FAIL   ', skipped: 'SKIPPED' };
+
+/** Markdown table cells: no pipes, no raw newlines, no HTML from the services. */
+function cell(text: string): string {
+  return text.replace(/[<>]/g, (c) => (c === '<' ? '&lt;' : '&gt;')).replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
+}
+
+function link(l: Link): string {
+  return `[${cell(l.title)}](${l.url.replace(/\)/g, '%29').replace(/ /g, '%20')})`;
+}
+
+export interface SummaryHeader {
+  title: string;
+  status: 'ok' | 'warning' | 'error';
+  facts: [string, string][];
+  links: Link[];
+}
+
+export function renderSummary(h: SummaryHeader, rows: Row[]): string {
+  const verdict = h.status === 'ok' ? '✅ The connection works.' : h.status === 'warning' ? '⚠️ The connection works, with warnings.' : '❌ The connection has problems that will fail deployments.';
+  const out = [`## ${cell(h.title)}`, '', `**${verdict}**`, ''];
+  if (h.facts.length) {
+    out.push(h.facts.map(([k, v]) => `**${cell(k)}:** ${cell(v)}`).join(' · '), '');
+  }
+  out.push('| Check | Result | What was found | Fix |', '| --- | --- | --- | --- |');
+  for (const r of rows) {
+    const found = [r.summary, ...r.evidence].map(cell).join('<br>');
+    const fix = [r.fix ? cell(r.fix) : '', ...(r.links ?? []).map(link)].filter(Boolean).join('<br>');
+    out.push(`| ${cell(r.check)} | ${ICON[r.status]} | ${found} | ${fix} |`);
+  }
+  if (h.links.length) out.push('', h.links.map(link).join(' · '));
+  out.push('');
+  return out.join('\n');
+}
+
+export function logLines(rows: Row[]): string[] {
+  return rows.map((r) => `${LOG[r.status]}  ${r.check}: ${r.summary}${r.fix && r.status !== 'pass' ? `  Fix: ${r.fix}` : ''}`);
+}
+
+export function writeSummary(dir: string, name: string, markdown: string): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, markdown);
+  return file;
+}
