@@ -1,0 +1,47 @@
+/** ARM action matching, missing actions of a role, and the summary's markdown. */
+import * as assert from 'node:assert/strict';
+import { actionMatches, allows, missingActions, Permission } from '../../tasks/core/arm';
+import { renderSummary, logLines } from '../../tasks/core/summary';
+
+const ACR_PUSH = { id: '/x/8311e382-0749-4cb8-b61a-304f252e45ec', name: '8311e382-0749-4cb8-b61a-304f252e45ec', roleName: 'AcrPush', permissions: [{ actions: ['Microsoft.ContainerRegistry/registries/pull/read', 'Microsoft.ContainerRegistry/registries/push/write'], notActions: [] }] };
+
+describe('ARM permissions', () => {
+  it('matches actions with wildcards, case-insensitively', () => {
+    assert.ok(actionMatches('*', 'Microsoft.ContainerRegistry/registries/push/write'));
+    assert.ok(actionMatches('*/read', 'Microsoft.ContainerRegistry/registries/pull/read'));
+    assert.ok(actionMatches('Microsoft.ContainerRegistry/*', 'microsoft.containerregistry/registries/push/write'));
+    assert.ok(!actionMatches('*/read', 'Microsoft.ContainerRegistry/registries/push/write'));
+  });
+
+  it('subtracts notActions within the same role', () => {
+    const contributor: Permission[] = [{ actions: ['*'], notActions: ['Microsoft.Authorization/*/Write', 'Microsoft.Authorization/*/Delete'] }];
+    assert.ok(allows(contributor, 'Microsoft.ContainerRegistry/registries/push/write'));
+    assert.ok(!allows(contributor, 'Microsoft.Authorization/roleAssignments/write'));
+  });
+
+  it('names each action of a role the caller lacks', () => {
+    const pullOnly: Permission[] = [{ actions: ['Microsoft.ContainerRegistry/registries/pull/read'], notActions: [] }, { actions: ['*/read'], notActions: [] }];
+    assert.deepEqual(missingActions(ACR_PUSH, pullOnly), ['Microsoft.ContainerRegistry/registries/push/write']);
+    assert.deepEqual(missingActions(ACR_PUSH, [{ actions: ['*'], notActions: [] }]), []);
+  });
+});
+
+describe('validation summary', () => {
+  const rows = [
+    { check: 'Scheme', status: 'pass' as const, summary: 'Workload identity federation.', evidence: [] },
+    { check: 'Entra ID exchange', status: 'fail' as const, summary: 'AADSTS700213 | pipes <b>', evidence: ['subject: sc://a/b/c'], fix: 'Copy the subject.', links: [{ title: 'App (credentials)', url: 'https://portal.azure.com/#view/x' }] },
+  ];
+
+  it('renders a table a person can read, escaping what services sent', () => {
+    const md = renderSummary({ title: 'Service connection prod', status: 'error', facts: [['Tenant', 't-1']], links: [{ title: 'Azure DevOps', url: 'https://dev.azure.com/o/p/_settings/adminservices?resourceId=1' }] }, rows);
+    assert.match(md, /^## Service connection prod$/m);
+    assert.match(md, /\*\*❌ The connection has problems that will fail deployments\.\*\*/);
+    assert.match(md, /^\| Check \| Result \| What was found \| Fix \|$/m);
+    assert.match(md, /^\| Entra ID exchange \| ❌ fail \| AADSTS700213 \\\| pipes &lt;b&gt;<br>subject: sc:\/\/a\/b\/c \| Copy the subject\.<br>\[App \(credentials\)\]\(https:\/\/portal\.azure\.com\/#view\/x\) \|$/m);
+    assert.match(md, /\[Azure DevOps\]\(https:\/\/dev\.azure\.com\/o\/p\/_settings\/adminservices\?resourceId=1\)/);
+  });
+
+  it('logs one line per check', () => {
+    assert.deepEqual(logLines(rows), ['PASS     Scheme: Workload identity federation.', 'FAIL     Entra ID exchange: AADSTS700213 | pipes <b>  Fix: Copy the subject.']);
+  });
+});
