@@ -21,6 +21,9 @@ export interface ConnectionEnv {
   msiClientId?: string;
   /** Extra auth parameters, e.g. a server-supplied idToken. */
   parameters?: Record<string, string>;
+  /** The connection's Resource Manager URL (default: the public cloud's). */
+  armUrl?: string;
+  scopeLevel?: string;
 }
 
 export interface JobOptions {
@@ -43,7 +46,7 @@ export function connectionEnv(emu: Emulator, c: ConnectionEnv): Record<string, s
   if (c.secret) parameters.serviceprincipalkey = c.secret;
   if (c.certificatePem) parameters.servicePrincipalCertificate = c.certificatePem;
   const env: Record<string, string> = {
-    [`ENDPOINT_URL_${c.id}`]: 'https://management.azure.com/',
+    [`ENDPOINT_URL_${c.id}`]: c.armUrl ?? 'https://management.azure.com/',
     [`ENDPOINT_AUTH_${c.id}`]: JSON.stringify({ parameters, scheme: c.scheme }),
     [`ENDPOINT_AUTH_SCHEME_${c.id}`]: c.scheme,
     [`ENDPOINT_DATA_${c.id}_ENVIRONMENT`]: 'AzureCloud',
@@ -52,6 +55,7 @@ export function connectionEnv(emu: Emulator, c: ConnectionEnv): Record<string, s
   for (const [k, v] of Object.entries(parameters)) env[`ENDPOINT_AUTH_PARAMETER_${c.id}_${k.toUpperCase()}`] = v;
   if (c.subscriptionId) env[`ENDPOINT_DATA_${c.id}_SUBSCRIPTIONID`] = c.subscriptionId;
   if (c.msiClientId) env[`ENDPOINT_DATA_${c.id}_MSICLIENTID`] = c.msiClientId;
+  if (c.scopeLevel) env[`ENDPOINT_DATA_${c.id}_SCOPELEVEL`] = c.scopeLevel;
   return env;
 }
 
