@@ -3,9 +3,22 @@ import * as crypto from 'node:crypto';
 import type { Answer, RequestContext, Router } from './server';
 import type { ServiceConnection } from './types';
 import { b64url, guidToDotNetBytes, isGuid, nowSeconds, signJwt } from './jwt';
-import { DEFAULT_PROJECT, EXCHANGE_AUDIENCE, ORGANIZATION, PIPELINE_NAME, World } from './state';
+import { DEFAULT_PROJECT, EXCHANGE_AUDIENCE, ORGANIZATION, PIPELINE_NAME, World, deterministicGuid } from './state';
 
 const DEFAULT_CREATOR = { displayName: 'Contoso Admin', id: '9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d', uniqueName: 'admin@contoso.com' };
+
+/**
+ * The operationStatus Azure DevOps shows when it could not rotate an automatic connection's secret,
+ * typically because the connection's creator has left (seed 000). Use with isReady: false.
+ */
+export const SECRET_ROTATION_FAILED = {
+  state: 'Failed',
+  statusMessage:
+    'One or more issues occurred while trying to rotate service endpoint secrets. More details: Insufficient privileges to complete the operation in Microsoft Graph.',
+} as const;
+
+// The project build service identity that a job token stands for.
+const BUILD_SERVICE_ID = `Build\\${DEFAULT_PROJECT.id}`;
 
 export function registerDevOps(router: Router, world: World): void {
   const org = ORGANIZATION.name;
@@ -128,6 +141,9 @@ function serviceEndpoint(ctx: RequestContext, world: World): void {
   if (!sc || (sc.projectName ?? DEFAULT_PROJECT.name).toLowerCase() !== project.name.toLowerCase()) {
     return sendEndpointNotFound(ctx, ctx.params.id);
   }
+  const access = sc.endpointAccess ?? 'ok';
+  if (access === 'unauthorized') return sendUnauthorized(ctx, world);
+  if (access === 'forbidden') return sendEndpointForbidden(ctx, sc.id, project.name);
   sendDevOpsJson(ctx, 200, serviceEndpointJson(sc, project));
 }
 
@@ -138,8 +154,8 @@ function serviceEndpointJson(sc: ServiceConnection, project: { id: string; name:
   };
   if (sc.scheme === 'WorkloadIdentityFederation') {
     const fed = federationOf(sc);
-    parameters.workloadIdentityFederationIssuer = fed.issuer;
-    parameters.workloadIdentityFederationSubject = fed.subject;
+    parameters.workloadIdentityFederationIssuer = sc.expectedIssuer ?? fed.issuer;
+    parameters.workloadIdentityFederationSubject = sc.expectedSubject ?? fed.subject;
   } else if (sc.scheme === 'ServicePrincipal') {
     const certificate = sc.authenticationType === 'spnCertificate' || (!sc.authenticationType && sc.servicePrincipalCertificate);
     parameters.authenticationType = certificate ? 'spnCertificate' : 'spnKey';
@@ -162,7 +178,7 @@ function serviceEndpointJson(sc: ServiceConnection, project: { id: string; name:
     name: sc.name,
     type: 'azurerm',
     url: 'https://management.azure.com/',
-    createdBy: sc.createdBy ? { uniqueName: '', ...sc.createdBy } : DEFAULT_CREATOR,
+    createdBy: sc.createdBy ? creatorOf(sc.createdBy) : DEFAULT_CREATOR,
     description: '',
     authorization: { parameters, scheme: sc.scheme },
     isShared: false,
@@ -170,6 +186,15 @@ function serviceEndpointJson(sc: ServiceConnection, project: { id: string; name:
     operationStatus: sc.operationStatus ?? { state: ready ? 'Ready' : 'Failed', statusMessage: '' },
     owner: 'library',
     serviceEndpointProjectReferences: [{ projectReference: { id: project.id, name: project.name }, name: sc.name, description: '' }],
+  };
+}
+
+function creatorOf(c: NonNullable<ServiceConnection['createdBy']>): Record<string, unknown> {
+  return {
+    displayName: c.displayName,
+    id: c.id ?? deterministicGuid(`identity:${c.displayName}`),
+    uniqueName: c.uniqueName ?? '',
+    ...(c.inactive === undefined ? {} : { inactive: c.inactive }),
   };
 }
 
@@ -219,6 +244,36 @@ function sendEndpointNotFound(ctx: RequestContext, id: string): void {
       'ServiceEndpointNotFoundException',
     ),
   );
+}
+
+/** The job's identity may use the connection but not view it (no Reader role on the endpoint). The wording is not verified against the service. */
+function sendEndpointForbidden(ctx: RequestContext, id: string, projectName: string): void {
+  sendDevOpsJson(
+    ctx,
+    403,
+    devopsErrorBody(
+      `${projectName} Build Service (${ORGANIZATION.name}) does not have permissions to view endpoint with id '${id}'.`,
+      'Microsoft.TeamFoundation.DistributedTask.WebApi.ServiceEndpointException, Microsoft.TeamFoundation.DistributedTask.WebApi',
+      'ServiceEndpointException',
+    ),
+  );
+}
+
+/** A 401 with a JSON body, as Azure DevOps answers a token it recognises but does not accept here. */
+function sendUnauthorized(ctx: RequestContext, world: World): void {
+  const version = ctx.query('api-version') ?? '7.1';
+  ctx.send({
+    status: 401,
+    contentType: `application/json; charset=utf-8; api-version=${version}`,
+    body: JSON.stringify(
+      devopsErrorBody(
+        `TF400813: The user '${BUILD_SERVICE_ID}' is not authorized to access this resource.`,
+        'Microsoft.TeamFoundation.Framework.Server.UnauthorizedRequestException, Microsoft.TeamFoundation.Framework.Server',
+        'UnauthorizedRequestException',
+      ),
+    ),
+    headers: { ...devopsHeaders(), 'WWW-Authenticate': `Bearer authorization_uri=${world.url}/common, Basic realm="${world.url}/", TFS-Federated`, 'X-TFS-ProcessId': crypto.randomUUID() },
+  });
 }
 
 function sendProjectNotFound(ctx: RequestContext): void {

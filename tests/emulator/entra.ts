@@ -6,6 +6,7 @@ import type { FederatedCredential, Jwk } from './types';
 import { certificateThumbprints } from './pki';
 import { decodeJwt, isGuid, nowSeconds, signJwt, verifyJwtSignature, type DecodedJwt } from './jwt';
 import { ORGANIZATION, World, type RegisteredApp } from './state';
+import { graphRolesClaim } from './graph';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const ACCESS_TOKEN_LIFETIME = 3599;
@@ -275,6 +276,7 @@ async function token(ctx: RequestContext, world: World): Promise<void> {
     audience: resource,
     appidacr: kind === 'secret' ? '1' : '2',
     lifetimeSeconds: ACCESS_TOKEN_LIFETIME,
+    extraClaims: graphRolesClaim(resource, app.graphAccess),
   });
   world.lastTokenRequest = { clientId, scope, grantType, assertionKind: kind };
   ctx.json(

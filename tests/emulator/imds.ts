@@ -4,6 +4,7 @@
 import type { Answer, RequestContext, Router } from './server';
 import type { ManagedIdentity } from './types';
 import { mintAccessToken } from './entra';
+import { graphRolesClaim } from './graph';
 import { sameId, World } from './state';
 
 // IMDS hands out day-long tokens.
@@ -56,6 +57,7 @@ function imdsToken(ctx: RequestContext, world: World): void {
     audience,
     appidacr: '2',
     lifetimeSeconds: MI_TOKEN_LIFETIME,
+    extraClaims: graphRolesClaim(audience, identity.graphAccess),
   });
   // IMDS sends the numbers as strings.
   ctx.json(

@@ -1,5 +1,7 @@
-// Local emulator of Azure DevOps (Oidctoken, service endpoints), Microsoft Entra ID, Azure IMDS and
-// Azure Container Registry (its token exchange; /v2/ proxied to a real registry) on one HTTPS server, so that tasks can be run end to end exactly as the agent runs them.
+// Local emulator of Azure DevOps (Oidctoken, service endpoints), Microsoft Entra ID, Azure IMDS,
+// Azure Container Registry (its token exchange; /v2/ proxied to a real registry), Azure Resource
+// Manager (subscriptions, permissions, role definitions) and Microsoft Graph (applications, service
+// principals) on one HTTPS server, so that tasks can be run end to end exactly as the agent runs them.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -13,8 +15,11 @@ import type {
   ManagedIdentity,
   RegistryRegistration,
   RegistryTokenSigner,
+  RoleAssignment,
+  RoleDefinition,
   RouteName,
   ServiceConnection,
+  SubscriptionRegistration,
   TokenRequestRecord,
 } from './types';
 import { EmulatorServer, Router } from './server';
@@ -25,6 +30,9 @@ import { federationOf, registerDevOps } from './devops';
 import { devopsJwk, entraJwk, registerEntra } from './entra';
 import { registerImds } from './imds';
 import { registerAcr, registryTokenSigner } from './acr';
+import { registerArm } from './arm';
+import { registerGraph } from './graph';
+import { builtInRoleCopies, checkAssignableScope, findRole } from './roles';
 
 export type {
   AppRegistration,
@@ -36,10 +44,17 @@ export type {
   ManagedIdentity,
   RegistryRegistration,
   RegistryTokenSigner,
+  BuiltInRoleName,
+  RoleAssignment,
+  RoleDefinition,
+  RolePermission,
   RouteName,
   ServiceConnection,
+  SubscriptionRegistration,
   TokenRequestRecord,
 } from './types';
+export { SECRET_ROTATION_FAILED } from './devops';
+export { GRAPH_READ_ROLE } from './graph';
 export { ACR_TOKEN_USERNAME, REGISTRY_AUDIENCE, REGISTRY_TOKEN_ISSUER } from './acr';
 export { addDemoScenario, agentEnvironment } from './scenario';
 
@@ -54,6 +69,11 @@ export const ROUTE_NAMES: readonly RouteName[] = [
   'acr.exchange',
   'acr.token',
   'acr.v2',
+  'arm.subscription',
+  'arm.permissions',
+  'arm.roleDefinitions',
+  'graph.application',
+  'graph.servicePrincipal',
 ];
 /** counts() key for requests no route matched */
 export const UNMATCHED = 'unmatched';
@@ -69,6 +89,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     registerEntra(router, world);
     registerImds(router, world);
     registerAcr(router, world);
+    registerArm(router, world);
+    registerGraph(router, world);
 
     const counters = new Map<string, number>();
     const resetCounters = () => {
@@ -161,6 +183,30 @@ class EmulatorImpl implements Emulator {
 
   registryTokenSigner(): RegistryTokenSigner {
     return registryTokenSigner(this.world);
+  }
+
+  addSubscription(subscription: SubscriptionRegistration): void {
+    this.world.addSubscription(subscription);
+  }
+
+  assignRole(assignment: RoleAssignment): void {
+    this.world.addRoleAssignment(this.storedAssignment(assignment));
+  }
+
+  unassignRole(assignment: RoleAssignment): number {
+    return this.world.removeRoleAssignment(this.storedAssignment(assignment));
+  }
+
+  builtInRoles(): RoleDefinition[] {
+    return builtInRoleCopies();
+  }
+
+  private storedAssignment(a: RoleAssignment): { principalId: string; scope: string; roleDefinitionId: string } {
+    const role = findRole(a.role);
+    if (!role) {
+      throw new TypeError(`unknown role ${JSON.stringify(a.role)}; built-in roles: ${builtInRoleCopies().map((r) => `${r.roleName} (${r.id})`).join(', ')}`);
+    }
+    return { principalId: String(a.principalId ?? '').toLowerCase(), scope: checkAssignableScope(a.scope), roleDefinitionId: role.id };
   }
 
   getApp(clientId: string): AppRegistration | undefined {

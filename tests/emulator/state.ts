@@ -1,6 +1,6 @@
 import * as crypto from 'node:crypto';
 import type { Pki } from './pki';
-import type { AppRegistration, ManagedIdentity, RegistryRegistration, ServiceConnection, TokenRequestRecord } from './types';
+import type { AppRegistration, ManagedIdentity, RegistryRegistration, ServiceConnection, SubscriptionRegistration, TokenRequestRecord } from './types';
 import { isGuid, randomSecret } from './jwt';
 
 // Fixed so that subjects, URLs and recorded expectations stay the same from run to run.
@@ -10,8 +10,19 @@ export const PIPELINE_NAME = 'workload-identity-demo';
 export const EXCHANGE_AUDIENCE = 'api://AzureADTokenExchange';
 
 export interface RegisteredApp extends AppRegistration {
+  /** object id of the application object: Graph's id */
+  objectId: string;
   /** object id of the app's service principal: the oid of its access tokens */
   servicePrincipalObjectId: string;
+  /** when it was (first) added: the default start of its secrets, Graph's createdDateTime */
+  createdDateTime: string;
+}
+
+/** A role assignment as ARM keeps it: the role resolved to its definition GUID, the scope normalized. */
+export interface StoredRoleAssignment {
+  principalId: string;
+  scope: string;
+  roleDefinitionId: string;
 }
 
 export interface Project {
@@ -26,10 +37,12 @@ export class World {
   idTokenLifetimeSeconds = 600;
   lastTokenRequest: TokenRequestRecord | undefined;
 
-  private readonly apps: RegisteredApp[] = [];
+  private readonly registeredApps: RegisteredApp[] = [];
   private readonly connections = new Map<string, ServiceConnection>();
   private readonly identities: ManagedIdentity[] = [];
   private readonly registries = new Map<string, RegistryRegistration>();
+  private readonly subscriptions = new Map<string, SubscriptionRegistration>();
+  private readonly assignments: StoredRoleAssignment[] = [];
   private readonly projects = new Map<string, Project>([[DEFAULT_PROJECT.name, { ...DEFAULT_PROJECT }]]);
   // Insertion-ordered and de-duplicated; read by leak scans.
   private readonly secrets = new Set<string>();
@@ -60,22 +73,30 @@ export class World {
   addApp(app: AppRegistration): void {
     requireGuid(app.clientId, 'clientId');
     requireGuid(app.tenantId, 'tenantId');
+    if (app.objectId !== undefined) requireGuid(app.objectId, 'objectId');
+    if (app.servicePrincipalObjectId !== undefined) requireGuid(app.servicePrincipalObjectId, 'servicePrincipalObjectId');
     const existing = this.findApp(app.tenantId, app.clientId);
     const registered: RegisteredApp = {
       ...structuredClone(app),
-      servicePrincipalObjectId: existing?.servicePrincipalObjectId ?? crypto.randomUUID(),
+      objectId: (app.objectId ?? existing?.objectId ?? crypto.randomUUID()).toLowerCase(),
+      servicePrincipalObjectId: (app.servicePrincipalObjectId ?? existing?.servicePrincipalObjectId ?? crypto.randomUUID()).toLowerCase(),
+      createdDateTime: existing?.createdDateTime ?? new Date().toISOString(),
     };
-    if (existing) this.apps.splice(this.apps.indexOf(existing), 1);
-    this.apps.push(registered);
+    if (existing) this.registeredApps.splice(this.registeredApps.indexOf(existing), 1);
+    this.registeredApps.push(registered);
     for (const s of app.secrets ?? []) this.recordSecret(s.value);
   }
 
   findApp(tenantId: string, clientId: string): RegisteredApp | undefined {
-    return this.apps.find((a) => sameId(a.tenantId, tenantId) && sameId(a.clientId, clientId));
+    return this.registeredApps.find((a) => sameId(a.tenantId, tenantId) && sameId(a.clientId, clientId));
+  }
+
+  apps(): readonly RegisteredApp[] {
+    return this.registeredApps;
   }
 
   findAppAnyTenant(clientId: string): RegisteredApp | undefined {
-    return this.apps.find((a) => sameId(a.clientId, clientId));
+    return this.registeredApps.find((a) => sameId(a.clientId, clientId));
   }
 
   addServiceConnection(sc: ServiceConnection): void {
@@ -104,7 +125,8 @@ export class World {
     requireGuid(mi.clientId, 'clientId');
     requireGuid(mi.tenantId, 'tenantId');
     const i = this.identities.findIndex((x) => sameId(x.clientId, mi.clientId));
-    const entry = { ...mi, objectId: mi.objectId ?? crypto.randomUUID() };
+    if (mi.objectId !== undefined) requireGuid(mi.objectId, 'objectId');
+    const entry = { ...mi, objectId: mi.objectId ?? (i >= 0 ? this.identities[i].objectId : undefined) ?? crypto.randomUUID() };
     if (i >= 0) this.identities.splice(i, 1, entry);
     else this.identities.push(entry);
   }
@@ -139,14 +161,45 @@ export class World {
     return this.registries.get(loginServer.toLowerCase());
   }
 
+  addSubscription(subscription: SubscriptionRegistration): void {
+    requireGuid(subscription.subscriptionId, 'subscriptionId');
+    requireGuid(subscription.tenantId, 'tenantId');
+    this.subscriptions.set(subscription.subscriptionId.toLowerCase(), structuredClone(subscription));
+  }
+
+  findSubscription(subscriptionId: string): SubscriptionRegistration | undefined {
+    return this.subscriptions.get(subscriptionId.toLowerCase());
+  }
+
+  addRoleAssignment(a: StoredRoleAssignment): void {
+    requireGuid(a.principalId, 'principalId');
+    if (!this.assignments.some((x) => sameAssignment(x, a))) this.assignments.push({ ...a });
+  }
+
+  removeRoleAssignment(a: StoredRoleAssignment): number {
+    let removed = 0;
+    for (let i = this.assignments.length - 1; i >= 0; i--) {
+      if (sameAssignment(this.assignments[i], a)) {
+        this.assignments.splice(i, 1);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  roleAssignments(): readonly StoredRoleAssignment[] {
+    return this.assignments;
+  }
+
   /** A tenant exists once anything registered lives in it. */
   knowsTenant(tenantId: string): boolean {
     const t = tenantId.toLowerCase();
     return (
-      this.apps.some((a) => a.tenantId.toLowerCase() === t) ||
+      this.registeredApps.some((a) => a.tenantId.toLowerCase() === t) ||
       [...this.connections.values()].some((c) => c.tenantId.toLowerCase() === t) ||
       this.identities.some((m) => m.tenantId.toLowerCase() === t) ||
-      [...this.registries.values()].some((r) => r.tenantId.toLowerCase() === t)
+      [...this.registries.values()].some((r) => r.tenantId.toLowerCase() === t) ||
+      [...this.subscriptions.values()].some((s) => s.tenantId.toLowerCase() === t)
     );
   }
 }
@@ -155,11 +208,15 @@ export function sameId(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
 }
 
+function sameAssignment(a: StoredRoleAssignment, b: StoredRoleAssignment): boolean {
+  return sameId(a.principalId, b.principalId) && a.scope.toLowerCase() === b.scope.toLowerCase() && sameId(a.roleDefinitionId, b.roleDefinitionId);
+}
+
 function requireGuid(value: string, field: string): void {
   if (typeof value !== 'string' || !isGuid(value)) throw new TypeError(`${field} must be a GUID, got ${JSON.stringify(value)}`);
 }
 
-function deterministicGuid(seed: string): string {
+export function deterministicGuid(seed: string): string {
   const h = crypto.createHash('sha256').update(seed).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }

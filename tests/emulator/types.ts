@@ -10,7 +10,12 @@ export type RouteName =
   | 'imds'
   | 'acr.exchange'
   | 'acr.token'
-  | 'acr.v2';
+  | 'acr.v2'
+  | 'arm.subscription'
+  | 'arm.permissions'
+  | 'arm.roleDefinitions'
+  | 'graph.application'
+  | 'graph.servicePrincipal';
 
 export type Fault =
   | { kind: 'status'; status: number; body?: string; headers?: Record<string, string> }
@@ -31,11 +36,32 @@ export interface AppRegistration {
   clientId: string;
   tenantId: string;
   displayName?: string;
+  /** the service principal is disabled: Entra answers AADSTS7000112, Graph says accountEnabled false */
   disabled?: boolean;
-  secrets?: { value: string; endDateTime: string }[];
-  /** A client assertion signed with the certificate's key is matched by its x5t or x5t#S256 header. */
-  certificates?: { certificatePem: string; endDateTime?: string }[];
+  /**
+   * Graph's passwordCredentials are built from these (never with the value). keyId defaults to a
+   * stable GUID per secret, startDateTime to when the app was added (or endDateTime minus 180 days
+   * when that is earlier), displayName to null.
+   */
+  secrets?: { value: string; endDateTime: string; startDateTime?: string; displayName?: string; keyId?: string }[];
+  /**
+   * A client assertion signed with the certificate's key is matched by its x5t or x5t#S256 header.
+   * Graph's keyCredentials: start and end from the certificate's validity unless endDateTime is
+   * given, displayName the certificate's subject ('CN=...'), customKeyIdentifier its SHA-1 thumbprint.
+   */
+  certificates?: { certificatePem: string; endDateTime?: string; displayName?: string; keyId?: string }[];
   federatedCredentials?: FederatedCredential[];
+  /** object id of the application object (Graph's application id); default a GUID kept when the app is added again */
+  objectId?: string;
+  /** object id of the app's service principal: the oid of its access tokens; default a GUID kept when the app is added again */
+  servicePrincipalObjectId?: string;
+  /**
+   * Microsoft Graph application permission of the app's service principal. 'read' grants
+   * Application.Read.All: its Graph tokens carry roles ["Application.Read.All"], which Graph
+   * requires for applications and servicePrincipals. Default 'forbidden' (no Graph permission):
+   * 403 Authorization_RequestDenied. Decided when the token is issued, as in Entra.
+   */
+  graphAccess?: 'read' | 'forbidden';
 }
 
 export interface ServiceConnection {
@@ -52,7 +78,21 @@ export interface ServiceConnection {
   issuerMode?: 'vstoken' | 'entra';
   isReady?: boolean;
   operationStatus?: { state: string; statusMessage: string };
-  createdBy?: { displayName: string; id: string };
+  /** Azure DevOps's IdentityRef of the creator; id defaults to a GUID derived from displayName, uniqueName to '' */
+  createdBy?: { displayName: string; id?: string; uniqueName?: string; inactive?: boolean };
+  /**
+   * What Azure DevOps's record says (authorization.parameters.workloadIdentityFederationIssuer /
+   * ...Subject of the service endpoint), when it should differ from what the idToken carries.
+   * Default: the idToken's (expectedFederation()).
+   */
+  expectedIssuer?: string;
+  expectedSubject?: string;
+  /**
+   * Whether the job's identity may read the service endpoint: 'forbidden' answers 403 with
+   * ServiceEndpointException, 'unauthorized' 401 with UnauthorizedRequestException (TF400813).
+   * Default 'ok'. The Oidctoken API is not affected.
+   */
+  endpointAccess?: 'ok' | 'forbidden' | 'unauthorized';
   /**
    * ServicePrincipal only: what the agent hands the task. Default 'spnKey' with the app's first
    * secret (or 'spnCertificate' when servicePrincipalCertificate is set).
@@ -66,7 +106,48 @@ export interface ServiceConnection {
 export interface ManagedIdentity {
   clientId: string;
   tenantId: string;
+  /** the oid of its tokens and its service principal's Graph id; default a random GUID */
   objectId?: string;
+  displayName?: string;
+  /** as AppRegistration.graphAccess */
+  graphAccess?: 'read' | 'forbidden';
+}
+
+/** An Azure subscription served at GET /subscriptions/{subscriptionId}. */
+export interface SubscriptionRegistration {
+  subscriptionId: string;
+  tenantId: string;
+  /** default 'Subscription <first 8 hex digits>' */
+  displayName?: string;
+  /** default 'Enabled' */
+  state?: 'Enabled' | 'Disabled' | 'Warned' | 'PastDue' | 'Deleted';
+}
+
+export type BuiltInRoleName = 'Owner' | 'Contributor' | 'Reader' | 'User Access Administrator' | 'AcrPush' | 'AcrPull';
+
+export interface RoleAssignment {
+  /** the app's client id or its service principal object id, a managed identity's client or object id (a token's appid or oid) */
+  principalId: string;
+  /** '/' or an ARM resource id under /subscriptions/{guid} (…/resourceGroups/rg, …/providers/Microsoft.ContainerRegistry/registries/name) */
+  scope: string;
+  /** a built-in role's name (case-insensitive) or definition GUID */
+  role: BuiltInRoleName | (string & {});
+}
+
+export interface RolePermission {
+  actions: string[];
+  notActions: string[];
+  dataActions: string[];
+  notDataActions: string[];
+}
+
+/** A built-in Azure role definition (the properties ARM returns, flattened). */
+export interface RoleDefinition {
+  /** the definition's GUID (ARM's name) */
+  id: string;
+  roleName: string;
+  description: string;
+  permissions: RolePermission[];
 }
 
 /**
@@ -143,6 +224,7 @@ export interface Emulator {
   addApp(app: AppRegistration): void;
   addServiceConnection(sc: ServiceConnection): void;
   addManagedIdentity(mi: ManagedIdentity): void;
+  /** a copy, with objectId and servicePrincipalObjectId (the oid of its tokens) filled in */
   getApp(clientId: string): AppRegistration | undefined;
   getServiceConnection(id: string): ServiceConnection | undefined;
   /** the issuer/subject a connection's idToken carries (what its federated credential must say) */
@@ -162,6 +244,14 @@ export interface Emulator {
   addRegistry(registry: RegistryRegistration): void;
   /** what docker-registry's auth.token needs to trust the registry access tokens the emulator issues */
   registryTokenSigner(): RegistryTokenSigner;
+  /** an Azure subscription ARM serves; adding it again replaces it */
+  addSubscription(subscription: SubscriptionRegistration): void;
+  /** a role assignment; it applies at its scope and every scope below it (by resource id prefix) */
+  assignRole(assignment: RoleAssignment): void;
+  /** removes the assignments equal to this one (same principal, scope and role); returns how many */
+  unassignRole(assignment: RoleAssignment): number;
+  /** the built-in role definitions ARM serves, with their real GUIDs */
+  builtInRoles(): RoleDefinition[];
   /** a self-signed client certificate + unencrypted key (PEM) for the certificate scheme */
   makeClientCertificate(commonName: string): { certificatePem: string; privateKeyPem: string };
   stop(): Promise<void>;
