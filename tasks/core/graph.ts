@@ -16,6 +16,11 @@ export function graphUrl(cloud: Cloud, override?: string): string | undefined {
   return (override || GRAPH_BY_CLOUD[cloud.name.toLowerCase()])?.replace(/\/+$/, '');
 }
 
+/** The token audience for Graph: the cloud's Graph resource, whatever address it is reached at. */
+export function graphScope(cloud: Cloud, baseUrl: string): string {
+  return `${GRAPH_BY_CLOUD[cloud.name.toLowerCase()] ?? baseUrl}/.default`;
+}
+
 export interface Credential {
   kind: 'secret' | 'certificate';
   displayName?: string;

@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Link, Row, RowStatus } from './validation';
 
-const ICON: Record<RowStatus, string> = { pass: '✅ pass', warning: '⚠️ warning', fail: '❌ fail', skipped: '⏭️ skipped' };
+// Text symbols, not emoji: they render in any font, in the browser and in mail digests alike.
+const ICON: Record<RowStatus, string> = { pass: '✔ pass', warning: '⚠ warning', fail: '✖ fail', skipped: '○ skipped' };
 const LOG: Record<RowStatus, string> = { pass: 'PASS   ', warning: 'WARNING', fail: 'FAIL   ', skipped: 'SKIPPED' };
 
 /** Markdown table cells: no pipes, no raw newlines, no HTML from the services. */
@@ -23,7 +24,7 @@ export interface SummaryHeader {
 }
 
 export function renderSummary(h: SummaryHeader, rows: Row[]): string {
-  const verdict = h.status === 'ok' ? '✅ The connection works.' : h.status === 'warning' ? '⚠️ The connection works, with warnings.' : '❌ The connection has problems that will fail deployments.';
+  const verdict = h.status === 'ok' ? '✔ The connection works.' : h.status === 'warning' ? '⚠ The connection works, with warnings.' : '✖ The connection has problems that will fail deployments.';
   const out = [`## ${cell(h.title)}`, '', `**${verdict}**`, ''];
   if (h.facts.length) {
     out.push(h.facts.map(([k, v]) => `**${cell(k)}:** ${cell(v)}`).join(' · '), '');

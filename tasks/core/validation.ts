@@ -12,7 +12,7 @@ import { acquireAccessToken, AccessToken } from './entra';
 import { audienceText, describeIdToken, issuerKind } from './claims';
 import { TaskFailure } from './failures';
 import { getPermissions, getRoleDefinition, getSubscription, missingActions, Permission } from './arm';
-import { getApplicationCredentials, graphUrl } from './graph';
+import { getApplicationCredentials, graphScope, graphUrl } from './graph';
 
 export type RowStatus = 'pass' | 'warning' | 'fail' | 'skipped';
 
@@ -115,8 +115,6 @@ async function endpointRow(ctx: PipelineContext, conn: Connection): Promise<{ ro
   }
   const e = lookup.endpoint;
   const evidence: string[] = [];
-  if (e.name) evidence.push(`Name: ${e.name}`);
-  if (e.createdBy?.displayName) evidence.push(`Created by: ${e.createdBy.displayName}${e.createdBy.uniqueName ? ` (${e.createdBy.uniqueName})` : ''}`);
   if (e.federationIssuer) evidence.push(`Issuer the federated credential must have: ${e.federationIssuer}`);
   if (e.federationSubject) evidence.push(`Subject the federated credential must have: ${e.federationSubject}`);
   const state = e.operationStatus?.state;
@@ -128,7 +126,7 @@ async function endpointRow(ctx: PipelineContext, conn: Connection): Promise<{ ro
         check,
         status: 'fail',
         summary: `The connection is not ready (state: ${state ?? 'unknown'})${message ? `: ${message}` : ''}`,
-        evidence,
+        evidence: [...(e.createdBy?.displayName ? [`Created by: ${e.createdBy.displayName}${e.createdBy.uniqueName ? ` (${e.createdBy.uniqueName})` : ''}`] : []), ...evidence],
         fix: /rotat/i.test(message)
           ? `Azure DevOps could not rotate the connection's secret, typically because the connection's creator${e.createdBy?.displayName ? ` (${e.createdBy.displayName})` : ''} has left the organization or lacks rights in Microsoft Graph. Convert the connection to workload identity federation (no secret to rotate), or create a new service connection with the same settings and re-run the pipeline.`
           : 'Open the connection in Project settings > Service connections, fix what it reports, and save it again (or convert it to workload identity federation).',
@@ -318,7 +316,7 @@ async function expiryRow(ctx: PipelineContext, conn: Connection, options: Valida
   if (!base) return skipped(check, `Microsoft Graph's address for ${conn.cloud.name} is unknown; set the pipeline variable WorkloadIdentity.GraphUrl.`);
   let token: AccessToken;
   try {
-    token = await acquireAccessToken(ctx, conn, `${base}/.default`);
+    token = await acquireAccessToken(ctx, conn, graphScope(conn.cloud, base));
   } catch (e) {
     return skipped(check, `No Microsoft Graph token: ${failureLines(e).summary}`);
   }

@@ -18,8 +18,9 @@ body { font-family: "Segoe UI", "Helvetica Neue", Arial, sans-serif; font-size: 
 .tabbar { font-size: 14px; color: #605e5c; border-bottom: 1px solid #eaeaea; padding: 12px 0; margin-bottom: 8px; }
 .tabbar b { color: #0078d4; border-bottom: 2px solid #0078d4; padding-bottom: 10px; }
 h2 { font-size: 20px; font-weight: 600; }
-table { border-collapse: collapse; width: 100%; margin: 12px 0; }
-th, td { border: 1px solid #e1dfdd; padding: 6px 10px; text-align: left; vertical-align: top; }
+table { border-collapse: collapse; width: 100%; margin: 12px 0; table-layout: fixed; }
+th, td { border: 1px solid #e1dfdd; padding: 6px 10px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
+th:nth-child(1) { width: 11%; } th:nth-child(2) { width: 9%; } th:nth-child(3) { width: 44%; } th:nth-child(4) { width: 36%; }
 th { background: #f3f2f1; font-weight: 600; }
 td:nth-child(2) { white-space: nowrap; }
 a { color: #0078d4; text-decoration: none; }

@@ -35,9 +35,9 @@ describe('validation summary', () => {
   it('renders a table a person can read, escaping what services sent', () => {
     const md = renderSummary({ title: 'Service connection prod', status: 'error', facts: [['Tenant', 't-1']], links: [{ title: 'Azure DevOps', url: 'https://dev.azure.com/o/p/_settings/adminservices?resourceId=1' }] }, rows);
     assert.match(md, /^## Service connection prod$/m);
-    assert.match(md, /\*\*❌ The connection has problems that will fail deployments\.\*\*/);
+    assert.match(md, /\*\*✖ The connection has problems that will fail deployments\.\*\*/);
     assert.match(md, /^\| Check \| Result \| What was found \| Fix \|$/m);
-    assert.match(md, /^\| Entra ID exchange \| ❌ fail \| AADSTS700213 \\\| pipes &lt;b&gt;<br>subject: sc:\/\/a\/b\/c \| Copy the subject\.<br>\[App \(credentials\)\]\(https:\/\/portal\.azure\.com\/#view\/x\) \|$/m);
+    assert.match(md, /^\| Entra ID exchange \| ✖ fail \| AADSTS700213 \\\| pipes &lt;b&gt;<br>subject: sc:\/\/a\/b\/c \| Copy the subject\.<br>\[App \(credentials\)\]\(https:\/\/portal\.azure\.com\/#view\/x\) \|$/m);
     assert.match(md, /\[Azure DevOps\]\(https:\/\/dev\.azure\.com\/o\/p\/_settings\/adminservices\?resourceId=1\)/);
   });
 
