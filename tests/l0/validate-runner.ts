@@ -1,0 +1,27 @@
+/**
+ * L0 runner for ValidateServiceConnection@1 under TaskMockRunner: the checks are mocked (rows
+ * from L0_ROWS), so this tests what the task makes of them: log, summary, output, result, inputs.
+ */
+import * as path from 'node:path';
+import { TaskMockRunner } from 'azure-pipelines-task-lib/mock-run';
+
+const tmr = new TaskMockRunner(path.join(__dirname, '..', '..', 'tasks', 'ValidateServiceConnectionV1', 'index.js'));
+const CONN = 'a11ce000-0000-4000-8000-0000000000v1';
+process.env.AGENT_TEMPDIRECTORY = process.env.L0_TEMP ?? '';
+process.env.ENDPOINT_AUTH_SYSTEMVSSCONNECTION = JSON.stringify({ parameters: { AccessToken: 'l0-job-access-token' }, scheme: 'OAuth' });
+process.env[`ENDPOINT_AUTH_${CONN}`] = JSON.stringify({ parameters: { tenantid: 'tenant-1', serviceprincipalid: 'client-1' }, scheme: 'WorkloadIdentityFederation' });
+process.env[`ENDPOINT_URL_${CONN}`] = 'https://management.azure.com/';
+tmr.setInput('connectedServiceNameARM', CONN);
+for (const [k, v] of Object.entries(JSON.parse(process.env.L0_INPUTS ?? '{}') as Record<string, string>)) tmr.setInput(k, v);
+
+const rows = JSON.parse(process.env.L0_ROWS ?? '[]') as { status: string }[];
+tmr.registerMock('../core/validation', {
+  portalLinks: () => [{ title: 'Service connection in Azure DevOps', url: 'https://dev.azure.com/contoso/web/_settings/adminservices?resourceId=x' }],
+  validateConnection: async (_ctx: unknown, _conn: unknown, options: { scope?: string; requiredRoles: string[]; secretExpiryWarningDays: number }) => {
+    console.log(`L0: validate scope=${options.scope ?? '-'} roles=${options.requiredRoles.join('+') || '-'} days=${options.secretExpiryWarningDays}`);
+    const status = rows.some((r) => r.status === 'fail') ? 'error' : rows.some((r) => r.status === 'warning') ? 'warning' : 'ok';
+    return { rows, status, endpoint: { name: 'prod-deploy' } };
+  },
+});
+
+tmr.run();
