@@ -1,7 +1,8 @@
 /**
  * The yardstick: a dependency-free Node script that makes the same requests as FetchOidcToken
  * (the Oidctoken call, then the Entra exchange when a scope is given) or AcrLoginFederated (and
- * the registry's exchange, and the auth file), printing the same ##vso commands. No validation,
+ * the registry's exchange, and the auth file) or ValidateServiceConnection (the endpoint, the
+ * idToken, the Entra token, the subscription, permissions and role definition), printing the same ##vso commands. No validation,
  * no messages, no retries: the least a task could do.
  */
 import * as fs from 'node:fs';
@@ -9,9 +10,9 @@ import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-function post(url: string, headers: Record<string, string>, body: string): Promise<string> {
+function post(url: string, headers: Record<string, string>, body: string, method = 'POST'): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = https.request(url, { method: 'POST', headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) }, agent: false }, (res) => {
+    const req = https.request(url, { method, headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) }, agent: false }, (res) => {
       let data = '';
       res.on('data', (c) => (data += c));
       res.on('end', () => (res.statusCode === 200 ? resolve(data) : reject(new Error(`HTTP ${res.statusCode}`))));
@@ -25,12 +26,18 @@ async function main(): Promise<void> {
   const id = process.env.INPUT_CONNECTEDSERVICENAMEARM!;
   const auth = JSON.parse(process.env[`ENDPOINT_AUTH_${id}`]!);
   const jobToken = JSON.parse(process.env.ENDPOINT_AUTH_SYSTEMVSSCONNECTION!).parameters.AccessToken;
+  const roles = process.env.INPUT_REQUIREDROLES;
+  if (roles) {
+    // ValidateServiceConnection's requests: the connection as Azure DevOps sees it first.
+    const endpointUrl = `${process.env.SYSTEM_COLLECTIONURI}${process.env.SYSTEM_TEAMPROJECTID}/_apis/serviceendpoint/endpoints/${id}?api-version=7.1`;
+    JSON.parse(await post(endpointUrl, { Authorization: `Bearer ${jobToken}` }, '', 'GET'));
+  }
   const url = `${process.env.SYSTEM_OIDCREQUESTURI}?api-version=7.1&serviceConnectionId=${id}`;
   const idToken = JSON.parse(await post(url, { Authorization: `Bearer ${jobToken}`, 'Content-Type': 'application/json' }, '{}')).oidcToken;
   console.log(`##vso[task.setsecret]${idToken}`);
   console.log(`##vso[task.setvariable variable=idToken;isOutput=true;issecret=true;]${idToken}`);
   const registry = process.env.INPUT_REGISTRIES;
-  const scope = registry ? 'https://containerregistry.azure.net/.default' : process.env.INPUT_ACCESSTOKENSCOPE;
+  const scope = registry ? 'https://containerregistry.azure.net/.default' : roles ? 'https://management.azure.com/.default' : process.env.INPUT_ACCESSTOKENSCOPE;
   if (scope) {
     const authority = process.env[`ENDPOINT_DATA_${id}_ENVIRONMENTAUTHORITYURL`];
     const form = new URLSearchParams({
@@ -42,6 +49,17 @@ async function main(): Promise<void> {
     }).toString();
     const token = JSON.parse(await post(`${authority}${auth.parameters.tenantid}/oauth2/v2.0/token`, { 'Content-Type': 'application/x-www-form-urlencoded' }, form)).access_token;
     console.log(`##vso[task.setsecret]${token}`);
+    if (roles) {
+      const arm = (process.env[`ENDPOINT_URL_${id}`] ?? '').replace(/\/+$/, '');
+      const sub = process.env[`ENDPOINT_DATA_${id}_SUBSCRIPTIONID`];
+      const h = { Authorization: `Bearer ${token}` };
+      JSON.parse(await post(`${arm}/subscriptions/${sub}?api-version=2022-12-01`, h, '', 'GET'));
+      const target = process.env.INPUT_SCOPE;
+      JSON.parse(await post(`${arm}${target}/providers/Microsoft.Authorization/permissions?api-version=2022-04-01`, h, '', 'GET'));
+      JSON.parse(await post(`${arm}${target}/providers/Microsoft.Authorization/roleDefinitions?api-version=2022-04-01&$filter=${encodeURIComponent(`roleName eq '${roles}'`)}`, h, '', 'GET'));
+      console.log('##vso[task.setvariable variable=validationStatus;isOutput=true;issecret=false;]ok');
+      return;
+    }
     if (!registry) {
       console.log(`##vso[task.setvariable variable=accessToken;isOutput=true;issecret=true;]${token}`);
       return;

@@ -14,7 +14,7 @@ import { DIST } from '../helpers/task-process';
 
 const RUNS = Math.max(10, Number(process.env.BENCH_RUNS ?? 15));
 const root = path.resolve(__dirname, '..', '..', '..');
-const BUDGET = { ratioWithExchange: 2.0, ratioAcr: 2.5, rssMiB: 80, requestsWithout: 1, requestsWith: 2, requestsAcr: 3, vsixBytes: 1024 * 1024 };
+const BUDGET = { ratioWithExchange: 2.0, ratioAcr: 2.5, ratioValidate: 3.0, rssMiB: 80, requestsWithout: 1, requestsWith: 2, requestsAcr: 3, requestsValidate: 6, vsixBytes: 1024 * 1024 };
 
 interface Sample { ms: number; cpuMs: number; rssMiB: number; requests?: number }
 
@@ -62,6 +62,25 @@ async function main(): Promise<void> {
   const emptyDockerHome = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-bench-docker-'));
   const acrEnv = { ...base, INPUT_REGISTRIES: emu.host, INPUT_TRUSTEDREGISTRYHOSTS: emu.host, DOCKER_CONFIG: emptyDockerHome };
   const acrTask = path.join(DIST, 'AcrLoginFederatedV1', 'index.js');
+  // A healthy connection for a full validation: Entra issuer, subscription, AcrPush on a registry.
+  const subscriptionId = crypto.randomUUID();
+  const vId = crypto.randomUUID();
+  const vClient = crypto.randomUUID();
+  emu.addSubscription({ subscriptionId, tenantId, displayName: 'Bench' });
+  emu.addServiceConnection({ id: vId, name: 'bench-validate', scheme: 'WorkloadIdentityFederation', tenantId, clientId: vClient, subscriptionId, issuerMode: 'entra' });
+  const vFed = emu.expectedFederation(vId);
+  emu.addApp({ clientId: vClient, tenantId, federatedCredentials: [{ issuer: vFed.issuer, subject: vFed.subject, audiences: ['api://AzureADTokenExchange'] }] });
+  const registryScope = `/subscriptions/${subscriptionId}/resourceGroups/build/providers/Microsoft.ContainerRegistry/registries/bench`;
+  emu.assignRole({ principalId: vClient, scope: `/subscriptions/${subscriptionId}`, role: 'Contributor' });
+  const validateEnv = {
+    ...jobEnv(emu, { tempDirectory: temp, debug: false }),
+    ...connectionEnv(emu, { id: vId, scheme: 'WorkloadIdentityFederation', tenantId, clientId: vClient, subscriptionId, armUrl: `${emu.url}/` }),
+    INPUT_CONNECTEDSERVICENAMEARM: vId,
+    INPUT_SCOPE: registryScope,
+    INPUT_REQUIREDROLES: 'AcrPush',
+    WORKLOADIDENTITY_GRAPHURL: emu.url,
+  };
+  const validateTask = path.join(DIST, 'ValidateServiceConnectionV1', 'index.js');
   const task = path.join(DIST, 'FetchOidcTokenV1', 'index.js');
   const baseline = path.join(__dirname, 'baseline.js');
   const probe = path.join(__dirname, 'probe.js');
@@ -78,7 +97,7 @@ async function main(): Promise<void> {
 
   for (const [label, node] of nodes) {
     const version = (await run(node, ['--version'], {})).out.trim();
-    const s: Record<string, Sample[]> = { empty: [], task: [], taskScope: [], base: [], baseScope: [], acr: [], baseAcr: [] };
+    const s: Record<string, Sample[]> = { empty: [], task: [], taskScope: [], base: [], baseScope: [], acr: [], baseAcr: [], validate: [], baseValidate: [] };
     const measure = async (key: string, args: string[], env: Record<string, string>, count: boolean) => {
       emu.resetCounts();
       fs.rmSync(probeFile, { force: true });
@@ -99,6 +118,8 @@ async function main(): Promise<void> {
       await measure('baseScope', [baseline], withScope, true);
       await measure('acr', [acrTask], acrEnv, true);
       await measure('baseAcr', [baseline], acrEnv, true);
+      await measure('validate', [validateTask], validateEnv, true);
+      await measure('baseValidate', [baseline], validateEnv, true);
     }
     const m = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, median(v.map((x) => x.ms))]));
     const c = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, median(v.map((x) => x.cpuMs))]));
@@ -110,11 +131,16 @@ async function main(): Promise<void> {
     rows.push(
       `${label} (${version}), ${RUNS} runs each, medians; ratios to node -e 0 and to the dependency-free script:`,
       `  ${'node -e 0'.padEnd(32)} ${m.empty.toFixed(1).padStart(6)} ms                           cpu ${c.empty.toFixed(1).padStart(5)} ms`,
-      `  ${'script, 1 / 2 / 3 requests'.padEnd(32)} ${m.base.toFixed(1)} / ${m.baseScope.toFixed(1)} / ${m.baseAcr.toFixed(1)} ms          cpu ${c.base.toFixed(1)} / ${c.baseScope.toFixed(1)} / ${c.baseAcr.toFixed(1)} ms`,
+      `  ${'script, 1 / 2 / 3 / 6 requests'.padEnd(32)} ${[m.base, m.baseScope, m.baseAcr, m.baseValidate].map((x) => x.toFixed(1)).join(' / ')} ms  cpu ${[c.base, c.baseScope, c.baseAcr, c.baseValidate].map((x) => x.toFixed(1)).join(' / ')} ms`,
       row('FetchOidcToken (idToken only)', 'task', 'base'),
       row('FetchOidcToken (with exchange)', 'taskScope', 'baseScope'),
       row('AcrLoginFederated (1 registry)', 'acr', 'baseAcr'),
+      row('ValidateServiceConnection (full)', 'validate', 'baseValidate'),
     );
+    const rssValidate = rss('validate');
+    if (m.validate / m.empty > BUDGET.ratioValidate) failures.push(`${label}: ValidateServiceConnection ratio ${ratio(m.validate, m.empty)} > ${BUDGET.ratioValidate}`);
+    if (rssValidate > BUDGET.rssMiB) failures.push(`${label}: ValidateServiceConnection peak RSS ${rssValidate.toFixed(1)} MiB > ${BUDGET.rssMiB}`);
+    if (req('validate') !== String(BUDGET.requestsValidate)) failures.push(`${label}: ValidateServiceConnection made ${req('validate')} requests, expected ${BUDGET.requestsValidate}`);
     const rssWith = rss('taskScope');
     const rssWithout = rss('task');
     const rssAcr = rss('acr');
@@ -132,7 +158,7 @@ async function main(): Promise<void> {
   rows.push(`.vsix: ${(vsixBytes / 1024).toFixed(0)} KiB${vsix ? ` (${vsix})` : ' (not built: run npm run package)'}`);
   if (!(vsixBytes <= BUDGET.vsixBytes)) failures.push(`.vsix ${vsixBytes} bytes > ${BUDGET.vsixBytes}`);
   console.log(rows.join('\n'));
-  console.log(failures.length ? `\nOver budget:\n  ${failures.join('\n  ')}` : '\nAll budgets met: ratios <= 2.0 (FetchOidcToken with exchange) and 2.5 (AcrLoginFederated), peak RSS <= 80 MiB, 1, 2 and 3 requests, .vsix <= 1 MiB.');
+  console.log(failures.length ? `\nOver budget:\n  ${failures.join('\n  ')}` : '\nAll budgets met: ratios <= 2.0 (FetchOidcToken with exchange), 2.5 (AcrLoginFederated) and 3.0 (ValidateServiceConnection), peak RSS <= 80 MiB, 1, 2, 3 and 6 requests, .vsix <= 1 MiB.');
   process.exitCode = failures.length ? 1 : 0;
 }
 
