@@ -1,0 +1,59 @@
+/** AwsAssumeRoleFederated@1: AWS credentials from the connection's idToken, with no access key. */
+import * as path from 'node:path';
+import * as tl from 'azure-pipelines-task-lib/task';
+import { readPipelineContext } from '../core/pipeline-context';
+import { describeScheme, readConnection } from '../core/connection';
+import { OidcTokenClient } from '../core/oidc-token';
+import { describeIdToken } from '../core/claims';
+import { boolInput } from '../core/inputs';
+import { InputError } from '../core/failures';
+import { assumeRoleWithWebIdentity } from '../core/sts';
+import { makeSecretDir, writeSecretFile } from '../core/secret-files';
+import { setJobVariable, setOutput, setTaskState } from '../core/variables';
+import { runTask } from '../core/task-runner';
+import { durationInput, regionInput, roleArnInput, sessionNameInput, stsEndpointInput } from './inputs';
+import { TOKEN_DIR_STATE } from './state';
+
+async function main(): Promise<void> {
+  const ctx = readPipelineContext();
+  const conn = readConnection('connectedServiceNameARM', 'azureSubscription');
+  if (conn.scheme !== 'WorkloadIdentityFederation') {
+    throw new InputError('azureSubscription', `service connection '${conn.id}' uses ${describeScheme(conn.scheme)}, which has no idToken for AWS`, 'Use an Azure Resource Manager connection with workload identity federation: AWS trusts its idToken through an IAM OIDC identity provider.');
+  }
+  const roleArn = roleArnInput();
+  const region = regionInput();
+  const durationSeconds = durationInput();
+  const endpoint = stsEndpointInput(region);
+  const roleSessionName = sessionNameInput();
+  const exportFile = boolInput('exportWebIdentityFile', false);
+
+  const idToken = await new OidcTokenClient(ctx, conn).fetch();
+  console.log(`idToken for service connection ${conn.id}; the role's trust policy must accept these claims:`);
+  for (const line of describeIdToken(idToken.claims)) console.log(line);
+
+  const creds = await assumeRoleWithWebIdentity(ctx, { endpoint, roleArn, roleSessionName, durationSeconds, webIdentityToken: idToken.token, claims: idToken.claims });
+  console.log(`Assumed ${creds.assumedRoleArn || roleArn} as session '${roleSessionName}' until ${creds.expiration} (${endpoint}).`);
+
+  setJobVariable('AWS_ACCESS_KEY_ID', creds.accessKeyId);
+  setJobVariable('AWS_SECRET_ACCESS_KEY', creds.secretAccessKey, true);
+  setJobVariable('AWS_SESSION_TOKEN', creds.sessionToken, true);
+  setJobVariable('AWS_REGION', region);
+  setJobVariable('AWS_DEFAULT_REGION', region);
+  setOutput('awsAccessKeyId', creds.accessKeyId);
+  setOutput('awsExpiration', creds.expiration);
+  setOutput('awsAssumedRoleArn', creds.assumedRoleArn || undefined);
+
+  if (exportFile) {
+    const dir = makeSecretDir(ctx.tempDirectory, 'aws-web-identity');
+    setTaskState(TOKEN_DIR_STATE, dir);
+    const file = path.join(dir, 'web-identity-token');
+    writeSecretFile(file, idToken.token);
+    setJobVariable('AWS_WEB_IDENTITY_TOKEN_FILE', file);
+    setJobVariable('AWS_ROLE_ARN', roleArn);
+    setJobVariable('AWS_ROLE_SESSION_NAME', roleSessionName);
+    console.log(`Set AWS_WEB_IDENTITY_TOKEN_FILE (${file}), AWS_ROLE_ARN and AWS_ROLE_SESSION_NAME: AWS SDKs and the CLI can assume the role themselves while the token is valid; the file is removed when the job ends.`);
+  }
+  tl.debug('AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN are secret variables: map them into a script step\'s env to use them.');
+}
+
+void runTask('AwsAssumeRoleFederated', main);

@@ -1,0 +1,57 @@
+/** The AWS inputs, validated before any request: each message names the input and the fix. */
+import * as tl from 'azure-pipelines-task-lib/task';
+import { InputError } from '../core/failures';
+import { stringInput } from '../core/inputs';
+
+const ROLE_ARN = /^arn:aws[-a-z]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+
+export function roleArnInput(): string {
+  const v = stringInput('roleArn');
+  if (!v) throw new InputError('roleArn', 'no role is given', 'Set roleArn to the ARN of the IAM role to assume, e.g. arn:aws:iam::123456789012:role/azure-pipelines-deploy.');
+  if (!ROLE_ARN.test(v)) throw new InputError('roleArn', `'${v}' is not an IAM role ARN`, 'Use the form arn:aws:iam::<12-digit account id>:role/<role name> (IAM > Roles > the role > ARN).');
+  return v;
+}
+
+export function regionInput(): string {
+  const v = (stringInput('region') ?? 'us-east-1').toLowerCase();
+  if (!REGION.test(v)) throw new InputError('region', `'${v}' is not an AWS region code`, 'Use a region code such as us-east-1, eu-west-2 or us-gov-west-1.');
+  return v;
+}
+
+export function durationInput(): number {
+  const raw = stringInput('durationSeconds') ?? '3600';
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 900 || n > 43200) throw new InputError('durationSeconds', `'${raw}' is not a whole number of seconds from 900 to 43200`, 'Set durationSeconds from 900 (15 minutes) to 43200 (12 hours), within the role\'s maximum session duration; the default is 3600.');
+  return n;
+}
+
+export function stsEndpointInput(region: string): string {
+  const v = stringInput('stsEndpoint');
+  if (!v) return `https://sts.${region}.amazonaws.com${region.startsWith('cn-') ? '.cn' : ''}/`;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new InputError('stsEndpoint', `'${v}' is not a URL`, 'Give an https URL such as https://sts.us-east-1.amazonaws.com/ or your VPC endpoint, or leave it empty for the regional endpoint.');
+  }
+  if (u.protocol !== 'https:') throw new InputError('stsEndpoint', `'${v}' is not https`, 'The idToken is a credential: STS is only called over https.');
+  return u.href.endsWith('/') ? u.href : `${u.href}/`;
+}
+
+/** AWS's pattern [\w+=,.@-], 2 to 64 characters. */
+const SESSION = /^[\w+=,.@-]{2,64}$/;
+
+export function sessionNameInput(): string {
+  const given = stringInput('roleSessionName');
+  if (given) {
+    if (!SESSION.test(given)) throw new InputError('roleSessionName', `'${given}' is not a valid role session name`, 'Use 2 to 64 characters from letters, digits and + = , . @ _ -, or leave it empty for a name built from the pipeline and run.');
+    return given;
+  }
+  // Who assumed the role shows in CloudTrail: the pipeline and the run, cut to AWS's pattern.
+  const pipeline = tl.getVariable('Build.DefinitionName') || tl.getVariable('Release.DefinitionName') || 'pipeline';
+  const run = tl.getVariable('Build.BuildId') || tl.getVariable('Release.ReleaseId') || `${Date.now()}`;
+  const clean = (s: string) => s.replace(/[^\w+=,.@-]+/g, '-').replace(/-+/g, '-').replace(/^-|-$/g, '');
+  const name = `azp-${clean(pipeline)}`.slice(0, 64 - clean(run).length - 1) + `-${clean(run)}`;
+  return name.length >= 2 ? name.slice(0, 64) : 'azure-pipelines';
+}
