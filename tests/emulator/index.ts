@@ -1,13 +1,16 @@
 // Local emulator of Azure DevOps (Oidctoken, service endpoints), Microsoft Entra ID, Azure IMDS,
 // Azure Container Registry (its token exchange; /v2/ proxied to a real registry), Azure Resource
-// Manager (subscriptions, permissions, role definitions) and Microsoft Graph (applications, service
-// principals) on one HTTPS server, so that tasks can be run end to end exactly as the agent runs them.
+// Manager (subscriptions, permissions, role definitions), Microsoft Graph (applications, service
+// principals) and AWS STS (AssumeRoleWithWebIdentity, GetCallerIdentity) on one HTTPS server, so that tasks can be run end to end exactly as the agent runs them.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type {
   AppRegistration,
+  AwsOidcProvider,
+  AwsRole,
+  AwsSession,
   Emulator,
   EmulatorOptions,
   Fault,
@@ -22,7 +25,7 @@ import type {
   SubscriptionRegistration,
   TokenRequestRecord,
 } from './types';
-import { EmulatorServer, Router } from './server';
+import { EmulatorServer, Router, type Interceptor } from './server';
 import { FaultQueue, applyFault } from './faults';
 import { loadOrCreatePki, makeSelfSignedCertificate } from './pki';
 import { World, ORGANIZATION, DEFAULT_PROJECT } from './state';
@@ -33,9 +36,13 @@ import { registerAcr, registryTokenSigner } from './acr';
 import { registerArm } from './arm';
 import { registerGraph } from './graph';
 import { builtInRoleCopies, checkAssignableScope, findRole } from './roles';
+import { STS_ENDPOINT_ROUTE, registerSts } from './sts';
 
 export type {
   AppRegistration,
+  AwsOidcProvider,
+  AwsRole,
+  AwsSession,
   Emulator,
   EmulatorOptions,
   Fault,
@@ -57,6 +64,7 @@ export { SECRET_ROTATION_FAILED } from './devops';
 export { GRAPH_READ_ROLE } from './graph';
 export { ACR_TOKEN_USERNAME, REGISTRY_AUDIENCE, REGISTRY_TOKEN_ISSUER } from './acr';
 export { addDemoScenario, agentEnvironment } from './scenario';
+export { STS_NAMESPACE, stsErrorBody, stsFault } from './sts';
 
 export const ROUTE_NAMES: readonly RouteName[] = [
   'oidctoken',
@@ -74,6 +82,8 @@ export const ROUTE_NAMES: readonly RouteName[] = [
   'arm.roleDefinitions',
   'graph.application',
   'graph.servicePrincipal',
+  'sts.assumeRoleWithWebIdentity',
+  'sts.getCallerIdentity',
 ];
 /** counts() key for requests no route matched */
 export const UNMATCHED = 'unmatched';
@@ -85,29 +95,39 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const pki = await loadOrCreatePki(dir);
     const world = new World(pki);
     const router = new Router();
+    const counters = new Map<string, number>();
+    const faults = new FaultQueue();
+    // Counts the request at its route and applies the route's next fault, if any. STS's `POST /`
+    // is only named once its form is read, so its module calls this itself with the action's route.
+    const intercept: Interceptor = (route, ctx) => {
+      counters.set(route.name, (counters.get(route.name) ?? 0) + 1);
+      const fault = faults.take(route.name);
+      if (!fault) return false;
+      applyFault(fault, route, ctx);
+      return true;
+    };
     registerDevOps(router, world);
     registerEntra(router, world);
     registerImds(router, world);
     registerAcr(router, world);
     registerArm(router, world);
     registerGraph(router, world);
+    registerSts(router, world, intercept, () => counters.set(UNMATCHED, (counters.get(UNMATCHED) ?? 0) + 1));
 
-    const counters = new Map<string, number>();
+    const routeNames = [...new Set([...ROUTE_NAMES, ...router.names()])].filter((n) => n !== STS_ENDPOINT_ROUTE);
     const resetCounters = () => {
-      for (const name of [...ROUTE_NAMES, ...router.names(), UNMATCHED]) counters.set(name, 0);
+      for (const name of [...routeNames, UNMATCHED]) counters.set(name, 0);
     };
     resetCounters();
-    const faults = new FaultQueue();
     const server = new EmulatorServer({
       key: pki.serverKeyPem,
       cert: pki.serverCertPem,
       router,
       intercept: (route, ctx) => {
-        counters.set(route.name, (counters.get(route.name) ?? 0) + 1);
-        const fault = faults.take(route.name);
-        if (!fault) return false;
-        applyFault(fault, route, ctx);
-        return true;
+        if (route.name !== STS_ENDPOINT_ROUTE) return intercept(route, ctx);
+        // Another method on `/`: no STS action; it is answered 405 and counted as unmatched.
+        if (ctx.req.method !== 'POST') counters.set(UNMATCHED, (counters.get(UNMATCHED) ?? 0) + 1);
+        return false;
       },
       onUnmatched: () => counters.set(UNMATCHED, (counters.get(UNMATCHED) ?? 0) + 1),
     });
@@ -115,7 +135,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     world.url = `https://127.0.0.1:${port}`;
     world.host = `127.0.0.1:${port}`;
 
-    return new EmulatorImpl(world, server, faults, counters, resetCounters, router.names(), ownDir ? dir : undefined);
+    return new EmulatorImpl(world, server, faults, counters, resetCounters, routeNames, ownDir ? dir : undefined);
   } catch (e) {
     if (ownDir) fs.rmSync(dir, { recursive: true, force: true });
     throw e;
@@ -256,6 +276,29 @@ class EmulatorImpl implements Emulator {
 
   signingKeys(): { devops: Jwk; entra: Jwk } {
     return { devops: devopsJwk(this.world), entra: entraJwk(this.world) };
+  }
+
+  addAwsOidcProvider(provider: AwsOidcProvider): void {
+    this.world.addAwsOidcProvider(provider);
+  }
+
+  addAwsRole(role: AwsRole): void {
+    this.world.addAwsRole(role);
+  }
+
+  awsSessions(): AwsSession[] {
+    return this.world.awsSessions().map((s) => structuredClone(s));
+  }
+
+  expireAwsSession(accessKeyId?: string): number {
+    const now = new Date(Date.now() - 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    let n = 0;
+    for (const s of this.world.awsSessions()) {
+      if (accessKeyId !== undefined && s.accessKeyId !== accessKeyId) continue;
+      s.expiration = now;
+      n++;
+    }
+    return n;
   }
 
   makeClientCertificate(commonName: string): { certificatePem: string; privateKeyPem: string } {

@@ -1,6 +1,16 @@
 import * as crypto from 'node:crypto';
 import type { Pki } from './pki';
-import type { AppRegistration, ManagedIdentity, RegistryRegistration, ServiceConnection, SubscriptionRegistration, TokenRequestRecord } from './types';
+import type {
+  AppRegistration,
+  AwsOidcProvider,
+  AwsRole,
+  AwsSession,
+  ManagedIdentity,
+  RegistryRegistration,
+  ServiceConnection,
+  SubscriptionRegistration,
+  TokenRequestRecord,
+} from './types';
 import { isGuid, randomSecret } from './jwt';
 
 // Fixed so that subjects, URLs and recorded expectations stay the same from run to run.
@@ -25,6 +35,29 @@ export interface StoredRoleAssignment {
   roleDefinitionId: string;
 }
 
+/** An IAM role as STS keeps it: the ARN taken apart, the defaults filled in. */
+export interface StoredAwsRole {
+  arn: string;
+  accountId: string;
+  /** the last part of the ARN (after any path) */
+  name: string;
+  maxSessionDurationSeconds: number;
+  trust: { issuer: string; sub?: string; aud?: string };
+}
+
+/** arn:aws:iam::<account>:role/<optional path/><name>; IAM's name characters, up to 64 of them. */
+const ROLE_ARN = /^arn:aws:iam::(\d{12}):role\/(?:[\w+=,.@-]+\/)*([\w+=,.@-]{1,64})$/;
+
+export function parseRoleArn(arn: string): { accountId: string; name: string } | undefined {
+  const m = ROLE_ARN.exec(arn);
+  return m ? { accountId: m[1], name: m[2] } : undefined;
+}
+
+/** A provider url as IAM keeps it: without the scheme. */
+export function awsProviderUrl(url: string): string {
+  return url.replace(/^https:\/\//i, '');
+}
+
 export interface Project {
   name: string;
   id: string;
@@ -43,6 +76,9 @@ export class World {
   private readonly registries = new Map<string, RegistryRegistration>();
   private readonly subscriptions = new Map<string, SubscriptionRegistration>();
   private readonly assignments: StoredRoleAssignment[] = [];
+  private readonly awsProviders = new Map<string, AwsOidcProvider>();
+  private readonly awsRoles = new Map<string, StoredAwsRole>();
+  private readonly awsSessionList: AwsSession[] = [];
   private readonly projects = new Map<string, Project>([[DEFAULT_PROJECT.name, { ...DEFAULT_PROJECT }]]);
   // Insertion-ordered and de-duplicated; read by leak scans.
   private readonly secrets = new Set<string>();
@@ -191,6 +227,61 @@ export class World {
     return this.assignments;
   }
 
+  addAwsOidcProvider(provider: AwsOidcProvider): void {
+    const url = awsProviderUrl(String(provider.url ?? ''));
+    if (!url || /\s/.test(url) || /^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+      throw new TypeError(`url must be the issuer without https://, e.g. 'vstoken.dev.azure.com/<org id>', got ${JSON.stringify(provider.url)}`);
+    }
+    if (!Array.isArray(provider.clientIds) || provider.clientIds.some((c) => typeof c !== 'string' || !c)) {
+      throw new TypeError(`clientIds must be an array of audiences, got ${JSON.stringify(provider.clientIds)}`);
+    }
+    requireAccountId(provider.accountId);
+    this.awsProviders.set(`${provider.accountId} ${url.toLowerCase()}`, { url, clientIds: [...provider.clientIds], accountId: provider.accountId });
+  }
+
+  /** IAM compares provider urls without regard to case in the host; the emulator ignores case throughout. */
+  findAwsOidcProvider(accountId: string, url: string): AwsOidcProvider | undefined {
+    return this.awsProviders.get(`${accountId} ${url.toLowerCase()}`);
+  }
+
+  addAwsRole(role: AwsRole): void {
+    const parsed = parseRoleArn(String(role.arn ?? ''));
+    if (!parsed) throw new TypeError(`arn must be arn:aws:iam::<12 digits>:role/<name>, got ${JSON.stringify(role.arn)}`);
+    const max = role.maxSessionDurationSeconds ?? 3600;
+    if (!Number.isInteger(max) || max < 3600 || max > 43200) {
+      throw new RangeError(`maxSessionDurationSeconds must be an integer from 3600 to 43200 (IAM's MaxSessionDuration), got ${max}`);
+    }
+    if (!role.trust || typeof role.trust.issuer !== 'string' || !role.trust.issuer) {
+      throw new TypeError('trust.issuer (the provider url) is required');
+    }
+    this.awsRoles.set(role.arn.toLowerCase(), {
+      arn: role.arn,
+      ...parsed,
+      maxSessionDurationSeconds: max,
+      trust: { ...role.trust, issuer: awsProviderUrl(role.trust.issuer) },
+    });
+  }
+
+  /** IAM role names are unique without regard to case. */
+  findAwsRole(arn: string): StoredAwsRole | undefined {
+    return this.awsRoles.get(arn.toLowerCase());
+  }
+
+  addAwsSession(session: AwsSession): void {
+    this.awsSessionList.push(session);
+    // The access key id is not a secret (tasks print it as an output); the other two are.
+    this.recordSecret(session.secretAccessKey);
+    this.recordSecret(session.sessionToken);
+  }
+
+  findAwsSession(accessKeyId: string): AwsSession | undefined {
+    return this.awsSessionList.find((s) => s.accessKeyId === accessKeyId);
+  }
+
+  awsSessions(): readonly AwsSession[] {
+    return this.awsSessionList;
+  }
+
   /** A tenant exists once anything registered lives in it. */
   knowsTenant(tenantId: string): boolean {
     const t = tenantId.toLowerCase();
@@ -210,6 +301,10 @@ export function sameId(a: string, b: string): boolean {
 
 function sameAssignment(a: StoredRoleAssignment, b: StoredRoleAssignment): boolean {
   return sameId(a.principalId, b.principalId) && a.scope.toLowerCase() === b.scope.toLowerCase() && sameId(a.roleDefinitionId, b.roleDefinitionId);
+}
+
+function requireAccountId(value: string): void {
+  if (typeof value !== 'string' || !/^\d{12}$/.test(value)) throw new TypeError(`accountId must be 12 digits, got ${JSON.stringify(value)}`);
 }
 
 function requireGuid(value: string, field: string): void {

@@ -15,7 +15,9 @@ export type RouteName =
   | 'arm.permissions'
   | 'arm.roleDefinitions'
   | 'graph.application'
-  | 'graph.servicePrincipal';
+  | 'graph.servicePrincipal'
+  | 'sts.assumeRoleWithWebIdentity'
+  | 'sts.getCallerIdentity';
 
 export type Fault =
   | { kind: 'status'; status: number; body?: string; headers?: Record<string, string> }
@@ -177,6 +179,55 @@ export interface RegistryTokenSigner {
   issuer: string;
 }
 
+/**
+ * An IAM OpenID Connect identity provider in an AWS account. AssumeRoleWithWebIdentity finds it by
+ * the token's iss ('https://' + url) in the account of the requested role.
+ */
+export interface AwsOidcProvider {
+  /** the issuer without https://, e.g. 'vstoken.dev.azure.com/<org id>' or 'login.microsoftonline.com/<tenant>/v2.0' (a leading https:// is dropped) */
+  url: string;
+  /** the audiences (IAM's client IDs) a token's aud must be one of, e.g. 'api://AzureADTokenExchange' */
+  clientIds: string[];
+  /** 12 digits */
+  accountId: string;
+}
+
+/** An IAM role whose trust policy lets a federated OIDC principal assume it. */
+export interface AwsRole {
+  /** arn:aws:iam::<12 digits>:role/<name> (a path before the name is allowed) */
+  arn: string;
+  /** the role's MaxSessionDuration, 3600..43200; default 3600 */
+  maxSessionDurationSeconds?: number;
+  /** the trust policy: Federated principal of this provider url, with StringEquals on <url>:sub and <url>:aud when given */
+  trust: { issuer: string; sub?: string; aud?: string };
+}
+
+/** Temporary credentials the emulator's STS issued (AssumeRoleWithWebIdentity). */
+export interface AwsSession {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken: string;
+  /** ISO 8601 UTC, as in the response's Expiration */
+  expiration: string;
+  issuedAt: string;
+  durationSeconds: number;
+  roleArn: string;
+  roleSessionName: string;
+  /** arn:aws:sts::<account>:assumed-role/<role name>/<session name> */
+  assumedRoleArn: string;
+  /** AROA...:<session name> */
+  assumedRoleId: string;
+  accountId: string;
+  /** the token's sub and the audience that matched the provider */
+  subject: string;
+  audience: string;
+  /** the provider url (without https://) */
+  provider: string;
+  /** the session policy and policy ARNs the request passed, if any */
+  policy?: string;
+  policyArns: string[];
+}
+
 export interface EmulatorOptions {
   /** default 0 = ephemeral */
   port?: number;
@@ -252,6 +303,14 @@ export interface Emulator {
   unassignRole(assignment: RoleAssignment): number;
   /** the built-in role definitions ARM serves, with their real GUIDs */
   builtInRoles(): RoleDefinition[];
+  /** registers (or replaces: same account and url) an IAM OIDC provider for AWS STS */
+  addAwsOidcProvider(provider: AwsOidcProvider): void;
+  /** registers (or replaces: same ARN) an IAM role that AssumeRoleWithWebIdentity can assume */
+  addAwsRole(role: AwsRole): void;
+  /** copies of the sessions STS issued, oldest first; their secret key and session token are in issuedTokens() */
+  awsSessions(): AwsSession[];
+  /** makes one issued session (or every one, without an argument) expired now; returns how many */
+  expireAwsSession(accessKeyId?: string): number;
   /** a self-signed client certificate + unencrypted key (PEM) for the certificate scheme */
   makeClientCertificate(commonName: string): { certificatePem: string; privateKeyPem: string };
   stop(): Promise<void>;
