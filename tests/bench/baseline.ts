@@ -36,6 +36,16 @@ async function main(): Promise<void> {
   const idToken = JSON.parse(await post(url, { Authorization: `Bearer ${jobToken}`, 'Content-Type': 'application/json' }, '{}')).oidcToken;
   console.log(`##vso[task.setsecret]${idToken}`);
   console.log(`##vso[task.setvariable variable=idToken;isOutput=true;issecret=true;]${idToken}`);
+  const roleArn = process.env.INPUT_ROLEARN;
+  if (roleArn) {
+    // AwsAssumeRoleFederated's request: STS with the idToken.
+    const form = new URLSearchParams({ Action: 'AssumeRoleWithWebIdentity', Version: '2011-06-15', RoleArn: roleArn, RoleSessionName: 'baseline', DurationSeconds: '3600', WebIdentityToken: idToken }).toString();
+    const xml = await post(process.env.INPUT_STSENDPOINT!, { 'Content-Type': 'application/x-www-form-urlencoded' }, form);
+    const secret = /<SecretAccessKey>([^<]*)</.exec(xml)?.[1];
+    console.log(`##vso[task.setsecret]${secret}`);
+    console.log(`##vso[task.setvariable variable=AWS_SECRET_ACCESS_KEY;isOutput=false;issecret=true;]${secret}`);
+    return;
+  }
   const registry = process.env.INPUT_REGISTRIES;
   const scope = registry ? 'https://containerregistry.azure.net/.default' : roles ? 'https://management.azure.com/.default' : process.env.INPUT_ACCESSTOKENSCOPE;
   if (scope) {

@@ -14,7 +14,7 @@ import { DIST } from '../helpers/task-process';
 
 const RUNS = Math.max(10, Number(process.env.BENCH_RUNS ?? 15));
 const root = path.resolve(__dirname, '..', '..', '..');
-const BUDGET = { ratioWithExchange: 2.0, ratioAcr: 2.5, ratioValidate: 3.0, rssMiB: 80, requestsWithout: 1, requestsWith: 2, requestsAcr: 3, requestsValidate: 6, vsixBytes: 1024 * 1024 };
+const BUDGET = { ratioWithExchange: 2.0, ratioAcr: 2.5, ratioValidate: 3.0, ratioAws: 2.0, rssMiB: 80, requestsWithout: 1, requestsWith: 2, requestsAcr: 3, requestsValidate: 6, requestsAws: 2, vsixBytes: 1024 * 1024 };
 
 interface Sample { ms: number; cpuMs: number; rssMiB: number; requests?: number }
 
@@ -81,6 +81,13 @@ async function main(): Promise<void> {
     WORKLOADIDENTITY_GRAPHURL: emu.url,
   };
   const validateTask = path.join(DIST, 'ValidateServiceConnectionV1', 'index.js');
+  // AWS: a provider for the connection's issuer and a role trusting its subject.
+  const provider = fed.issuer.replace(/^https:\/\//, '');
+  const roleArn = 'arn:aws:iam::123456789012:role/bench';
+  emu.addAwsOidcProvider({ url: provider, clientIds: ['api://AzureADTokenExchange'], accountId: '123456789012' });
+  emu.addAwsRole({ arn: roleArn, trust: { issuer: provider, sub: fed.subject, aud: 'api://AzureADTokenExchange' } });
+  const awsEnv = { ...base, INPUT_ROLEARN: roleArn, INPUT_STSENDPOINT: `${emu.url}/` };
+  const awsTask = path.join(DIST, 'AwsAssumeRoleFederatedV1', 'index.js');
   const task = path.join(DIST, 'FetchOidcTokenV1', 'index.js');
   const baseline = path.join(__dirname, 'baseline.js');
   const probe = path.join(__dirname, 'probe.js');
@@ -97,7 +104,7 @@ async function main(): Promise<void> {
 
   for (const [label, node] of nodes) {
     const version = (await run(node, ['--version'], {})).out.trim();
-    const s: Record<string, Sample[]> = { empty: [], task: [], taskScope: [], base: [], baseScope: [], acr: [], baseAcr: [], validate: [], baseValidate: [] };
+    const s: Record<string, Sample[]> = { empty: [], task: [], taskScope: [], base: [], baseScope: [], acr: [], baseAcr: [], validate: [], baseValidate: [], aws: [], baseAws: [] };
     const measure = async (key: string, args: string[], env: Record<string, string>, count: boolean) => {
       emu.resetCounts();
       fs.rmSync(probeFile, { force: true });
@@ -120,6 +127,8 @@ async function main(): Promise<void> {
       await measure('baseAcr', [baseline], acrEnv, true);
       await measure('validate', [validateTask], validateEnv, true);
       await measure('baseValidate', [baseline], validateEnv, true);
+      await measure('aws', [awsTask], awsEnv, true);
+      await measure('baseAws', [baseline], awsEnv, true);
     }
     const m = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, median(v.map((x) => x.ms))]));
     const c = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, median(v.map((x) => x.cpuMs))]));
@@ -136,7 +145,12 @@ async function main(): Promise<void> {
       row('FetchOidcToken (with exchange)', 'taskScope', 'baseScope'),
       row('AcrLoginFederated (1 registry)', 'acr', 'baseAcr'),
       row('ValidateServiceConnection (full)', 'validate', 'baseValidate'),
+      row('AwsAssumeRoleFederated', 'aws', 'baseAws'),
     );
+    const rssAws = rss('aws');
+    if (m.aws / m.empty > BUDGET.ratioAws) failures.push(`${label}: AwsAssumeRoleFederated ratio ${ratio(m.aws, m.empty)} > ${BUDGET.ratioAws}`);
+    if (rssAws > BUDGET.rssMiB) failures.push(`${label}: AwsAssumeRoleFederated peak RSS ${rssAws.toFixed(1)} MiB > ${BUDGET.rssMiB}`);
+    if (req('aws') !== String(BUDGET.requestsAws)) failures.push(`${label}: AwsAssumeRoleFederated made ${req('aws')} requests, expected ${BUDGET.requestsAws}`);
     const rssValidate = rss('validate');
     if (m.validate / m.empty > BUDGET.ratioValidate) failures.push(`${label}: ValidateServiceConnection ratio ${ratio(m.validate, m.empty)} > ${BUDGET.ratioValidate}`);
     if (rssValidate > BUDGET.rssMiB) failures.push(`${label}: ValidateServiceConnection peak RSS ${rssValidate.toFixed(1)} MiB > ${BUDGET.rssMiB}`);
@@ -158,7 +172,7 @@ async function main(): Promise<void> {
   rows.push(`.vsix: ${(vsixBytes / 1024).toFixed(0)} KiB${vsix ? ` (${vsix})` : ' (not built: run npm run package)'}`);
   if (!(vsixBytes <= BUDGET.vsixBytes)) failures.push(`.vsix ${vsixBytes} bytes > ${BUDGET.vsixBytes}`);
   console.log(rows.join('\n'));
-  console.log(failures.length ? `\nOver budget:\n  ${failures.join('\n  ')}` : '\nAll budgets met: ratios <= 2.0 (FetchOidcToken with exchange), 2.5 (AcrLoginFederated) and 3.0 (ValidateServiceConnection), peak RSS <= 80 MiB, 1, 2, 3 and 6 requests, .vsix <= 1 MiB.');
+  console.log(failures.length ? `\nOver budget:\n  ${failures.join('\n  ')}` : '\nAll budgets met: ratios <= 2.0 (FetchOidcToken with exchange, AwsAssumeRoleFederated), 2.5 (AcrLoginFederated) and 3.0 (ValidateServiceConnection), peak RSS <= 80 MiB, exact request counts, .vsix <= 1 MiB.');
   process.exitCode = failures.length ? 1 : 0;
 }
 
