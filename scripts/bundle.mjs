@@ -36,6 +36,8 @@ for (const name of taskDirs) {
   for (const section of ['prejobexecution', 'execution', 'postjobexecution']) {
     for (const handler of Object.values(task[section] ?? {})) targets.add(handler.target);
   }
+  // A token refresher is started by the task, not by the agent: bundled beside the entry points.
+  if (fs.existsSync(path.join(src, 'refresher.ts'))) targets.add('refresher.js');
   const dest = path.join(out, name);
   fs.mkdirSync(dest, { recursive: true });
   for (const target of targets) {

@@ -1,5 +1,4 @@
 /** AwsAssumeRoleFederated@1: AWS credentials from the connection's idToken, with no access key. */
-import * as path from 'node:path';
 import * as tl from 'azure-pipelines-task-lib/task';
 import { readPipelineContext } from '../core/pipeline-context';
 import { describeScheme, readConnection } from '../core/connection';
@@ -8,11 +7,11 @@ import { describeIdToken } from '../core/claims';
 import { boolInput } from '../core/inputs';
 import { InputError } from '../core/failures';
 import { assumeRoleWithWebIdentity } from '../core/sts';
-import { makeSecretDir, writeSecretFile } from '../core/secret-files';
-import { setJobVariable, setOutput, setTaskState } from '../core/variables';
+import { writeTokenFile } from '../core/fresh-token-file';
+import { setJobVariable, setOutput } from '../core/variables';
 import { runTask } from '../core/task-runner';
 import { durationInput, regionInput, roleArnInput, sessionNameInput, stsEndpointInput } from './inputs';
-import { TOKEN_DIR_STATE } from './state';
+import { TOKEN_FILE_STATE } from './state';
 
 async function main(): Promise<void> {
   const ctx = readPipelineContext();
@@ -26,6 +25,7 @@ async function main(): Promise<void> {
   const endpoint = stsEndpointInput(region);
   const roleSessionName = sessionNameInput();
   const exportFile = boolInput('exportWebIdentityFile', false);
+  const keepFresh = boolInput('keepTokenFileFresh', true);
 
   const idToken = await new OidcTokenClient(ctx, conn).fetch();
   console.log(`idToken for service connection ${conn.id}; the role's trust policy must accept these claims:`);
@@ -44,14 +44,12 @@ async function main(): Promise<void> {
   setOutput('awsAssumedRoleArn', creds.assumedRoleArn || undefined);
 
   if (exportFile) {
-    const dir = makeSecretDir(ctx.tempDirectory, 'aws-web-identity');
-    setTaskState(TOKEN_DIR_STATE, dir);
-    const file = path.join(dir, 'web-identity-token');
-    writeSecretFile(file, idToken.token);
-    setJobVariable('AWS_WEB_IDENTITY_TOKEN_FILE', file);
+    const tf = await writeTokenFile(ctx, conn, 'AwsAssumeRoleFederated', 'aws-web-identity', 'web-identity-token', idToken.token, keepFresh, TOKEN_FILE_STATE);
+    setJobVariable('AWS_WEB_IDENTITY_TOKEN_FILE', tf.file);
     setJobVariable('AWS_ROLE_ARN', roleArn);
     setJobVariable('AWS_ROLE_SESSION_NAME', roleSessionName);
-    console.log(`Set AWS_WEB_IDENTITY_TOKEN_FILE (${file}), AWS_ROLE_ARN and AWS_ROLE_SESSION_NAME: AWS SDKs and the CLI can assume the role themselves while the token is valid; the file is removed when the job ends.`);
+    console.log(`Set AWS_WEB_IDENTITY_TOKEN_FILE (${tf.file}), AWS_ROLE_ARN and AWS_ROLE_SESSION_NAME: AWS SDKs and the CLI assume the role themselves; ` +
+      (tf.refresherPid ? `the file is kept fresh until the job ends (status: ${tf.statusFile}), then removed.` : 'the idToken in it expires in about 10 minutes; the file is removed when the job ends.'));
   }
   tl.debug('AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN are secret variables: map them into a script step\'s env to use them.');
 }

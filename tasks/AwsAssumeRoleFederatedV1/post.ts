@@ -1,14 +1,13 @@
-/** AwsAssumeRoleFederated@1 post-job: removes the web identity token file. Safe to run twice. */
+/** AwsAssumeRoleFederated@1 post-job: stops the token refresher and removes the token file. Safe to run twice. */
 import * as tl from 'azure-pipelines-task-lib/task';
-import { removeSecretPath } from '../core/secret-files';
-import { getTaskState } from '../core/variables';
+import { removeTokenFile } from '../core/fresh-token-file';
 import { runTask } from '../core/task-runner';
-import { TOKEN_DIR_STATE } from './state';
+import { TOKEN_FILE_STATE } from './state';
 
 async function post(): Promise<void> {
-  const dir = getTaskState(TOKEN_DIR_STATE);
-  if (!dir) return tl.debug('No web identity token file to remove.');
-  console.log(removeSecretPath(dir) ? `Removed the web identity token file folder ${dir}.` : `The web identity token file folder ${dir} was already gone.`);
+  const lines = await removeTokenFile(TOKEN_FILE_STATE);
+  if (!lines.length) tl.debug('No web identity token file to remove.');
+  for (const l of lines) console.log(l);
 }
 
 void runTask('AwsAssumeRoleFederated (post-job)', post);

@@ -8,9 +8,9 @@ import { describeIdToken, expiresOn, issuerKind } from '../core/claims';
 import { boolInput, scopeInput } from '../core/inputs';
 import { InputError } from '../core/failures';
 import { exportAzureIdentityEnv, exportTerraformEnv } from '../core/tool-env';
-import { setOutput, setTaskState } from '../core/variables';
+import { setOutput } from '../core/variables';
 import { runTask } from '../core/task-runner';
-import { TOKEN_DIR_STATE } from './state';
+import { TOKEN_FILE_STATE } from './state';
 
 async function main(): Promise<string | void> {
   const ctx = readPipelineContext();
@@ -18,6 +18,7 @@ async function main(): Promise<string | void> {
   const scope = scopeInput('accessTokenScope');
   const terraform = boolInput('exportTerraformEnv', false);
   const azureIdentity = boolInput('exportAzureIdentityEnv', false);
+  const keepFresh = boolInput('keepTokenFileFresh', true);
   const federated = conn.scheme === 'WorkloadIdentityFederation';
   if (azureIdentity && !federated) {
     throw new InputError('exportAzureIdentityEnv', `service connection '${conn.id}' uses ${describeScheme(conn.scheme)}, which has no idToken to put in a token file`, 'Convert the connection to workload identity federation, or set exportAzureIdentityEnv to false.');
@@ -61,9 +62,9 @@ async function main(): Promise<string | void> {
     console.log(`Set for Terraform in later steps: ${names.join(', ')}. Secret variables do not reach scripts by themselves: map them in the step's env (see the task's documentation).`);
   }
   if (azureIdentity && idToken) {
-    const { dir, file } = exportAzureIdentityEnv(ctx, conn, idToken.token);
-    setTaskState(TOKEN_DIR_STATE, dir);
-    console.log(`Set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE (${file}) for the Azure SDKs in later steps; the file is removed when the job ends.`);
+    const tf = await exportAzureIdentityEnv(ctx, conn, idToken.token, keepFresh, TOKEN_FILE_STATE);
+    console.log(`Set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE (${tf.file}) for the Azure SDKs in later steps; ` +
+      (tf.refresherPid ? `the file is kept fresh until the job ends (status: ${tf.statusFile}), then removed.` : 'the idToken in it expires in about 10 minutes; the file is removed when the job ends.'));
   }
   return undefined;
 }

@@ -1,17 +1,13 @@
-/** FetchOidcToken@1 post-job: removes the token file the main step wrote. Safe to run twice. */
+/** FetchOidcToken@1 post-job: stops the token refresher and removes the token file. Safe to run twice. */
 import * as tl from 'azure-pipelines-task-lib/task';
-import { removeSecretPath } from '../core/secret-files';
-import { getTaskState } from '../core/variables';
+import { removeTokenFile } from '../core/fresh-token-file';
 import { runTask } from '../core/task-runner';
-import { TOKEN_DIR_STATE } from './state';
+import { TOKEN_FILE_STATE } from './state';
 
 async function post(): Promise<void> {
-  const dir = getTaskState(TOKEN_DIR_STATE);
-  if (!dir) {
-    tl.debug('No token file to remove.');
-    return;
-  }
-  console.log(removeSecretPath(dir) ? `Removed the token file folder ${dir}.` : `The token file folder ${dir} was already gone.`);
+  const lines = await removeTokenFile(TOKEN_FILE_STATE);
+  if (!lines.length) tl.debug('No token file to remove.');
+  for (const l of lines) console.log(l);
 }
 
 void runTask('FetchOidcToken (post-job)', post);

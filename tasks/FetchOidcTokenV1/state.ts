@@ -1,2 +1,2 @@
 /** Names of the task variables the main step leaves for its post-job step. */
-export const TOKEN_DIR_STATE = 'WorkloadIdentity.FetchOidcToken.TokenDir';
+export const TOKEN_FILE_STATE = 'WorkloadIdentity.FetchOidcToken.TokenFile';

@@ -2,12 +2,10 @@
  * Environment that lets other tools authenticate by themselves in later steps: Terraform's
  * azurerm/azuread/azapi providers (ARM_*) and the Azure SDKs' WorkloadIdentityCredential (AZURE_*).
  */
-import * as path from 'node:path';
-import * as tl from 'azure-pipelines-task-lib/task';
 import { Connection } from './connection';
 import { PipelineContext } from './pipeline-context';
 import { InputError } from './failures';
-import { makeSecretDir, writeSecretFile } from './secret-files';
+import { TokenFile, writeTokenFile } from './fresh-token-file';
 import { setJobVariable } from './variables';
 
 /** The Oidctoken URL without its query: Terraform adds api-version and serviceConnectionId itself. */
@@ -64,20 +62,15 @@ export function exportTerraformEnv(ctx: PipelineContext, conn: Connection, input
   return set;
 }
 
-export interface AzureIdentityFile {
-  dir: string;
-  file: string;
-}
-
-/** Writes the idToken to an owner-only file and points the Azure SDKs at it. */
-export function exportAzureIdentityEnv(ctx: PipelineContext, conn: Connection, idToken: string): AzureIdentityFile {
-  const dir = makeSecretDir(ctx.tempDirectory, 'azure-identity');
-  const file = path.join(dir, 'federated-token');
-  writeSecretFile(file, idToken);
+/**
+ * Writes the idToken to an owner-only file (kept fresh until the job ends with keepFresh) and
+ * points the Azure SDKs' WorkloadIdentityCredential at it.
+ */
+export async function exportAzureIdentityEnv(ctx: PipelineContext, conn: Connection, idToken: string, keepFresh: boolean, stateKey: string): Promise<TokenFile> {
+  const tf = await writeTokenFile(ctx, conn, 'FetchOidcToken', 'azure-identity', 'federated-token', idToken, keepFresh, stateKey);
   setJobVariable('AZURE_CLIENT_ID', conn.clientId);
   setJobVariable('AZURE_TENANT_ID', conn.tenantId);
-  setJobVariable('AZURE_FEDERATED_TOKEN_FILE', file);
+  setJobVariable('AZURE_FEDERATED_TOKEN_FILE', tf.file);
   if (conn.authorityHost !== 'https://login.microsoftonline.com/') setJobVariable('AZURE_AUTHORITY_HOST', conn.authorityHost);
-  tl.debug(`Wrote the idToken to ${file} (mode 0600).`);
-  return { dir, file };
+  return tf;
 }

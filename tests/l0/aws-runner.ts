@@ -8,6 +8,7 @@ const CONN = 'a5500000-0000-4000-8000-0000000000a5';
 process.env.AGENT_TEMPDIRECTORY = process.env.L0_TEMP ?? '';
 process.env.BUILD_DEFINITIONNAME = 'Deploy: web (CI) / main';
 process.env.BUILD_BUILDID = '4711';
+process.env.SYSTEM_OIDCREQUESTURI = 'https://dev.azure.com/contoso/p/_apis/distributedtask/hubs/build/plans/x/jobs/y/oidctoken';
 process.env.ENDPOINT_AUTH_SYSTEMVSSCONNECTION = JSON.stringify({ parameters: { AccessToken: 'l0-job-access-token' }, scheme: 'OAuth' });
 process.env[`ENDPOINT_AUTH_${CONN}`] = JSON.stringify({ parameters: { tenantid: 'tenant-1', serviceprincipalid: 'client-1' }, scheme: process.env.L0_SCHEME ?? 'WorkloadIdentityFederation' });
 tmr.setInput('connectedServiceNameARM', CONN);
@@ -26,6 +27,17 @@ tmr.registerMock('../core/sts', {
   assumeRoleWithWebIdentity: async (_ctx: unknown, r: { endpoint: string; roleArn: string; roleSessionName: string; durationSeconds: number }) => {
     console.log(`L0: STS ${r.endpoint} ${r.roleArn} session=${r.roleSessionName} duration=${r.durationSeconds}`);
     return { accessKeyId: 'ASIAL0TESTKEY0000001', secretAccessKey: 'l0SecretAccessKey0000000000000000000000000', sessionToken: 'l0SessionToken', expiration: '2030-01-01T00:00:00Z', assumedRoleArn: 'arn:aws:sts::123456789012:assumed-role/deploy/x' };
+  },
+});
+tmr.registerMock('./refresher-control', {
+  REFRESHER_SCRIPT: 'refresher.js',
+  startRefresher: async (_ctx: unknown, key: string) => {
+    console.log(`L0: refresher started for ${key}`);
+    return 434343;
+  },
+  stopRefresher: async (pid: number) => {
+    console.log(`L0: refresher ${pid} stopped`);
+    return true;
   },
 });
 tmr.run();

@@ -53,9 +53,12 @@ describe('L0 AwsAssumeRoleFederated@1', function () {
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
     assert.equal(variable(tr.stdout, 'AWS_ROLE_ARN')!.value, ROLE);
     assert.equal(variable(tr.stdout, 'AWS_ROLE_SESSION_NAME')!.value, 'release-42');
-    const state = /##vso\[task\.settaskvariable variable=([^;]+);[^\]]*\](.*)/.exec(tr.stdout)!;
-    const post = await run({}, { L0_SCENARIO: 'post', [`VSTS_TASKVARIABLE_${state[1].replace(/\./g, '_').toUpperCase()}`]: state[2] });
+    assert.match(tr.stdout, /L0: refresher started for AwsAssumeRoleFederated-a5500000/);
+    const state: Record<string, string> = { L0_SCENARIO: 'post' };
+    for (const m of tr.stdout.matchAll(/##vso\[task\.settaskvariable variable=([^;]+);[^\]]*\](.*)/g)) state[`VSTS_TASKVARIABLE_${m[1].replace(/\./g, '_').toUpperCase()}`] = m[2];
+    const post = await run({}, state);
     assert.ok(post.succeeded, post.stdout);
+    assert.match(post.stdout, /L0: refresher 434343 stopped/);
     assert.ok(!fs.existsSync(file));
   });
 

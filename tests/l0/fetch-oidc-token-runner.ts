@@ -46,7 +46,7 @@ if (scenario === 'secret-azure-identity') {
 if (scenario === 'post-with-dir') {
   const dir = fs.mkdtempSync(path.join(tempDir, 'azure-identity-'));
   fs.writeFileSync(path.join(dir, 'federated-token'), 'x', { mode: 0o600 });
-  process.env['VSTS_TASKVARIABLE_WorkloadIdentity.FetchOidcToken.TokenDir'.replace(/\./g, '_').toUpperCase()] = dir;
+  process.env['VSTS_TASKVARIABLE_WorkloadIdentity.FetchOidcToken.TokenFile.Dir'.replace(/\./g, '_').toUpperCase()] = dir;
   process.env.L0_DIR = dir;
 }
 
@@ -63,6 +63,19 @@ tmr.registerMock('../core/entra', {
     if (assertions) await assertions.fetch();
     console.log(`L0: access token requested for ${scope} with ${conn.scheme}`);
     return { token: FAKE_ACCESS_TOKEN, expiresOn: new Date(Date.now() + 3600_000), scope };
+  },
+});
+
+// The refresher is a detached process with its own tests (e2e); here only its start is seen.
+tmr.registerMock('./refresher-control', {
+  REFRESHER_SCRIPT: 'refresher.js',
+  startRefresher: async (_ctx: unknown, key: string) => {
+    console.log(`L0: refresher started for ${key}`);
+    return 424242;
+  },
+  stopRefresher: async (pid: number) => {
+    console.log(`L0: refresher ${pid} stopped`);
+    return true;
   },
 });
 

@@ -1,0 +1,59 @@
+/**
+ * A task's token file, optionally kept fresh by a refresher until the job ends (keepTokenFileFresh).
+ * Shared by FetchOidcToken (AZURE_FEDERATED_TOKEN_FILE) and AwsAssumeRoleFederated
+ * (AWS_WEB_IDENTITY_TOKEN_FILE).
+ */
+import * as path from 'node:path';
+import * as tl from 'azure-pipelines-task-lib/task';
+import { Connection } from './connection';
+import { PipelineContext } from './pipeline-context';
+import { oidcRequestUrl } from './oidc-token';
+import { makeSecretDir, removeSecretPath, writeSecretFile } from './secret-files';
+import { REFRESHER_SCRIPT, startRefresher, stopRefresher } from './refresher-control';
+import { getTaskState, setTaskState } from './variables';
+
+const HOURS = 3_600_000;
+
+export interface TokenFile {
+  dir: string;
+  file: string;
+  statusFile: string;
+  refresherPid?: number;
+}
+
+/** Writes the idToken to an owner-only file; with keepFresh, starts its refresher. */
+export async function writeTokenFile(ctx: PipelineContext, conn: Connection, taskName: string, prefix: string, fileName: string, idToken: string, keepFresh: boolean, stateKey: string): Promise<TokenFile> {
+  const dir = makeSecretDir(ctx.tempDirectory, prefix);
+  setTaskState(`${stateKey}.Dir`, dir);
+  const file = path.join(dir, fileName);
+  const statusFile = `${file}.status.json`;
+  writeSecretFile(file, idToken);
+  const out: TokenFile = { dir, file, statusFile };
+  if (keepFresh) {
+    out.refresherPid = await startRefresher(ctx, `${taskName}-${conn.id}`, path.join(__dirname, REFRESHER_SCRIPT), {
+      oidcUrl: oidcRequestUrl(ctx, conn.id),
+      jobAccessToken: ctx.jobAccessToken(),
+      tokenFile: file,
+      statusFile,
+      policy: ctx.policy,
+      proxy: ctx.proxy ? { url: ctx.proxy.url, username: ctx.proxy.username, password: ctx.proxy.password, bypass: ctx.proxy.bypass.map((r) => r.source) } : undefined,
+      tls: ctx.tls,
+      maxLifetimeMs: 48 * HOURS,
+      maxFailures: 5,
+      minDelayMs: 5_000,
+    });
+    setTaskState(`${stateKey}.RefresherPid`, String(out.refresherPid));
+    tl.debug(`Started the token refresher (pid ${out.refresherPid}); its status is in ${statusFile}.`);
+  }
+  return out;
+}
+
+/** The post-job half: stops the refresher, removes the file and its status. Safe to run twice. */
+export async function removeTokenFile(stateKey: string): Promise<string[]> {
+  const lines: string[] = [];
+  const pid = Number(getTaskState(`${stateKey}.RefresherPid`) ?? 0);
+  if (pid) lines.push((await stopRefresher(pid)) ? `Stopped the token refresher (pid ${pid}).` : `The token refresher (pid ${pid}) had already stopped.`);
+  const dir = getTaskState(`${stateKey}.Dir`);
+  if (dir) lines.push(removeSecretPath(dir) ? `Removed the token file folder ${dir}.` : `The token file folder ${dir} was already gone.`);
+  return lines;
+}
