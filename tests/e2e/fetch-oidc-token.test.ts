@@ -66,7 +66,15 @@ describe('E2E FetchOidcToken@1 (bundled task against the emulator)', function ()
     assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
     assert.deepEqual([emu.count('oidctoken'), emu.count('entra.token')], [1, 1]);
     assert.ok(r.variables.accessToken?.secret);
-    assert.equal(fs.statSync(r.variables.AZURE_FEDERATED_TOKEN_FILE.value).mode & 0o777, 0o600);
+    const file = r.variables.AZURE_FEDERATED_TOKEN_FILE.value;
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    // The post-job step on Node 24 too: the refresher stopped, the file gone.
+    const state: Record<string, string> = {};
+    for (const [k, v] of Object.entries(r.taskVariables)) state[`VSTS_TASKVARIABLE_${k.replace(/\./g, '_').toUpperCase()}`] = v;
+    const post = await run(wif(c), {}, {}, state, 'post.js', node24);
+    assert.equal(post.result, 'Succeeded', post.stdout);
+    assert.match(post.log, /Stopped the token refresher/);
+    assert.ok(!fs.existsSync(file));
   });
 
   it('federation without System.OidcRequestUri builds the URL from the collection, project, plan and job', async () => {
