@@ -25,6 +25,18 @@ const msalApart = {
   },
 };
 
+/** One CommonJS file per entry for the agent's Node 20 and Node 24 handlers; BUNDLE_MINIFY=0 to profile. */
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  minify: process.env.BUNDLE_MINIFY !== '0',
+  legalComments: 'eof',
+  logLevel: 'warning',
+  mainFields: ['main', 'module'],
+};
+
 const taskDirs = fs.readdirSync(path.join(root, 'tasks'), { withFileTypes: true })
   .filter((d) => d.isDirectory() && fs.existsSync(path.join(root, 'tasks', d.name, 'task.json')))
   .map((d) => d.name);
@@ -42,36 +54,12 @@ for (const name of taskDirs) {
   fs.mkdirSync(dest, { recursive: true });
   for (const target of targets) {
     const entry = path.join(src, target.replace(/\.js$/, '.ts'));
-    await build({
-      entryPoints: [entry],
-      outfile: path.join(dest, target),
-      bundle: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'cjs',
-      minify: process.env.BUNDLE_MINIFY !== '0',
-      legalComments: 'eof',
-      logLevel: 'warning',
-      mainFields: ['main', 'module'],
-      plugins: [lazyJsonwebtoken, msalApart],
-    });
+    await build({ ...common, entryPoints: [entry], outfile: path.join(dest, target), plugins: [lazyJsonwebtoken, msalApart] });
   }
   const usesMsal = [...targets].some((t) => fs.readFileSync(path.join(dest, t), 'utf8').includes('require("./msal.js")'));
   if (usesMsal) {
     targets.add('msal.js');
-    await build({
-      stdin: { contents: "module.exports = require('@azure/msal-node');", resolveDir: root, loader: 'js' },
-      outfile: path.join(dest, 'msal.js'),
-      bundle: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'cjs',
-      minify: process.env.BUNDLE_MINIFY !== '0',
-      legalComments: 'eof',
-      logLevel: 'warning',
-      mainFields: ['main', 'module'],
-      plugins: [lazyJsonwebtoken],
-    });
+    await build({ ...common, stdin: { contents: "module.exports = require('@azure/msal-node');", resolveDir: root, loader: 'js' }, outfile: path.join(dest, 'msal.js'), plugins: [lazyJsonwebtoken] });
   }
   fs.copyFileSync(path.join(src, 'task.json'), path.join(dest, 'task.json'));
   const icon = fs.existsSync(path.join(src, 'icon.png')) ? path.join(src, 'icon.png') : path.join(root, 'images', 'task-icon.png');

@@ -10,10 +10,10 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Emulator } from '../emulator';
+import { freePort } from './ports';
 
 export interface RunningRegistry {
   /** http://127.0.0.1:<port>: what emu.addRegistry's upstream takes */
@@ -125,16 +125,6 @@ function readLog(file: string): string {
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** true once GET /v2/ gets any HTTP answer (401: auth is on), false if the process exits or time runs out */
 async function waitUntilAnswering(port: number, exited: Promise<void>, deadline: number): Promise<boolean> {
