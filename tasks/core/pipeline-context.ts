@@ -133,8 +133,9 @@ export function readPipelineContext(): PipelineContext {
  */
 export function readJobAccessToken(): string {
   const auth = tl.getEndpointAuthorization('SystemVssConnection', true);
-  const fromEndpoint = auth?.parameters?.AccessToken ?? auth?.parameters?.accesstoken;
-  const value = fromEndpoint || tl.getVariable('System.AccessToken');
+  // No fallback to the System.AccessToken variable: task-lib's getVariable writes values, secret
+  // ones included, to the debug log.
+  const value = auth?.parameters?.AccessToken ?? auth?.parameters?.accesstoken;
   if (!value) {
     throw new TaskFailure({
       what: 'The job\'s access token (SystemVssConnection) is not available to the task.',
