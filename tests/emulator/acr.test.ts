@@ -1,12 +1,12 @@
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startEmulator, type Emulator } from './index';
 import { startRegistry, type RunningRegistry } from '../helpers/registry';
 import { makeOciLayout, pullDigest, push, skopeo, certDirFor } from '../helpers/oci';
+import { httpsRequest, Reply } from './test-client';
 
 const TENANT = '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d';
 const OTHER_TENANT = '9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a';
@@ -20,11 +20,6 @@ const ACR_USER = '00000000-0000-0000-0000-000000000000';
 const RESTRICTED = 'restricted.azurecr.io';
 const UNKNOWN = 'nosuchregistry.azurecr.io';
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
 
 interface AcrError {
   errors: { code: string; message: string; detail?: unknown }[];
@@ -45,32 +40,9 @@ describe('emulator: Azure Container Registry', function () {
     pathname: string,
     options: { host?: string; headers?: Record<string, string>; body?: string } = {},
   ): Promise<Reply> {
-    const host = options.host ?? emu.host;
-    const port = Number(emu.host.split(':')[1]);
-    return new Promise((resolve, reject) => {
-      const req = https.request(
-        {
-          method,
-          host: '127.0.0.1',
-          port,
-          path: pathname,
-          ca,
-          // The certificate names 127.0.0.1 and localhost; other registries go by Host header only.
-          servername: 'localhost',
-          headers: { Host: host, ...options.headers },
-          agent: false,
-        },
-        (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (d: string) => (body += d));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(options.body);
-    });
+    // The certificate names 127.0.0.1 and localhost; other registries go by Host header only.
+    const target = { host: '127.0.0.1', port: Number(emu.host.split(':')[1]), path: pathname, servername: 'localhost', headers: { Host: options.host ?? emu.host } };
+    return httpsRequest(target, { method, ca, headers: options.headers, body: options.body });
   }
 
   const form = (fields: Record<string, string | string[]>) => {

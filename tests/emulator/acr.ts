@@ -8,6 +8,7 @@ import type { Answer, RequestContext, Router } from './server';
 import type { RegistryRegistration, RegistryTokenSigner } from './types';
 import { decodeJwt, nowSeconds, signJwt, verifyJwtSignature } from './jwt';
 import { sameId, World } from './state';
+import { ARM_AUDIENCES } from './bearer';
 
 /** ACR's tokens say this as iss; docker-registry's auth.token.issuer must say the same. */
 export const REGISTRY_TOKEN_ISSUER = 'Azure Container Registry';
@@ -15,18 +16,6 @@ export const REGISTRY_TOKEN_ISSUER = 'Azure Container Registry';
 export const ACR_TOKEN_USERNAME = '00000000-0000-0000-0000-000000000000';
 export const REGISTRY_AUDIENCE = 'https://containerregistry.azure.net';
 
-// ARM audiences, with and without the trailing slash, of every cloud: ACR accepts the ARM token of
-// its own cloud while authentication-as-arm is enabled.
-const ARM_AUDIENCES = new Set(
-  [
-    'https://management.azure.com',
-    'https://management.core.windows.net',
-    'https://management.usgovcloudapi.net',
-    'https://management.core.usgovcloudapi.net',
-    'https://management.chinacloudapi.cn',
-    'https://management.core.chinacloudapi.cn',
-  ].flatMap((a) => [a, `${a}/`]),
-);
 const REGISTRY_AUDIENCES = new Set([REGISTRY_AUDIENCE, `${REGISTRY_AUDIENCE}/`]);
 // ACR refresh tokens live three hours, access tokens 75 minutes.
 const REFRESH_TOKEN_LIFETIME = 3 * 3600;

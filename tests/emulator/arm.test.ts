@@ -1,11 +1,11 @@
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startEmulator, SECRET_ROTATION_FAILED, type Emulator } from './index';
 import { nowSeconds, signJwt } from './jwt';
+import { httpsRequest, Reply } from './test-client';
 
 const TENANT = '0b7c1d2e-3f4a-4b5c-8d6e-7f8091a2b3c4';
 const OTHER_TENANT = '5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f70819';
@@ -36,11 +36,6 @@ const ROLE_IDS = {
   AcrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d',
 };
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
 interface ArmErrorBody {
   error: { code: string; message: string };
 }
@@ -70,18 +65,7 @@ describe('emulator: ARM and Microsoft Graph', function () {
   let certificatePem: string;
 
   function request(method: string, pathOrUrl: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> {
-    const url = new URL(pathOrUrl, emu.url);
-    return new Promise((resolve, reject) => {
-      const req = https.request(url, { method, ca, headers, agent: false }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
+    return httpsRequest(new URL(pathOrUrl, emu.url), { method, ca, headers, body });
   }
 
   /** An access token from the emulator's own Entra, by client secret; cached per app and scope. */

@@ -4,7 +4,7 @@
 import * as crypto from 'node:crypto';
 import type { Answer, RequestContext, Router } from './server';
 import type { RolePermission } from './types';
-import { checkBearer, principalIds, type AccessTokenClaims, type BearerFailure } from './bearer';
+import { checkBearer, principalIds, type AccessTokenClaims, type BearerFailure, ARM_AUDIENCES } from './bearer';
 import { isGuid } from './jwt';
 import { BUILT_IN_ROLES, findRole, normalizeScope, scopeCovers } from './roles';
 import { sameId, type World } from './state';
@@ -12,16 +12,6 @@ import { sameId, type World } from './state';
 // ARM of every cloud, with and without the trailing slash (the emulator plays whichever cloud a
 // connection names). The error message lists the public cloud's, as ARM there does.
 const PUBLIC_ARM_AUDIENCES = ['https://management.core.windows.net/', 'https://management.core.windows.net', 'https://management.azure.com/', 'https://management.azure.com'];
-const ARM_AUDIENCES: ReadonlySet<string> = new Set(
-  [
-    'https://management.azure.com',
-    'https://management.core.windows.net',
-    'https://management.usgovcloudapi.net',
-    'https://management.core.usgovcloudapi.net',
-    'https://management.chinacloudapi.cn',
-    'https://management.core.chinacloudapi.cn',
-  ].flatMap((a) => [a, `${a}/`]),
-);
 const SUBSCRIPTION_API_VERSIONS = ['2022-12-01', '2021-01-01', '2020-01-01', '2019-11-01', '2019-06-01', '2018-06-01', '2016-06-01', '2015-11-01', '2014-04-01-preview'];
 const AUTHORIZATION_API_VERSIONS = ['2022-05-01-preview', '2022-04-01', '2018-07-01', '2018-01-01-preview', '2017-05-01', '2015-07-01'];
 const READ_ACTION = 'Microsoft.Resources/subscriptions/read';

@@ -71,3 +71,15 @@ export function checkBearer(ctx: RequestContext, world: World, audiences: Readon
 export function principalIds(claims: AccessTokenClaims): string[] {
   return [claims.appid, claims.oid].filter((x): x is string => Boolean(x)).map((x) => x.toLowerCase());
 }
+
+/** Resource Manager audiences of every cloud, with and without the trailing slash (ARM and ACR accept them). */
+export const ARM_AUDIENCES: ReadonlySet<string> = new Set(
+  [
+    'https://management.azure.com',
+    'https://management.core.windows.net',
+    'https://management.usgovcloudapi.net',
+    'https://management.core.usgovcloudapi.net',
+    'https://management.chinacloudapi.cn',
+    'https://management.core.chinacloudapi.cn',
+  ].flatMap((a) => [a, `${a}/`]),
+);

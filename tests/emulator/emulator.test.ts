@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as https from 'node:https';
 import { startEmulator, addDemoScenario, agentEnvironment, type Emulator } from './index';
 import { b64url, b64urlJson, guidToDotNetBytes } from './jwt';
+import { httpsRequest, Reply } from './test-client';
 
 const TENANT = '11f2e3d4-c5b6-4a79-8e8d-7c6b5a4f3e2d';
 const FED_APP = '22a3b4c5-d6e7-4f80-9a1b-2c3d4e5f6a7b';
@@ -18,11 +19,6 @@ const MI_CLIENT = '77f8a9b0-c1d2-4e35-8f6a-7b8c9d0e1f2a';
 const ARM = 'https://management.azure.com/.default';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
 
 describe('emulator', function () {
   let emu: Emulator;
@@ -35,21 +31,7 @@ describe('emulator', function () {
     pathOrUrl: string,
     options: { headers?: Record<string, string>; body?: string; timeoutMs?: number } = {},
   ): Promise<Reply> {
-    const url = new URL(pathOrUrl, emu.url);
-    return new Promise((resolve, reject) => {
-      const req = https.request(url, { method, ca, headers: options.headers, agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-        res.on('error', reject);
-      });
-      if (options.timeoutMs) {
-        req.setTimeout(options.timeoutMs, () => req.destroy(Object.assign(new Error('client timeout'), { code: 'CLIENT_TIMEOUT' })));
-      }
-      req.on('error', reject);
-      req.end(options.body);
-    });
+    return httpsRequest(new URL(pathOrUrl, emu.url), { method, ca, ...options });
   }
 
   const bearer = () => ({ Authorization: `Bearer ${emu.jobAccessToken}`, 'Content-Type': 'application/json' });

@@ -20,6 +20,7 @@ import { fromTokenFile } from '@aws-sdk/credential-provider-web-identity';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { startEmulator, stsErrorBody, stsFault, STS_NAMESPACE, type Emulator } from './index';
 import { signJwt, nowSeconds } from './jwt';
+import { httpsRequest, Reply } from './test-client';
 
 const TENANT = '4d5e6f7a-8b9c-4d0e-9f1a-2b3c4d5e6f7a';
 const CLIENT = '5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b';
@@ -34,11 +35,6 @@ const LONG_ROLE = `arn:aws:iam::${ACCOUNT}:role/long-sessions`;
 const ENTRA_ROLE = `arn:aws:iam::${ACCOUNT}:role/entra-deploy`;
 const AUDIENCE = 'api://AzureADTokenExchange';
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
 
 describe('emulator: AWS STS', function () {
   this.timeout(20_000);
@@ -52,18 +48,7 @@ describe('emulator: AWS STS', function () {
   let savedWarning: string | undefined;
 
   function request(method: string, pathOrUrl: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> {
-    const url = new URL(pathOrUrl, emu.url);
-    return new Promise((resolve, reject) => {
-      const req = https.request(url, { method, ca, headers, agent: false }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
+    return httpsRequest(new URL(pathOrUrl, emu.url), { method, ca, headers, body });
   }
 
   const form = (fields: Record<string, string>) =>

@@ -1,6 +1,7 @@
 /** L0 runner for AwsAssumeRoleFederated@1 under TaskMockRunner, with the network modules mocked. */
 import * as path from 'node:path';
 import { TaskMockRunner } from 'azure-pipelines-task-lib/mock-run';
+import { refresherControlMock } from './refresher-mock';
 
 const scenario = process.env.L0_SCENARIO ?? 'main';
 const tmr = new TaskMockRunner(path.join(__dirname, '..', '..', 'tasks', 'AwsAssumeRoleFederatedV1', scenario === 'post' ? 'post.js' : 'index.js'));
@@ -29,15 +30,5 @@ tmr.registerMock('../core/sts', {
     return { accessKeyId: 'ASIAL0TESTKEY0000001', secretAccessKey: 'l0SecretAccessKey0000000000000000000000000', sessionToken: 'l0SessionToken', expiration: '2030-01-01T00:00:00Z', assumedRoleArn: 'arn:aws:sts::123456789012:assumed-role/deploy/x' };
   },
 });
-tmr.registerMock('./refresher-control', {
-  REFRESHER_SCRIPT: 'refresher.js',
-  startRefresher: async (_ctx: unknown, key: string) => {
-    console.log(`L0: refresher started for ${key}`);
-    return 434343;
-  },
-  stopRefresher: async (pid: number) => {
-    console.log(`L0: refresher ${pid} stopped`);
-    return true;
-  },
-});
+tmr.registerMock('./refresher-control', refresherControlMock(434343));
 tmr.run();

@@ -5,6 +5,7 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { TaskMockRunner } from 'azure-pipelines-task-lib/mock-run';
+import { refresherControlMock } from './refresher-mock';
 
 const taskDir = path.join(__dirname, '..', '..', 'tasks', 'FetchOidcTokenV1');
 const scenario = process.env.L0_SCENARIO ?? 'federated';
@@ -67,16 +68,6 @@ tmr.registerMock('../core/entra', {
 });
 
 // The refresher is a detached process with its own tests (e2e); here only its start is seen.
-tmr.registerMock('./refresher-control', {
-  REFRESHER_SCRIPT: 'refresher.js',
-  startRefresher: async (_ctx: unknown, key: string) => {
-    console.log(`L0: refresher started for ${key}`);
-    return 424242;
-  },
-  stopRefresher: async (pid: number) => {
-    console.log(`L0: refresher ${pid} stopped`);
-    return true;
-  },
-});
+tmr.registerMock('./refresher-control', refresherControlMock(424242));
 
 tmr.run();
