@@ -283,25 +283,56 @@ export function explainHttpStatus(service: string, url: string, status: number, 
   });
 }
 
-/** Network-level failures: timeouts, resets, DNS, TLS, proxy. */
-export function explainNetworkError(service: string, url: string, err: NodeJS.ErrnoException & { attempts?: number; timeoutMs?: number }, viaProxy?: string): TaskFailure {
+/** A network error, with what the HTTP layer knows about it. */
+export type NetworkError = NodeJS.ErrnoException & { attempts?: number; timeoutMs?: number; proxyPhase?: boolean; proxyStatus?: number };
+
+const PROXY_SETTINGS = 'the agent\'s proxy settings (the agent\'s .proxy, .proxycredentials and .proxybypass files, set by `config --proxyurl --proxyusername --proxypassword`)';
+
+/** Failures of the agent's proxy itself: it could not be reached, wanted credentials, or refused the tunnel. */
+function explainProxyError(service: string, host: string, err: NetworkError, proxy: string): TaskFailure {
+  const code = err.code ?? '';
+  // 407 is the standard answer; some proxies (tinyproxy's BasicAuth) answer 401.
+  if (err.proxyStatus === 407 || err.proxyStatus === 401) {
+    return new TaskFailure({
+      what: `The agent's proxy ${proxy} refused to open a tunnel to ${host} for ${service}: it requires authentication (HTTP ${err.proxyStatus}).`,
+      cause: 'The agent has no proxy credentials, or the user name or password is wrong or expired.',
+      fix: `Set the proxy credentials in ${PROXY_SETTINGS}, or ask the proxy's administrators whether the account is allowed.`,
+      code: 'PROXY_AUTH',
+    });
+  }
+  if (err.proxyStatus !== undefined) {
+    return new TaskFailure({
+      what: `The agent's proxy ${proxy} refused to open a tunnel to ${host} for ${service} (HTTP ${err.proxyStatus}).`,
+      cause: 'The proxy does not allow this destination or port (an allowlist or a ConnectPort rule).',
+      fix: `Ask the proxy's administrators to allow CONNECT to ${host}, or add the host to ${PROXY_SETTINGS} bypass list if the agent may reach it directly.`,
+      code: 'PROXY_REFUSED',
+    });
+  }
+  const tries = err.attempts && err.attempts > 1 ? ` (${err.attempts} attempts)` : '';
+  const reason = code === 'ECONNREFUSED' ? 'refused the connection'
+    : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? `could not be resolved (${code})`
+    : code === 'ETIMEDOUT_ATTEMPT' ? `did not answer within ${formatDuration(err.timeoutMs ?? 0)}`
+    : `could not be reached: ${err.message}${code ? ` (${code})` : ''}`;
+  return new TaskFailure({
+    what: `The proxy ${proxy} ${reason}${tries}, so ${service} at ${host} could not be reached.`,
+    cause: 'The agent\'s proxy is not running, its address or port is wrong, or a firewall blocks the agent from it.',
+    fix: `Check ${PROXY_SETTINGS} and that the proxy is up.`,
+    code: 'PROXY_UNREACHABLE',
+  });
+}
+
+/** Network-level failures: timeouts, resets, DNS, TLS, proxy. `viaProxy` names the proxy without credentials. */
+export function explainNetworkError(service: string, url: string, err: NetworkError, viaProxy?: string): TaskFailure {
   const host = safeHost(url);
   const code = err.code ?? '';
   const tries = err.attempts && err.attempts > 1 ? ` (${err.attempts} attempts)` : '';
+  if (viaProxy && (err.proxyPhase || code === 'PROXY_CONNECT')) return explainProxyError(service, host, err, viaProxy);
   if (code === 'ETIMEDOUT_ATTEMPT') {
     return new TaskFailure({
       what: `${service} at ${host} did not answer within ${formatDuration(err.timeoutMs ?? 0)}${tries}.`,
       cause: viaProxy ? `The service or the proxy ${viaProxy} is not responding.` : 'The service is not responding, or a firewall drops the traffic.',
       fix: 'Check that the agent can reach the host (firewall, proxy settings of the agent). The per-request timeout can be raised with the pipeline variable WorkloadIdentity.HttpTimeoutSeconds.',
       code: 'TIMEOUT',
-    });
-  }
-  if (code === 'PROXY_CONNECT') {
-    return new TaskFailure({
-      what: `The agent's proxy ${viaProxy ?? ''} refused to open a tunnel to ${host}: ${err.message}.`,
-      cause: /407/.test(err.message) ? 'The proxy requires credentials the agent did not give, or they are wrong.' : 'The proxy does not allow this destination or port.',
-      fix: 'Check the agent\'s proxy configuration (.proxy, .proxycredentials, .proxybypass) or allow the host in the proxy.',
-      code: 'PROXY',
     });
   }
   if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
@@ -322,8 +353,8 @@ export function explainNetworkError(service: string, url: string, err: NodeJS.Er
   }
   if (code === 'ECONNREFUSED') {
     return new TaskFailure({
-      what: `${viaProxy ? `The proxy ${viaProxy}` : `${service} at ${host}`} refused the connection${tries}.`,
-      cause: viaProxy ? 'The agent\'s proxy is not running or not listening on that port.' : 'Nothing listens at that address, or a firewall rejects it.',
+      what: `${service} at ${host} refused the connection${tries}.`,
+      cause: 'Nothing listens at that address, or a firewall rejects it.',
       fix: 'Check the URL and the agent\'s proxy settings.',
       code: 'ECONNREFUSED',
     });

@@ -123,7 +123,7 @@ export class HttpClient {
         if (res) return res;
         netErr!.attempts = attempt;
         netErr!.timeoutMs = this.policy.timeoutMs;
-        throw explainNetworkError(req.service, req.url, netErr!, this.proxyFor(req.url)?.url);
+        throw explainNetworkError(req.service, req.url, netErr!, proxyName(this.proxyFor(req.url)));
       }
       this.onRetry?.(req, attempt, res ? `HTTP ${res.status}` : netErr?.code ?? 'network error', delay);
       await this.sleep(delay);
@@ -162,6 +162,8 @@ export class HttpClient {
       method: req.method,
       host: url.hostname.replace(/^\[|\]$/g, ''),
       port: url.port || (isHttps ? 443 : 80),
+      // Without an agent Node would not know the default port and would add ':443' to Host.
+      defaultPort: isHttps ? 443 : 80,
       path: `${url.pathname}${url.search}`,
       headers,
       agent: false,
@@ -174,6 +176,10 @@ export class HttpClient {
     let tunnel: Duplex | undefined;
     if (proxy && isHttps) {
       tunnel = await this.connectTunnel(proxy, url, options, deadline);
+      // The tunnel must be the request's socket. With `agent: false` Node would build an Agent of
+      // its own, which opens a direct connection and ignores createConnection; with no agent at
+      // all, createConnection is used as is.
+      delete options.agent;
       options.createConnection = () => tunnel as never;
     } else if (proxy) {
       // Plain HTTP through a proxy: absolute-form request line.
@@ -193,9 +199,10 @@ export class HttpClient {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        // One tunnel per request: closed once the answer is in, so a proxy never holds it idle.
+        tunnel?.destroy();
         if (err) {
           r.destroy();
-          tunnel?.destroy();
           reject(err);
         } else resolve(value!);
       };
@@ -213,28 +220,35 @@ export class HttpClient {
     });
   }
 
-  /** Opens a CONNECT tunnel through the proxy and wraps it in TLS to the target. */
+  /**
+   * Opens a CONNECT tunnel through the proxy and wraps it in TLS to the target: the proxy sees only
+   * the target's name and port, and resolves the name itself.
+   */
   private connectTunnel(proxy: ProxySettings, target: URL, options: https.RequestOptions & { secureContext?: tls.SecureContext }, deadline: number): Promise<Duplex> {
     const p = new URL(proxy.url);
     const authority = `${target.hostname}:${target.port || 443}`;
     const headers: Record<string, string> = { Host: authority };
     const auth = proxyAuthorization(proxy);
     if (auth) headers['Proxy-Authorization'] = auth;
+    const proxyName = redactProxyUrl(proxy.url);
     return new Promise((resolve, reject) => {
       let done = false;
-      const fail = (e: Error) => {
+      const fail = (e: NodeJS.ErrnoException) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
         connectReq.destroy();
         reject(e);
       };
-      const timer = setTimeout(() => fail(timeoutError(this.policy.timeoutMs)), Math.max(1, deadline - Date.now()));
-      const connectReq = http.request({ host: p.hostname, port: p.port || 80, method: 'CONNECT', path: authority, headers, agent: false });
+      // Errors before the tunnel stands are the proxy's, whatever their code: say so.
+      const proxyError = (e: NodeJS.ErrnoException) => fail(Object.assign(e, { proxyPhase: true }));
+      const timer = setTimeout(() => proxyError(Object.assign(timeoutError(this.policy.timeoutMs), { message: `the proxy ${proxyName} did not open a tunnel within ${this.policy.timeoutMs} ms` })), Math.max(1, deadline - Date.now()));
+      const proxyModule = p.protocol === 'https:' ? https : http;
+      const connectReq = proxyModule.request({ host: p.hostname.replace(/^\[|\]$/g, ''), port: p.port || (p.protocol === 'https:' ? 443 : 80), method: 'CONNECT', path: authority, headers, agent: false });
       connectReq.on('connect', (res, socket) => {
         if (res.statusCode !== 200) {
           socket.destroy();
-          return fail(Object.assign(new Error(`the proxy answered ${res.statusCode} ${res.statusMessage ?? ''}`.trim()), { code: 'PROXY_CONNECT' }));
+          return proxyError(Object.assign(new Error(`the proxy answered ${res.statusCode} ${res.statusMessage ?? ''}`.trim()), { code: 'PROXY_CONNECT', proxyStatus: res.statusCode }));
         }
         const secure = tls.connect({ socket, servername: options.servername as string | undefined, secureContext: options.secureContext });
         secure.once('secureConnect', () => {
@@ -243,12 +257,17 @@ export class HttpClient {
           clearTimeout(timer);
           resolve(secure);
         });
+        // TLS errors are the target's (or a TLS-inspecting proxy's): explained as TLS, not proxy.
         secure.once('error', fail);
       });
-      connectReq.on('error', fail);
+      connectReq.on('error', proxyError);
       connectReq.end();
     });
   }
+}
+
+function proxyName(proxy: ProxySettings | undefined): string | undefined {
+  return proxy ? redactProxyUrl(proxy.url) : undefined;
 }
 
 export const USER_AGENT = 'WorkloadIdentityTasks/1 (+azure-pipelines)';
@@ -260,6 +279,16 @@ function timeoutError(ms: number): NodeJS.ErrnoException {
 function proxyAuthorization(proxy: ProxySettings): string | undefined {
   if (!proxy.username) return undefined;
   return 'Basic ' + Buffer.from(`${proxy.username}:${proxy.password ?? ''}`).toString('base64');
+}
+
+/** The proxy as messages name it: scheme, host and port, never credentials. */
+export function redactProxyUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return '(the agent\'s proxy)';
+  }
 }
 
 /** NODE_EXTRA_CA_CERTS is lost when `ca` is given explicitly; keep it. */

@@ -59,7 +59,7 @@ describe('failure catalogue', () => {
     assert.equal(tls.code, 'TLS');
     assert.match(tls.message, /Agent\.CAInfo|sslcacert/);
     assert.equal(explainNetworkError('svc', 'https://h/x', Object.assign(new Error('getaddrinfo ENOTFOUND h'), { code: 'ENOTFOUND' })).code, 'DNS');
-    const proxy = explainNetworkError('svc', 'https://h/x', Object.assign(new Error('the proxy answered 407 Proxy Authentication Required'), { code: 'PROXY_CONNECT' }), 'http://proxy:3128');
+    const proxy = explainNetworkError('svc', 'https://h/x', Object.assign(new Error('the proxy answered 407 Proxy Authentication Required'), { code: 'PROXY_CONNECT', proxyPhase: true, proxyStatus: 407 }), 'http://proxy:3128');
     assert.match(proxy.message, /credentials/);
   });
 });
