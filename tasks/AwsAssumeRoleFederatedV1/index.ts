@@ -10,7 +10,7 @@ import { assumeRoleWithWebIdentity } from '../core/sts';
 import { writeTokenFile } from '../core/fresh-token-file';
 import { setJobVariable, setOutput } from '../core/variables';
 import { runTask } from '../core/task-runner';
-import { durationInput, regionInput, roleArnInput, sessionNameInput, stsEndpointInput } from './inputs';
+import { durationInput, regionInput, roleArnInput, sessionNameInput, stsEndpointInput, stsEndpointWarning } from './inputs';
 import { TOKEN_FILE_STATE } from './state';
 
 async function main(): Promise<void> {
@@ -23,6 +23,8 @@ async function main(): Promise<void> {
   const region = regionInput();
   const durationSeconds = durationInput();
   const endpoint = stsEndpointInput(region);
+  const endpointWarning = stsEndpointWarning(endpoint);
+  if (endpointWarning) tl.warning(endpointWarning);
   const roleSessionName = sessionNameInput();
   const exportFile = boolInput('exportWebIdentityFile', false);
   const keepFresh = boolInput('keepTokenFileFresh', true);

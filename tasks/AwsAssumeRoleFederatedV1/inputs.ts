@@ -2,6 +2,7 @@
 import * as tl from 'azure-pipelines-task-lib/task';
 import { InputError } from '../core/failures';
 import { stringInput } from '../core/inputs';
+import { isAwsStsHost } from '../core/token-hosts';
 
 const ROLE_ARN = /^arn:aws[-a-z]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
@@ -54,4 +55,14 @@ export function sessionNameInput(): string {
   const clean = (s: string) => s.replace(/[^\w+=,.@-]+/g, '-').replace(/-+/g, '-').replace(/^-|-$/g, '');
   const name = `azp-${clean(pipeline)}`.slice(0, 64 - clean(run).length - 1) + `-${clean(run)}`;
   return name.length >= 2 ? name.slice(0, 64) : 'azure-pipelines';
+}
+
+/**
+ * The idToken is a credential: a stsEndpoint that is not one of AWS's STS hosts (a private DNS name
+ * for a VPC endpoint, say) may be right, but the user should see where the token goes.
+ */
+export function stsEndpointWarning(endpoint: string): string | undefined {
+  const host = new URL(endpoint).host;
+  if (isAwsStsHost(new URL(endpoint).hostname)) return undefined;
+  return `Input 'stsEndpoint': ${host} is not an AWS STS host (sts.<region>.amazonaws.com, a FIPS, dual-stack or VPC endpoint); the connection's idToken is sent there. Make sure it is your STS endpoint, or leave stsEndpoint empty for the regional endpoint.`;
 }

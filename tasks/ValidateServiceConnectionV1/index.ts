@@ -40,9 +40,8 @@ async function main(): Promise<Outcome> {
     scope,
     requiredRoles,
     secretExpiryWarningDays,
-    armUrl: tl.getEndpointUrl(conn.id, true) || conn.cloud.resourceManager,
+    armUrl: conn.resourceManagerUrl,
     armResource: tl.getEndpointDataParameter(conn.id, 'activeDirectoryServiceEndpointResourceId', true) || conn.cloud.resourceManager,
-    graphUrlOverride: tl.getVariable('WorkloadIdentity.GraphUrl') || undefined,
     scopeLevel: tl.getEndpointDataParameter(conn.id, 'scopeLevel', true) || undefined,
   });
 

@@ -23,6 +23,8 @@ export interface Connection {
   cloud: Cloud;
   /** Entra authority host with a trailing slash: the connection's own URL where it has one. */
   authorityHost: string;
+  /** The connection's Resource Manager URL (its endpoint URL), https; the cloud's where the connection has none. */
+  resourceManagerUrl: string;
   /** An idToken the agent supplied with the endpoint (newer agents); masked. */
   serverIdToken?: string;
   clientSecret?: string;
@@ -55,6 +57,22 @@ function normalizeAuthority(url: string, source: string, yamlInput: string): str
     throw new InputError(yamlInput, `the connection's ${source} '${url}' is not https`, 'Microsoft Entra ID is only reached over https: correct the authority URL in the service connection.');
   }
   return `${u.protocol}//${u.host}/`;
+}
+
+/** The connection's own URL receives Resource Manager tokens: it must be https. */
+function readResourceManagerUrl(id: string, yamlInput: string): string | undefined {
+  const raw = tl.getEndpointUrl(id, true)?.trim();
+  if (!raw) return undefined;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new InputError(yamlInput, `the connection's Resource Manager URL '${raw}' is not a URL`, 'Edit the service connection and correct its environment (the Resource Manager URL).');
+  }
+  if (u.protocol !== 'https:') {
+    throw new InputError(yamlInput, `the connection's Resource Manager URL '${raw}' is not https`, 'Tokens are only sent over https: edit the service connection so that its Resource Manager URL is https (e.g. https://management.azure.com/).');
+  }
+  return u.href;
 }
 
 /**
@@ -113,6 +131,7 @@ export function readConnection(inputName: string, yamlName = inputName): Connect
     throw new InputError(yamlName, `service connection '${id}' is for the environment '${environment}', whose Microsoft Entra authority is unknown`, 'Set the environment\'s authority URL in the connection, or use AzureCloud, AzureUSGovernment or AzureChinaCloud.');
   }
   const authorityHost = authorityUrl ? normalizeAuthority(authorityUrl, 'authority URL', yamlName) : cloud!.authorityHost;
+  const resourceManagerUrl = readResourceManagerUrl(id, yamlName) ?? cloud?.resourceManager ?? '';
 
   const conn: Connection = {
     id,
@@ -122,8 +141,9 @@ export function readConnection(inputName: string, yamlName = inputName): Connect
     clientId,
     subscriptionId: data(id, 'subscriptionid'),
     subscriptionName: data(id, 'subscriptionname'),
-    cloud: cloud ?? { name: environment ?? 'AzureStack', authorityHost, resourceManager: tl.getEndpointUrl(id, true) ?? '', acrSuffix: '' },
+    cloud: cloud ?? { name: environment ?? 'AzureStack', authorityHost, resourceManager: resourceManagerUrl, acrSuffix: '' },
     authorityHost,
+    resourceManagerUrl,
   };
 
   const serverIdToken = param(p, 'idToken');

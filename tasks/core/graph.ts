@@ -11,14 +11,17 @@ const GRAPH_BY_CLOUD: Record<string, string> = {
   azurechinacloud: 'https://microsoftgraph.chinacloudapi.cn',
 };
 
-/** Graph's base URL: the pipeline variable WorkloadIdentity.GraphUrl (private clouds) or the cloud's. */
-export function graphUrl(cloud: Cloud, override?: string): string | undefined {
-  return (override || GRAPH_BY_CLOUD[cloud.name.toLowerCase()])?.replace(/\/+$/, '');
+/**
+ * Graph's base URL, from the connection's cloud and nothing else: a Graph token goes only to the
+ * cloud's own Graph host (no pipeline variable can point it elsewhere). Undefined for other clouds.
+ */
+export function graphUrl(cloud: Cloud): string | undefined {
+  return GRAPH_BY_CLOUD[cloud.name.toLowerCase()];
 }
 
-/** The token audience for Graph: the cloud's Graph resource, whatever address it is reached at. */
-export function graphScope(cloud: Cloud, baseUrl: string): string {
-  return `${GRAPH_BY_CLOUD[cloud.name.toLowerCase()] ?? baseUrl}/.default`;
+/** The token audience for Graph: the cloud's Graph resource. */
+export function graphScope(baseUrl: string): string {
+  return `${baseUrl}/.default`;
 }
 
 export interface Credential {

@@ -10,6 +10,7 @@ import { PipelineContext } from './pipeline-context';
 import { decodeJwt, JwtClaims } from './claims';
 import { explainHttpStatus, TaskFailure } from './failures';
 import { header, parseJson } from './http';
+import { checkAzureDevOpsUrl } from './token-hosts';
 
 export const OIDC_SERVICE = 'the Azure DevOps Oidctoken API';
 
@@ -26,7 +27,7 @@ export function oidcRequestUrl(ctx: PipelineContext, connectionId: string): stri
   const id = encodeURIComponent(connectionId);
   if (ctx.oidcRequestUri) {
     const sep = ctx.oidcRequestUri.includes('?') ? '&' : '?';
-    return `${ctx.oidcRequestUri}${sep}api-version=7.1&serviceConnectionId=${id}`;
+    return checkAzureDevOpsUrl(`${ctx.oidcRequestUri}${sep}api-version=7.1&serviceConnectionId=${id}`, ctx.azureDevOpsOrigin, 'System.OidcRequestUri');
   }
   const missing = (
     [
@@ -44,7 +45,11 @@ export function oidcRequestUrl(ctx: PipelineContext, connectionId: string): stri
       code: 'NO_OIDC_URL',
     });
   }
-  return `${ctx.collectionUri}${ctx.teamProjectId}/_apis/distributedtask/hubs/${encodeURIComponent(ctx.hostType)}/plans/${ctx.planId}/jobs/${ctx.jobId}/oidctoken?serviceConnectionId=${id}&api-version=7.1-preview.1`;
+  return checkAzureDevOpsUrl(
+    `${ctx.collectionUri}${ctx.teamProjectId}/_apis/distributedtask/hubs/${encodeURIComponent(ctx.hostType)}/plans/${ctx.planId}/jobs/${ctx.jobId}/oidctoken?serviceConnectionId=${id}&api-version=7.1-preview.1`,
+    ctx.azureDevOpsOrigin,
+    'System.CollectionUri',
+  );
 }
 
 export class OidcTokenClient {

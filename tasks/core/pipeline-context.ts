@@ -7,6 +7,7 @@ import * as tl from 'azure-pipelines-task-lib/task';
 import { mask } from './variables';
 import { DEFAULT_POLICY, HttpClient, HttpPolicy, ProxySettings, TlsSettings } from './http';
 import { TaskFailure } from './failures';
+import { originOf } from './token-hosts';
 
 export interface PipelineContext {
   collectionUri: string;
@@ -17,6 +18,11 @@ export interface PipelineContext {
   jobId: string;
   /** System.OidcRequestUri, where the agent sets it. */
   oidcRequestUri?: string;
+  /**
+   * The origin of the SystemVssConnection endpoint (this organisation's Azure DevOps): the only
+   * place the job's access token is sent. An endpoint, not a variable, so no earlier step can move it.
+   */
+  azureDevOpsOrigin?: string;
   /** Agent.TempDirectory: cleaned by the agent after each job. */
   tempDirectory: string;
   proxy?: ProxySettings;
@@ -52,6 +58,27 @@ export function readProxy(): ProxySettings | undefined {
   const cfg = tl.getHttpProxyConfiguration();
   if (!cfg?.proxyUrl) return undefined;
   if (cfg.proxyPassword) mask(cfg.proxyPassword);
+  // The agent passes what was configured: a bare host:port is an http proxy; credentials may sit in the URL.
+  const raw = /^[a-z][a-z0-9+.-]*:\/\//i.test(cfg.proxyUrl) ? cfg.proxyUrl : `http://${cfg.proxyUrl}`;
+  let url: URL;
+  try {
+    url = new URL(raw);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
+  } catch {
+    throw new TaskFailure({
+      what: 'The agent\'s proxy setting (Agent.ProxyUrl) is not an http:// or https:// URL.',
+      cause: 'The agent was configured with a malformed --proxyurl.',
+      fix: 'Re-configure the agent with --proxyurl http://<host>:<port> (the .proxy file in the agent folder).',
+      code: 'AGENT_CONFIG',
+    });
+  }
+  let username = cfg.proxyUsername || undefined;
+  let password = cfg.proxyPassword || undefined;
+  if (!username && url.username) {
+    username = decodeURIComponent(url.username);
+    password = decodeURIComponent(url.password);
+    if (password) mask(password);
+  }
   const bypass: RegExp[] = [];
   for (const pattern of cfg.proxyBypassHosts ?? []) {
     try {
@@ -60,7 +87,7 @@ export function readProxy(): ProxySettings | undefined {
       tl.warning(`Ignoring the agent proxy bypass entry '${pattern}': it is not a valid regular expression.`);
     }
   }
-  return { url: cfg.proxyUrl, username: cfg.proxyUsername || undefined, password: cfg.proxyPassword || undefined, bypass };
+  return { url: `${url.protocol}//${url.host}`, username, password, bypass };
 }
 
 function readFileSetting(file: string, what: string): string {
@@ -114,6 +141,7 @@ export function readPipelineContext(): PipelineContext {
     planId: variable('System.PlanId') ?? '',
     jobId: variable('System.JobId') ?? '',
     oidcRequestUri: variable('System.OidcRequestUri'),
+    azureDevOpsOrigin: originOf(tl.getEndpointUrl('SystemVssConnection', true)) ?? originOf(collectionUri),
     tempDirectory: variable('Agent.TempDirectory') ?? '',
     proxy,
     tls: tlsSettings,

@@ -5,6 +5,7 @@
 import * as tl from 'azure-pipelines-task-lib/task';
 import { PipelineContext } from './pipeline-context';
 import { parseJson } from './http';
+import { checkAzureDevOpsUrl } from './token-hosts';
 
 export const ENDPOINT_SERVICE = 'the Azure DevOps service endpoints API';
 
@@ -31,7 +32,7 @@ interface EndpointJson {
 export function serviceEndpointUrl(ctx: PipelineContext, connectionId: string): string | undefined {
   const project = ctx.teamProjectId || ctx.teamProject;
   if (!ctx.collectionUri || !project) return undefined;
-  return `${ctx.collectionUri}${encodeURIComponent(project)}/_apis/serviceendpoint/endpoints/${encodeURIComponent(connectionId)}?api-version=7.1`;
+  return checkAzureDevOpsUrl(`${ctx.collectionUri}${encodeURIComponent(project)}/_apis/serviceendpoint/endpoints/${encodeURIComponent(connectionId)}?api-version=7.1`, ctx.azureDevOpsOrigin, 'System.CollectionUri');
 }
 
 /** Reads the endpoint; never throws for a refusal: callers decide what a missing answer means. */

@@ -40,7 +40,6 @@ export interface ValidationOptions {
   armUrl: string;
   /** The audience of Resource Manager tokens. */
   armResource: string;
-  graphUrlOverride?: string;
   /** The connection's scope level (Subscription, ResourceGroup, ManagementGroup, ...). */
   scopeLevel?: string;
 }
@@ -312,11 +311,11 @@ async function expiryRow(ctx: PipelineContext, conn: Connection, options: Valida
   const convert = 'Convert the connection to workload identity federation (the "Convert" action on the connection), so nothing expires again.';
   if (entraCode === 'AADSTS7000222') return { check, status: 'fail', summary: `The ${what} has expired (AADSTS7000222).`, evidence: [], fix: convert };
   if (entraCode) return skipped(check, 'Needs a token from Microsoft Entra ID, which refused the connection\'s credential.');
-  const base = graphUrl(conn.cloud, options.graphUrlOverride);
-  if (!base) return skipped(check, `Microsoft Graph's address for ${conn.cloud.name} is unknown; set the pipeline variable WorkloadIdentity.GraphUrl.`);
+  const base = graphUrl(conn.cloud);
+  if (!base) return skipped(check, `Microsoft Graph is known only for AzureCloud, AzureUSGovernment and AzureChinaCloud, not ${conn.cloud.name}; check the end date in your cloud's portal.`);
   let token: AccessToken;
   try {
-    token = await acquireAccessToken(ctx, conn, graphScope(conn.cloud, base));
+    token = await acquireAccessToken(ctx, conn, graphScope(base));
   } catch (e) {
     return skipped(check, `No Microsoft Graph token: ${failureLines(e).summary}`);
   }

@@ -78,7 +78,6 @@ async function main(): Promise<void> {
     INPUT_CONNECTEDSERVICENAMEARM: vId,
     INPUT_SCOPE: registryScope,
     INPUT_REQUIREDROLES: 'AcrPush',
-    WORKLOADIDENTITY_GRAPHURL: emu.url,
   };
   const validateTask = path.join(DIST, 'ValidateServiceConnectionV1', 'index.js');
   // AWS: a provider for the connection's issuer and a role trusting its subject.

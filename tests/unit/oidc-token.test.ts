@@ -30,7 +30,7 @@ function context(overrides: Partial<PipelineContext>, request: sinon.SinonStub):
 }
 
 const conn = (extra: Partial<Connection> = {}): Connection => ({
-  id: 'conn-id', input: 'azureSubscription', scheme: 'WorkloadIdentityFederation', tenantId: 't', clientId: 'c', cloud: CLOUDS.azurecloud, authorityHost: 'https://login.microsoftonline.com/', ...extra,
+  id: 'conn-id', input: 'azureSubscription', scheme: 'WorkloadIdentityFederation', tenantId: 't', clientId: 'c', cloud: CLOUDS.azurecloud, authorityHost: 'https://login.microsoftonline.com/', resourceManagerUrl: 'https://management.azure.com/', ...extra,
 });
 
 describe('Oidctoken client', () => {
