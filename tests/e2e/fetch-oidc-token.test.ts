@@ -10,7 +10,6 @@ import { startEmulator, Emulator } from '../emulator';
 import { connectionEnv, ConnectionEnv, jobEnv, JobOptions } from '../helpers/agent';
 import { addFederatedConnection, E2eRuns, TENANT, wif } from '../helpers/e2e';
 import { runTaskProcess, TaskRun } from '../helpers/task-process';
-import { startTinyproxy } from '../helpers/tinyproxy';
 
 const ARM = 'https://management.azure.com/.default';
 
@@ -288,19 +287,6 @@ describe('E2E FetchOidcToken@1 (bundled task against the emulator)', function ()
     assert.ok(!fs.existsSync(file), 'token file removed');
     const again = await run(wif(c), {}, job, state, 'post.js');
     assert.equal(again.result, 'Succeeded', 'a second post-job run is harmless');
-  });
-
-  it('the whole flow through a real proxy (tinyproxy), trusting the CA through Agent.CAInfo', async () => {
-    const proxy = await startTinyproxy();
-    try {
-      const c = federated();
-      const r = await run(wif(c), { accessTokenScope: ARM }, { trust: 'agent-cainfo' }, { AGENT_PROXYURL: proxy.url });
-      assert.equal(r.result, 'Succeeded', r.stdout);
-      const connects = proxy.log().split('\n').filter((l) => l.includes(`CONNECT ${emu.host}`));
-      assert.equal(connects.length, 2, proxy.log());
-    } finally {
-      await proxy.stop();
-    }
   });
 
   it('a proxy that is down is explained', async () => {

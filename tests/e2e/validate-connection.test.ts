@@ -12,6 +12,7 @@ import { ConnectionEnv } from '../helpers/agent';
 import { addFederatedConnection, E2eRuns, TENANT } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
 import { chromiumBinary, renderSummaryHtml, screenshot } from '../helpers/screenshot';
+import { startMappingProxy, MappingProxy } from '../helpers/connect-proxy';
 
 const SUB = '6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f';
 const REGISTRY = `/subscriptions/${SUB}/resourceGroups/build/providers/Microsoft.ContainerRegistry/registries/contosoimages`;
@@ -20,13 +21,20 @@ const root = path.resolve(__dirname, '..', '..', '..');
 describe('E2E ValidateServiceConnection@1 (bundled task against the emulator)', function () {
   this.timeout(60_000);
   let emu: Emulator;
+  let graphProxy: MappingProxy;
   const e2e = new E2eRuns(() => emu);
 
   before(async () => {
     emu = await startEmulator();
+    // Microsoft Graph is only ever reached at graph.microsoft.com, which does not resolve here: the
+    // agent's proxy maps it to the emulator; everything else (at 127.0.0.1) is on the bypass list.
+    graphProxy = await startMappingProxy({ targetPort: Number(emu.host.split(':')[1]), names: ['graph.microsoft.com'] });
     emu.addSubscription({ subscriptionId: SUB, tenantId: TENANT, displayName: 'Contoso Production' });
   });
-  after(async () => emu?.stop());
+  after(async () => {
+    await graphProxy?.stop();
+    await emu?.stop();
+  });
   afterEach(function () {
     e2e.scan(this.currentTest?.title);
     emu.clearFaults();
@@ -38,7 +46,7 @@ describe('E2E ValidateServiceConnection@1 (bundled task against the emulator)', 
   });
 
   function validate(c: ConnectionEnv, inputs: Record<string, string> = {}): Promise<TaskRun> {
-    return e2e.run({ task: 'ValidateServiceConnectionV1', conn: c, inputs, env: { WORKLOADIDENTITY_GRAPHURL: emu.url } });
+    return e2e.run({ task: 'ValidateServiceConnectionV1', conn: c, inputs, env: { AGENT_PROXYURL: graphProxy.url, AGENT_PROXYBYPASSLIST: JSON.stringify(['^https://127\\.0\\.0\\.1[:/]']) } });
   }
 
   function summaryOf(r: TaskRun): string {

@@ -87,6 +87,35 @@ export const ROUTE_NAMES: readonly RouteName[] = [
 ];
 /** counts() key for requests no route matched */
 export const UNMATCHED = 'unmatched';
+/** counts() key for requests that reached a route at a public host name that is not the route's service */
+export const MISDIRECTED = 'misdirected';
+
+/**
+ * The public host names each service answers at. A request that comes through a proxy carries the
+ * name the task asked for (its Host): the emulator answers a route only at its own service's names,
+ * so a token sent to the wrong host is refused (421), not served. Loopback is the direct path that
+ * most tests use.
+ */
+const SERVICE_HOSTS: [routePrefix: string, host: RegExp][] = [
+  ['oidctoken', /^dev\.azure\.com$/],
+  ['serviceendpoint', /^dev\.azure\.com$/],
+  ['entra.', /^(login\.microsoftonline\.(com|us)|login\.chinacloudapi\.cn)$/],
+  ['acr.', /^[a-z0-9]+\.azurecr\.(io|us|cn)$/],
+  ['arm.', /^management\.(azure\.com|usgovcloudapi\.net|chinacloudapi\.cn)$/],
+  ['graph.', /^(graph\.microsoft\.(com|us)|microsoftgraph\.chinacloudapi\.cn)$/],
+  ['sts', /^sts(\.[a-z0-9-]+)?\.amazonaws\.com$/],
+];
+
+function isLoopbackHost(host: string): boolean {
+  return /^(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/.test(host);
+}
+
+/** Whether `route` may be served at `host` (the request's Host header, lower case, port removed for public names). */
+export function servedAt(route: string, host: string): boolean {
+  if (isLoopbackHost(host)) return true;
+  const name = host.replace(/:443$/, '');
+  return SERVICE_HOSTS.some(([prefix, re]) => (route === prefix || route.startsWith(prefix)) && re.test(name));
+}
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const ownDir = options.dir === undefined;
@@ -96,6 +125,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const world = new World(pki);
     const router = new Router();
     const counters = new Map<string, number>();
+    const hostsSeen: { route: string; host: string }[] = [];
     const faults = new FaultQueue();
     // Counts the request at its route and applies the route's next fault, if any. STS's `POST /`
     // is only named once its form is read, so its module calls this itself with the action's route.
@@ -116,7 +146,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
     const routeNames = [...new Set([...ROUTE_NAMES, ...router.names()])].filter((n) => n !== STS_ENDPOINT_ROUTE);
     const resetCounters = () => {
-      for (const name of [...routeNames, UNMATCHED]) counters.set(name, 0);
+      for (const name of [...routeNames, UNMATCHED, MISDIRECTED]) counters.set(name, 0);
+      hostsSeen.length = 0;
     };
     resetCounters();
     const server = new EmulatorServer({
@@ -124,6 +155,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       cert: pki.serverCertPem,
       router,
       intercept: (route, ctx) => {
+        const host = String(ctx.req.headers.host ?? '').toLowerCase();
+        hostsSeen.push({ route: route.name, host });
+        if (!servedAt(route.name, host)) {
+          counters.set(MISDIRECTED, (counters.get(MISDIRECTED) ?? 0) + 1);
+          ctx.json(421, { error: 'misdirected_request', message: `${host} does not serve ${route.name}` });
+          return true;
+        }
         if (route.name !== STS_ENDPOINT_ROUTE) return intercept(route, ctx);
         // Another method on `/`: no STS action; it is answered 405 and counted as unmatched.
         if (ctx.req.method !== 'POST') counters.set(UNMATCHED, (counters.get(UNMATCHED) ?? 0) + 1);
@@ -135,7 +173,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     world.url = `https://127.0.0.1:${port}`;
     world.host = `127.0.0.1:${port}`;
 
-    return new EmulatorImpl(world, server, faults, counters, resetCounters, routeNames, ownDir ? dir : undefined);
+    return new EmulatorImpl(world, server, faults, counters, resetCounters, routeNames, ownDir ? dir : undefined, hostsSeen);
   } catch (e) {
     if (ownDir) fs.rmSync(dir, { recursive: true, force: true });
     throw e;
@@ -161,6 +199,7 @@ class EmulatorImpl implements Emulator {
     private readonly resetCounters: () => void,
     private readonly routeNames: string[],
     private readonly dirToRemove: string | undefined,
+    private readonly hostsSeen: { route: string; host: string }[],
   ) {
     this.url = world.url;
     this.host = world.host;
@@ -264,6 +303,10 @@ class EmulatorImpl implements Emulator {
 
   resetCounts(): void {
     this.resetCounters();
+  }
+
+  requestHosts(): { route: string; host: string }[] {
+    return this.hostsSeen.map((h) => ({ ...h }));
   }
 
   issuedTokens(): string[] {

@@ -64,6 +64,19 @@ const FILES: Record<keyof Material, string> = {
 
 // OpenSSL reads its defaults from the system config, which differs between distributions; a config
 // of our own makes the extensions the same everywhere.
+// The services' real public names, so that a test can reach the emulator only through a proxy
+// that maps them to it: those names do not resolve on a test machine, so nothing goes direct.
+export const PUBLIC_HOST_NAMES = [
+  'dev.azure.com', 'vssps.dev.azure.com',
+  'login.microsoftonline.com', 'login.microsoftonline.us', 'login.chinacloudapi.cn',
+  'management.azure.com', 'management.usgovcloudapi.net', 'management.chinacloudapi.cn',
+  'graph.microsoft.com', 'graph.microsoft.us', 'microsoftgraph.chinacloudapi.cn',
+  '*.azurecr.io', '*.azurecr.us', '*.azurecr.cn',
+  'sts.amazonaws.com', 'sts.us-east-1.amazonaws.com', 'sts.us-west-2.amazonaws.com', 'sts.eu-west-1.amazonaws.com', 'sts.eu-central-1.amazonaws.com',
+  'sts.googleapis.com', 'iamcredentials.googleapis.com',
+];
+const PUBLIC_SANS = PUBLIC_HOST_NAMES.map((n) => `DNS:${n}`).join(', ');
+
 const OPENSSL_CNF = `[req]
 distinguished_name = dn
 prompt = no
@@ -77,7 +90,7 @@ subjectKeyIdentifier = hash
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectAltName = IP:127.0.0.1, DNS:localhost, ${PUBLIC_SANS}
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 [v3_signing]

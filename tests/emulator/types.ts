@@ -283,6 +283,8 @@ export interface Emulator {
   inject(route: RouteName, fault: Fault, times?: number): void;
   clearFaults(): void;
   count(route: RouteName): number;
+  /** The Host header of every request that reached a route since the last resetCounts(), in order. */
+  requestHosts(): { route: string; host: string }[];
   counts(): Record<string, number>;
   resetCounts(): void;
   /** every secret the emulator issued or accepts as a credential (ACR refresh and access tokens too), to scan task output for leaks */

@@ -23,6 +23,8 @@ export interface ConnectionEnv {
   parameters?: Record<string, string>;
   /** The connection's Resource Manager URL (default: the public cloud's). */
   armUrl?: string;
+  /** The connection's environmentAuthorityUrl: the emulator by default; null for none (the cloud's own authority). */
+  authorityUrl?: string | null;
   scopeLevel?: string;
 }
 
@@ -33,7 +35,14 @@ export interface JobOptions {
   withoutOidcRequestUri?: boolean;
   debug?: boolean;
   tempDirectory?: string;
+  /**
+   * Address Azure DevOps by its public name (https://dev.azure.com/<org>/), which does not resolve
+   * here: only a proxy that maps it to the emulator reaches it.
+   */
+  publicHosts?: boolean;
 }
+
+export const PUBLIC_COLLECTION_HOST = 'dev.azure.com';
 
 export function newTempDirectory(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'wit-agent-temp-'));
@@ -50,8 +59,9 @@ export function connectionEnv(emu: Emulator, c: ConnectionEnv): Record<string, s
     [`ENDPOINT_AUTH_${c.id}`]: JSON.stringify({ parameters, scheme: c.scheme }),
     [`ENDPOINT_AUTH_SCHEME_${c.id}`]: c.scheme,
     [`ENDPOINT_DATA_${c.id}_ENVIRONMENT`]: 'AzureCloud',
-    [`ENDPOINT_DATA_${c.id}_ENVIRONMENTAUTHORITYURL`]: `${emu.url}/`,
   };
+  const authority = c.authorityUrl === undefined ? `${emu.url}/` : c.authorityUrl;
+  if (authority !== null) env[`ENDPOINT_DATA_${c.id}_ENVIRONMENTAUTHORITYURL`] = authority;
   for (const [k, v] of Object.entries(parameters)) env[`ENDPOINT_AUTH_PARAMETER_${c.id}_${k.toUpperCase()}`] = v;
   if (c.subscriptionId) env[`ENDPOINT_DATA_${c.id}_SUBSCRIPTIONID`] = c.subscriptionId;
   if (c.msiClientId) env[`ENDPOINT_DATA_${c.id}_MSICLIENTID`] = c.msiClientId;
@@ -62,22 +72,23 @@ export function connectionEnv(emu: Emulator, c: ConnectionEnv): Record<string, s
 export function jobEnv(emu: Emulator, options: JobOptions = {}): Record<string, string> {
   const planId = crypto.randomUUID();
   const jobId = crypto.randomUUID();
+  const collectionUri = options.publicHosts ? emu.collectionUri.replace(emu.url, `https://${PUBLIC_COLLECTION_HOST}`) : emu.collectionUri;
   const env: Record<string, string> = {
-    SYSTEM_COLLECTIONURI: emu.collectionUri,
-    SYSTEM_TEAMFOUNDATIONCOLLECTIONURI: emu.collectionUri,
+    SYSTEM_COLLECTIONURI: collectionUri,
+    SYSTEM_TEAMFOUNDATIONCOLLECTIONURI: collectionUri,
     SYSTEM_TEAMPROJECTID: emu.projectId,
     SYSTEM_TEAMPROJECT: 'web',
     SYSTEM_HOSTTYPE: 'build',
     SYSTEM_PLANID: planId,
     SYSTEM_JOBID: jobId,
-    ENDPOINT_URL_SYSTEMVSSCONNECTION: emu.collectionUri,
+    ENDPOINT_URL_SYSTEMVSSCONNECTION: collectionUri,
     ENDPOINT_AUTH_SYSTEMVSSCONNECTION: JSON.stringify({ parameters: { AccessToken: emu.jobAccessToken }, scheme: 'OAuth' }),
     AGENT_TEMPDIRECTORY: options.tempDirectory ?? newTempDirectory(),
     SYSTEM_DEBUG: options.debug === false ? 'false' : 'true',
     WORKLOADIDENTITY_HTTPTIMEOUTSECONDS: '5',
   };
   if (!options.withoutOidcRequestUri) {
-    env.SYSTEM_OIDCREQUESTURI = `${emu.collectionUri}${emu.projectId}/_apis/distributedtask/hubs/build/plans/${planId}/jobs/${jobId}/oidctoken`;
+    env.SYSTEM_OIDCREQUESTURI = `${collectionUri}${emu.projectId}/_apis/distributedtask/hubs/build/plans/${planId}/jobs/${jobId}/oidctoken`;
   }
   if (options.trust === 'agent-cainfo') env.AGENT_CAINFO = emu.caCertPath;
   else env.NODE_EXTRA_CA_CERTS = emu.caCertPath;

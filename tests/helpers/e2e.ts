@@ -59,6 +59,11 @@ export class E2eRuns {
     return run;
   }
 
+  /** The runs the next scan() will check. */
+  pending(): readonly TaskRun[] {
+    return this.runs;
+  }
+
   /** Call from afterEach: fails the test whose runs leaked a secret. */
   scan(testTitle: string | undefined): void {
     const emu = this.emu();

@@ -31,7 +31,14 @@ async function waitForPort(port: number, deadline: number): Promise<void> {
   throw new Error(`tinyproxy did not listen on 127.0.0.1:${port}`);
 }
 
-export async function startTinyproxy(): Promise<Tinyproxy> {
+export interface TinyproxyOptions {
+  /** user:password tinyproxy demands (its BasicAuth), or none */
+  basicAuth?: { user: string; password: string };
+  /** http://127.0.0.1:<port> of an upstream proxy every request is sent on to */
+  upstream?: string;
+}
+
+export async function startTinyproxy(options: TinyproxyOptions = {}): Promise<Tinyproxy> {
   const bin = tinyproxyBinary();
   if (!bin) throw new Error('tinyproxy is not installed: apt-get install -y tinyproxy (.ci/run does this)');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-tinyproxy-'));
@@ -47,6 +54,8 @@ export async function startTinyproxy(): Promise<Tinyproxy> {
     'MaxClients 50',
     'Allow 127.0.0.1',
     'DisableViaHeader Yes',
+    ...(options.basicAuth ? [`BasicAuth ${options.basicAuth.user} ${options.basicAuth.password}`] : []),
+    ...(options.upstream ? [`Upstream http ${new URL(options.upstream).host}`] : []),
     '',
   ].join('\n'));
   const child: ChildProcess = spawn(bin, ['-d', '-c', path.join(dir, 'tinyproxy.conf')], { stdio: 'ignore' });

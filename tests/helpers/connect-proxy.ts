@@ -1,0 +1,130 @@
+/**
+ * A test-owned CONNECT proxy that maps the services' public host names to the emulator. The names
+ * do not resolve on a test machine, so a task reaches them through this proxy or not at all: a test
+ * that passes with it proves the request went through the proxy. It can demand Basic credentials
+ * (407 otherwise), records every CONNECT, and refuses any name it was not told to map.
+ */
+import * as http from 'node:http';
+import * as net from 'node:net';
+
+export interface ConnectRecord {
+  /** host:port as the client asked for it */
+  authority: string;
+  /** the Proxy-Authorization header, decoded: user:password, or undefined */
+  credentials?: string;
+  /** the status the proxy answered */
+  status: number;
+}
+
+export interface MappingProxy {
+  /** http://127.0.0.1:<port> */
+  url: string;
+  port: number;
+  connects: ConnectRecord[];
+  /** Plain (non-CONNECT) requests: a task must never send one through the proxy. */
+  plainRequests: string[];
+  stop(): Promise<void>;
+}
+
+export interface MappingProxyOptions {
+  /** Port of the emulator on 127.0.0.1 that every mapped name leads to. */
+  targetPort: number;
+  /** Names the proxy maps (exact, or a RegExp); anything else gets 403. */
+  names: (string | RegExp)[];
+  /** user:password the proxy demands, or none. */
+  credentials?: string;
+}
+
+export async function startMappingProxy(options: MappingProxyOptions): Promise<MappingProxy> {
+  const connects: ConnectRecord[] = [];
+  const plainRequests: string[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = http.createServer((req, res) => {
+    plainRequests.push(`${req.method} ${req.url}`);
+    res.writeHead(405, { 'Content-Type': 'text/plain' });
+    res.end('this proxy only tunnels');
+  });
+  server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+    const authority = req.url ?? '';
+    const auth = req.headers['proxy-authorization'];
+    const credentials = typeof auth === 'string' && /^Basic /i.test(auth) ? Buffer.from(auth.slice(6), 'base64').toString('utf8') : undefined;
+    const answer = (status: number, text: string, extra = '') => {
+      connects.push({ authority, credentials, status });
+      client.end(`HTTP/1.1 ${status} ${text}\r\n${extra}Content-Length: 0\r\n\r\n`);
+    };
+    client.on('error', () => undefined);
+    if (options.credentials !== undefined && credentials !== options.credentials) return answer(407, 'Proxy Authentication Required', 'Proxy-Authenticate: Basic realm="test"\r\n');
+    const m = /^([^:]+):(\d+)$/.exec(authority);
+    const name = m?.[1].toLowerCase() ?? '';
+    if (!m || m[2] !== '443' || !options.names.some((n) => (typeof n === 'string' ? n === name : n.test(name)))) return answer(403, 'Forbidden');
+    const upstream = net.connect(options.targetPort, '127.0.0.1', () => {
+      connects.push({ authority, credentials, status: 200 });
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    sockets.add(upstream);
+    upstream.on('close', () => {
+      sockets.delete(upstream);
+      client.destroy();
+    });
+    client.on('close', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    connects,
+    plainRequests,
+    stop: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * A listener that must never be used: a test points a path that must not be taken at it and
+ * asserts it saw no connection at all (not even one that failed TLS).
+ */
+export interface Canary {
+  url: string;
+  host: string;
+  connections(): number;
+  stop(): Promise<void>;
+}
+
+export async function startCanary(): Promise<Canary> {
+  let count = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    count++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.destroy();
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+  });
+  return {
+    url: `https://127.0.0.1:${port}`,
+    host: `127.0.0.1:${port}`,
+    connections: () => count,
+    stop: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
