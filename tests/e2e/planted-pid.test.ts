@@ -63,8 +63,8 @@ describe('E2E planted refresher pids are never signalled', function () {
 
     const run = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(conn), inputs: { exportAzureIdentityEnv: 'true' }, job });
     assert.equal(run.result, 'Succeeded', run.stdout);
-    assert.match(run.log, leftAlone(planted.pid!));
     assert.ok(alive(planted.pid!), 'the planted sleep is still running');
+    assert.match(run.log, leftAlone(planted.pid!));
     const own = JSON.parse(run.taskVariables['WorkloadIdentity.FetchOidcToken.TokenFile.Refresher']);
     assert.notEqual(own.pid, planted.pid);
     assert.ok(alive(own.pid));
@@ -98,12 +98,12 @@ describe('E2E planted refresher pids are never signalled', function () {
       const stateKey = task === 'FetchOidcTokenV1' ? 'WorkloadIdentity.FetchOidcToken.TokenFile' : 'WorkloadIdentity.AwsAssumeRole.TokenFile';
       const post = await e2e.run({ task, conn: wif(conn), job, env: stateEnv(stateKey, { Dir: dir, ...state(dir, planted.pid!) }), entry: 'post.js' });
       assert.equal(post.result, 'Succeeded', post.stdout);
-      assert.match(post.log, leftAlone(planted.pid!));
-      assert.match(post.log, /Removed the token file folder/);
-      assert.ok(!fs.existsSync(dir));
       await new Promise((r) => setTimeout(r, 200));
       assert.ok(alive(planted.pid!), 'the planted sleep is still running');
       assert.equal(planted.signalCode, null);
+      assert.match(post.log, leftAlone(planted.pid!));
+      assert.match(post.log, /Removed the token file folder/);
+      assert.ok(!fs.existsSync(dir));
     });
   }
 });

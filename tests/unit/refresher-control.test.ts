@@ -103,11 +103,11 @@ describe('refresher control: only its own refresher is signalled', function () {
       plant(j, planted.pid!);
       const record = JSON.parse(fs.readFileSync(j.registry, 'utf8').replace(/^(\d+)$/, '{"pid":$1}'));
       const outcome = await stopRefresher(record);
-      assert.equal(outcome.kind, 'not-ours');
-      assert.match(outcome.kind === 'not-ours' ? outcome.line : '', reason);
       await new Promise((r) => setTimeout(r, 200));
       assert.ok(isAlive(planted.pid!), 'the planted sleep is still running');
       assert.equal(planted.signalCode, null);
+      assert.equal(outcome.kind, 'not-ours');
+      assert.match(outcome.kind === 'not-ours' ? outcome.line : '', reason);
     });
   }
 
