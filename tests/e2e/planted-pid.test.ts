@@ -37,6 +37,8 @@ describe('E2E planted refresher pids are never signalled', function () {
   let emu: Emulator;
   let conn: FederatedConnection;
   let planted: ChildProcess;
+  /** Refreshers a test started: stopped here too if the test failed before its post-job step. */
+  const refreshers: number[] = [];
   const e2e = new E2eRuns(() => emu);
 
   before(async () => {
@@ -52,20 +54,22 @@ describe('E2E planted refresher pids are never signalled', function () {
   });
   afterEach(function () {
     planted.kill('SIGKILL');
+    for (const pid of refreshers.splice(0)) if (alive(pid)) process.kill(pid, 'SIGTERM');
     e2e.scan(this.currentTest?.title);
   });
 
   it('a re-run with a planted registry entry leaves the sleep alone, starts its own refresher, and the post-job step stops that one', async () => {
     const job = { tempDirectory: newTempDirectory() };
     const registry = path.join(job.tempDirectory, 'workload-identity-refreshers', `FetchOidcToken-${conn.id}.pid`);
-    fs.mkdirSync(path.dirname(registry), { recursive: true });
+    fs.mkdirSync(path.dirname(registry), { recursive: true, mode: 0o700 });
     fs.writeFileSync(registry, JSON.stringify({ pid: planted.pid, instanceId: '0'.repeat(32), statusFile: path.join(job.tempDirectory, 'nowhere.status.json') }));
 
     const run = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(conn), inputs: { exportAzureIdentityEnv: 'true' }, job });
+    const own = JSON.parse(run.taskVariables['WorkloadIdentity.FetchOidcToken.TokenFile.Refresher'] ?? '{}');
+    if (own.pid) refreshers.push(own.pid);
     assert.equal(run.result, 'Succeeded', run.stdout);
     assert.ok(alive(planted.pid!), 'the planted sleep is still running');
     assert.match(run.log, leftAlone(planted.pid!));
-    const own = JSON.parse(run.taskVariables['WorkloadIdentity.FetchOidcToken.TokenFile.Refresher']);
     assert.notEqual(own.pid, planted.pid);
     assert.ok(alive(own.pid));
     assert.equal(JSON.parse(fs.readFileSync(registry, 'utf8')).pid, own.pid, 'the registry now names its own refresher');
