@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     setJobVariable('AWS_ROLE_ARN', roleArn);
     setJobVariable('AWS_ROLE_SESSION_NAME', roleSessionName);
     console.log(`Set AWS_WEB_IDENTITY_TOKEN_FILE (${tf.file}), AWS_ROLE_ARN and AWS_ROLE_SESSION_NAME: AWS SDKs and the CLI assume the role themselves; ` +
-      (tf.refresherPid ? `the file is kept fresh until the job ends (status: ${tf.statusFile}), then removed.` : 'the idToken in it expires in about 10 minutes; the file is removed when the job ends.'));
+      (tf.refresher ? `the file is kept fresh until the job ends (status: ${tf.statusFile}), then removed.` : 'the idToken in it expires in about 10 minutes; the file is removed when the job ends.'));
   }
   tl.debug('AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN are secret variables: map them into a script step\'s env to use them.');
 }

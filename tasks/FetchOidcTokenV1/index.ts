@@ -64,7 +64,7 @@ async function main(): Promise<string | void> {
   if (azureIdentity && idToken) {
     const tf = await exportAzureIdentityEnv(ctx, conn, idToken.token, keepFresh, TOKEN_FILE_STATE);
     console.log(`Set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE (${tf.file}) for the Azure SDKs in later steps; ` +
-      (tf.refresherPid ? `the file is kept fresh until the job ends (status: ${tf.statusFile}), then removed.` : 'the idToken in it expires in about 10 minutes; the file is removed when the job ends.'));
+      (tf.refresher ? `the file is kept fresh until the job ends (status: ${tf.statusFile}), then removed.` : 'the idToken in it expires in about 10 minutes; the file is removed when the job ends.'));
   }
   return undefined;
 }

@@ -10,6 +10,7 @@ import { PipelineContext } from './pipeline-context';
 import { oidcRequestUrl } from './oidc-token';
 import { makeSecretDir, removeSecretPath, writeSecretFile } from './secret-files';
 import { REFRESHER_SCRIPT, startRefresher, stopRefresher } from './refresher-control';
+import { formatRecord, parseRecord, RefresherRecord } from './refresher-ownership';
 import { getTaskState, setTaskState } from './variables';
 
 const HOURS = 3_600_000;
@@ -18,7 +19,7 @@ export interface TokenFile {
   dir: string;
   file: string;
   statusFile: string;
-  refresherPid?: number;
+  refresher?: Required<RefresherRecord>;
 }
 
 /** Writes the idToken to an owner-only file; with keepFresh, starts its refresher. */
@@ -30,7 +31,7 @@ export async function writeTokenFile(ctx: PipelineContext, conn: Connection, tas
   writeSecretFile(file, idToken);
   const out: TokenFile = { dir, file, statusFile };
   if (keepFresh) {
-    out.refresherPid = await startRefresher(ctx, `${taskName}-${conn.id}`, path.join(__dirname, REFRESHER_SCRIPT), {
+    out.refresher = await startRefresher(ctx, `${taskName}-${conn.id}`, path.join(__dirname, REFRESHER_SCRIPT), {
       oidcUrl: oidcRequestUrl(ctx, conn.id),
       jobAccessToken: ctx.jobAccessToken(),
       tokenFile: file,
@@ -41,9 +42,9 @@ export async function writeTokenFile(ctx: PipelineContext, conn: Connection, tas
       maxLifetimeMs: 48 * HOURS,
       maxFailures: 5,
       minDelayMs: 5_000,
-    });
-    setTaskState(`${stateKey}.RefresherPid`, String(out.refresherPid));
-    tl.debug(`Started the token refresher (pid ${out.refresherPid}); its status is in ${statusFile}.`);
+    }, (line) => console.log(line));
+    setTaskState(`${stateKey}.Refresher`, formatRecord(out.refresher));
+    tl.debug(`Started the token refresher (pid ${out.refresher.pid}); its status is in ${statusFile}.`);
   }
   return out;
 }
@@ -51,8 +52,12 @@ export async function writeTokenFile(ctx: PipelineContext, conn: Connection, tas
 /** The post-job half: stops the refresher, removes the file and its status. Safe to run twice. */
 export async function removeTokenFile(stateKey: string): Promise<string[]> {
   const lines: string[] = [];
-  const pid = Number(getTaskState(`${stateKey}.RefresherPid`) ?? 0);
-  if (pid) lines.push((await stopRefresher(pid)) ? `Stopped the token refresher (pid ${pid}).` : `The token refresher (pid ${pid}) had already stopped.`);
+  // RefresherPid: the plain pid older versions kept; it cannot be verified, so it is never signalled.
+  const record = parseRecord(getTaskState(`${stateKey}.Refresher`) ?? getTaskState(`${stateKey}.RefresherPid`));
+  if (record) {
+    const outcome = await stopRefresher(record);
+    lines.push(outcome.kind === 'stopped' ? `Stopped the token refresher (pid ${record.pid}).` : outcome.kind === 'gone' ? `The token refresher (pid ${record.pid}) had already stopped.` : outcome.line);
+  }
   const dir = getTaskState(`${stateKey}.Dir`);
   if (dir) lines.push(removeSecretPath(dir) ? `Removed the token file folder ${dir}.` : `The token file folder ${dir} was already gone.`);
   return lines;

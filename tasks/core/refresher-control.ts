@@ -1,65 +1,106 @@
 /**
  * Starting and stopping a task's token refresher: one per task and connection in a job (a re-run
- * replaces it), its pid kept in a registry under Agent.TempDirectory.
+ * replaces it), its record kept in a registry under Agent.TempDirectory. No pid is signalled
+ * before refresher-ownership has shown it to be the refresher that was started.
  */
-import { spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PipelineContext } from './pipeline-context';
 import { RefresherConfig } from './token-refresher';
+import { writeSecretFile } from './secret-files';
+import { checkOwnership, formatRecord, isAlive, leftAloneLine, parseRecord, RefresherRecord } from './refresher-ownership';
 
-export const REFRESHER_SCRIPT = 'refresher.js';
+export { REFRESHER_SCRIPT } from './refresher-ownership';
 
-function registryFile(ctx: PipelineContext, key: string): string {
+/** How long a starting refresher may take to write its first status (Node's start-up on a busy agent). */
+const ANNOUNCE_MS = 10_000;
+
+function registryFile(ctx: Pick<PipelineContext, 'tempDirectory'>, key: string): string {
   const dir = path.join(ctx.tempDirectory, 'workload-identity-refreshers');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   return path.join(dir, `${key.replace(/[^\w.-]+/g, '_')}.pid`);
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export type StopOutcome = { kind: 'stopped' } | { kind: 'gone' } | { kind: 'not-ours'; line: string };
 
-/** Stops a refresher: SIGTERM, then SIGKILL if it is still there after `graceMs`. */
-export async function stopRefresher(pid: number, graceMs = 2000): Promise<boolean> {
-  if (!pid || !isAlive(pid)) return false;
+/**
+ * Stops the refresher a record describes: SIGTERM, then SIGKILL if it is still there after
+ * `graceMs`. A pid that cannot be shown to be that refresher is never signalled.
+ */
+export async function stopRefresher(record: RefresherRecord, graceMs = 2000): Promise<StopOutcome> {
+  const owner = checkOwnership(record);
+  if (owner.kind === 'gone') return { kind: 'gone' };
+  if (owner.kind === 'not-ours') return { kind: 'not-ours', line: leftAloneLine(record.pid, owner.reason) };
+  const pid = record.pid;
   try {
     process.kill(pid, 'SIGTERM');
   } catch {
-    return false;
+    return { kind: 'gone' };
   }
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline) {
-    if (!isAlive(pid)) return true;
+    if (!isAlive(pid)) return { kind: 'stopped' };
     await new Promise((r) => setTimeout(r, 50));
   }
+  // Checked again: in the grace period the refresher may have exited and its pid been reused.
+  if (checkOwnership(record).kind !== 'ours') return { kind: 'stopped' };
   try {
     process.kill(pid, 'SIGKILL');
   } catch {
     /* gone */
   }
-  return true;
+  return { kind: 'stopped' };
+}
+
+/** Resolves once the refresher has written its first status (so its record can be verified), has exited, or after ANNOUNCE_MS. */
+async function announced(child: ChildProcess, statusFile: string, instanceId: string): Promise<void> {
+  let exited = false;
+  const onExit = () => (exited = true);
+  child.once('exit', onExit);
+  try {
+    const deadline = Date.now() + ANNOUNCE_MS;
+    while (!exited && Date.now() < deadline) {
+      try {
+        if (JSON.parse(fs.readFileSync(statusFile, 'utf8')).instanceId === instanceId) return;
+      } catch {
+        /* not written yet */
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  } finally {
+    child.off('exit', onExit);
+  }
 }
 
 /**
  * Starts the refresher detached (it outlives this step), handing it its configuration, job token
- * included, on stdin: never on a command line, never in a file. Returns its pid.
+ * and instance id included, on stdin: never on a command line, in the environment or in a file.
+ * A previous refresher of the same task and connection is stopped first, if it proves to be one.
+ * `log` gets the line for a recorded pid left alone. Returns the new refresher's record.
  */
-export async function startRefresher(ctx: PipelineContext, key: string, script: string, config: RefresherConfig): Promise<number> {
+export async function startRefresher(ctx: Pick<PipelineContext, 'tempDirectory'>, key: string, script: string, config: Omit<RefresherConfig, 'instanceId'>, log: (line: string) => void): Promise<Required<RefresherRecord>> {
   const registry = registryFile(ctx, key);
-  if (fs.existsSync(registry)) {
-    const old = Number(fs.readFileSync(registry, 'utf8'));
-    if (old) await stopRefresher(old);
+  let previous: string | undefined;
+  try {
+    previous = fs.readFileSync(registry, 'utf8');
+  } catch {
+    previous = undefined;
   }
+  const old = parseRecord(previous);
+  if (old) {
+    const outcome = await stopRefresher(old);
+    if (outcome.kind === 'not-ours') log(outcome.line);
+  }
+  const instanceId = crypto.randomBytes(16).toString('hex');
   const child = spawn(process.execPath, [script], { detached: true, stdio: ['pipe', 'ignore', 'ignore'], cwd: path.dirname(script), env: { ...process.env } });
-  child.stdin!.end(JSON.stringify(config));
+  child.stdin!.end(JSON.stringify({ ...config, instanceId } satisfies RefresherConfig));
   child.unref();
   if (!child.pid) throw new Error('the token refresher did not start');
-  fs.writeFileSync(registry, String(child.pid), { mode: 0o600 });
-  return child.pid;
+  const record = { pid: child.pid, instanceId, statusFile: config.statusFile };
+  // Atomic and 0600 even over a planted file, whose mode a plain write would keep.
+  writeSecretFile(registry, formatRecord(record));
+  await announced(child, config.statusFile, instanceId);
+  return record;
 }

@@ -17,6 +17,8 @@ export interface RefresherConfig {
   jobAccessToken: string;
   tokenFile: string;
   statusFile: string;
+  /** Random, from the task that started it: echoed in every status write so the task can tell its refresher from a reused pid. */
+  instanceId: string;
   policy: HttpPolicy;
   proxy?: { url: string; username?: string; password?: string; bypass: string[] };
   tls: TlsSettings;
@@ -31,6 +33,7 @@ export interface RefresherConfig {
 export interface RefresherStatus {
   state: 'running' | 'stopped' | 'failed';
   pid: number;
+  instanceId: string;
   startedAt: string;
   updatedAt: string;
   refreshes: number;
@@ -69,10 +72,12 @@ export class TokenRefresher {
     const proxy: ProxySettings | undefined = config.proxy ? { ...config.proxy, bypass: config.proxy.bypass.map((b) => new RegExp(b, 'i')) } : undefined;
     this.http = new HttpClient(config.policy, proxy, config.tls);
     const t = new Date(this.now()).toISOString();
-    this.status = { state: 'running', pid: process.pid, startedAt: t, updatedAt: t, refreshes: 0, failures: 0 };
+    this.status = { state: 'running', pid: process.pid, instanceId: config.instanceId, startedAt: t, updatedAt: t, refreshes: 0, failures: 0 };
   }
 
   start(): void {
+    // First thing: until this status exists, the task cannot show that this pid is its refresher.
+    this.write({});
     let current: number | undefined;
     try {
       current = expiryOf(fs.readFileSync(this.config.tokenFile, 'utf8'));

@@ -36,6 +36,9 @@ function postEnv(r: TaskRun): Record<string, string> {
   return env;
 }
 
+/** The pid in the refresher record the main step left for its post-job step. */
+const refresherPid = (r: TaskRun, stateKey: string): number => JSON.parse(r.taskVariables[`${stateKey}.Refresher`]).pid;
+
 const expiryOf = (file: string) => JSON.parse(Buffer.from(fs.readFileSync(file, 'utf8').split('.')[1], 'base64url').toString()).exp * 1000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -71,16 +74,16 @@ describe('E2E long jobs: token files kept fresh (keepTokenFileFresh)', function 
 
     const first = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(azure), inputs: { exportAzureIdentityEnv: 'true' }, job });
     assert.equal(first.result, 'Succeeded', first.stdout);
-    const firstPid = Number(first.taskVariables['WorkloadIdentity.FetchOidcToken.TokenFile.RefresherPid']);
+    const firstPid = refresherPid(first, 'WorkloadIdentity.FetchOidcToken.TokenFile');
     // Re-running the task in the same job replaces its refresher.
     const fetch = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(azure), inputs: { exportAzureIdentityEnv: 'true' }, job });
     assert.equal(fetch.result, 'Succeeded', fetch.stdout);
-    const azurePid = Number(fetch.taskVariables['WorkloadIdentity.FetchOidcToken.TokenFile.RefresherPid']);
+    const azurePid = refresherPid(fetch, 'WorkloadIdentity.FetchOidcToken.TokenFile');
     assert.ok(!alive(firstPid), 'the first refresher was replaced');
     assert.ok(alive(azurePid));
     const assume = await e2e.run({ task: 'AwsAssumeRoleFederatedV1', conn: wif(aws), inputs: { roleArn: ROLE, stsEndpoint: `${emu.url}/`, exportWebIdentityFile: 'true' }, job });
     assert.equal(assume.result, 'Succeeded', assume.stdout);
-    const awsPid = Number(assume.taskVariables['WorkloadIdentity.AwsAssumeRole.TokenFile.RefresherPid']);
+    const awsPid = refresherPid(assume, 'WorkloadIdentity.AwsAssumeRole.TokenFile');
     assert.ok(alive(awsPid));
     const azureFile = fetch.variables.AZURE_FEDERATED_TOKEN_FILE.value;
     const awsFile = assume.variables.AWS_WEB_IDENTITY_TOKEN_FILE.value;
@@ -138,7 +141,7 @@ describe('E2E long jobs: token files kept fresh (keepTokenFileFresh)', function 
     const c = addFederatedConnection(emu, 'orphan');
     const r = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(c), inputs: { exportAzureIdentityEnv: 'true' } });
     assert.equal(r.result, 'Succeeded', r.stdout);
-    const pid = Number(r.taskVariables['WorkloadIdentity.FetchOidcToken.TokenFile.RefresherPid']);
+    const pid = refresherPid(r, 'WorkloadIdentity.FetchOidcToken.TokenFile');
     const file = r.variables.AZURE_FEDERATED_TOKEN_FILE.value;
     const token = emu.jobAccessToken;
     emu.jobAccessToken = 'the-job-is-over';

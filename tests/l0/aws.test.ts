@@ -58,7 +58,7 @@ describe('L0 AwsAssumeRoleFederated@1', function () {
     for (const m of tr.stdout.matchAll(/##vso\[task\.settaskvariable variable=([^;]+);[^\]]*\](.*)/g)) state[`VSTS_TASKVARIABLE_${m[1].replace(/\./g, '_').toUpperCase()}`] = m[2];
     const post = await run({}, state);
     assert.ok(post.succeeded, post.stdout);
-    assert.match(post.stdout, /L0: refresher 434343 stopped/);
+    assert.match(post.stdout, /L0: refresher 434343 \(instance l0-instance\) stopped/, 'the post-job step hands over the whole record, instance id included');
     assert.ok(!fs.existsSync(file));
   });
 

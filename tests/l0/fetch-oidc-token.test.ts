@@ -72,7 +72,7 @@ describe('L0 FetchOidcToken@1', function () {
     assert.equal(fs.statSync(path.dirname(file)).mode & 0o777, 0o700);
     assert.match(tr.stdout, /##vso\[task\.settaskvariable variable=WorkloadIdentity\.FetchOidcToken\.TokenFile\.Dir/);
     assert.match(tr.stdout, /L0: refresher started for FetchOidcToken-b8a1c2d3-0000-4000-8000-00000000c0de/, 'keepTokenFileFresh defaults to true');
-    assert.match(tr.stdout, /##vso\[task\.settaskvariable variable=WorkloadIdentity\.FetchOidcToken\.TokenFile\.RefresherPid;[^\]]*\]424242/);
+    assert.match(tr.stdout, /##vso\[task\.settaskvariable variable=WorkloadIdentity\.FetchOidcToken\.TokenFile\.Refresher;[^\]]*\]\{"pid":424242,"instanceId":"l0-instance","statusFile":"[^"]+\.status\.json"\}/);
   });
 
   const failures: [string, RegExp][] = [

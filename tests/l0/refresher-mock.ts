@@ -2,13 +2,13 @@
 export function refresherControlMock(pid: number) {
   return {
     REFRESHER_SCRIPT: 'refresher.js',
-    startRefresher: async (_ctx: unknown, key: string) => {
+    startRefresher: async (_ctx: unknown, key: string, _script: string, config: { statusFile: string }) => {
       console.log(`L0: refresher started for ${key}`);
-      return pid;
+      return { pid, instanceId: 'l0-instance', statusFile: config.statusFile };
     },
-    stopRefresher: async (p: number) => {
-      console.log(`L0: refresher ${p} stopped`);
-      return true;
+    stopRefresher: async (r: { pid: number; instanceId?: string }) => {
+      console.log(`L0: refresher ${r.pid} (instance ${r.instanceId}) stopped`);
+      return { kind: 'stopped' };
     },
   };
 }

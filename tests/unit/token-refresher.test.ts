@@ -25,7 +25,7 @@ function setup(oidcUrl: string, first: string, overrides: Partial<ConstructorPar
   const tokenFile = path.join(dir, 'token');
   fs.writeFileSync(tokenFile, first, { mode: 0o600 });
   const statusFile = `${tokenFile}.status.json`;
-  const r = new TokenRefresher({ oidcUrl, jobAccessToken: 'job', tokenFile, statusFile, policy: { timeoutMs: 1000, retries: 0, maxRetryAfterMs: 1000, backoffBaseMs: 1 }, tls: {}, maxLifetimeMs: 60_000, maxFailures: 3, minDelayMs: 50, ...overrides });
+  const r = new TokenRefresher({ oidcUrl, jobAccessToken: 'job', tokenFile, statusFile, instanceId: 'instance-1', policy: { timeoutMs: 1000, retries: 0, maxRetryAfterMs: 1000, backoffBaseMs: 1 }, tls: {}, maxLifetimeMs: 60_000, maxFailures: 3, minDelayMs: 50, ...overrides });
   return { r, tokenFile, status: () => JSON.parse(fs.readFileSync(statusFile, 'utf8')) as RefresherStatus };
 }
 
@@ -55,9 +55,25 @@ describe('token refresher', () => {
       assert.equal(fs.statSync(tokenFile).mode & 0o777, 0o600);
       assert.ok(auth.every((a) => a === 'Bearer job'));
       assert.equal(status().state, 'running');
+      assert.equal(status().instanceId, 'instance-1', 'kept in every write');
       assert.doesNotMatch(JSON.stringify(status()), /sig/, 'no token in the status file');
     } finally {
       r.stop('stopped', 'test over');
+      await s.close();
+    }
+  });
+
+  it('writes its status, with its pid and instance id, at start and in every later write, the stop included', async () => {
+    const s = await server(() => ({ status: 200, body: JSON.stringify({ oidcToken: jwt(1) }) }));
+    const { r, status } = setup(s.url, jwt(3600), { minDelayMs: 60_000 });
+    try {
+      r.start();
+      // Synchronously: the task that started it may look for it at once.
+      assert.deepEqual([status().state, status().pid, status().instanceId], ['running', process.pid, 'instance-1']);
+      r.stop('stopped', 'stopped by the post-job step');
+      assert.deepEqual([status().state, status().pid, status().instanceId], ['stopped', process.pid, 'instance-1']);
+      assert.equal(s.hits(), 0);
+    } finally {
       await s.close();
     }
   });
