@@ -225,10 +225,28 @@ export function explainEntraError(description: string, c: FailureContext, traceI
 }
 
 /** Explains an HTTP status that is not a success and not worth (or no longer worth) retrying. */
-export function explainHttpStatus(service: string, url: string, status: number, body: string, contentType: string | undefined, c: FailureContext): TaskFailure {
+export function explainHttpStatus(
+  service: string,
+  url: string,
+  status: number,
+  body: string,
+  contentType: string | undefined,
+  c: FailureContext,
+  /** From HttpResponse: the service asked to wait longer than the task does, so it was not retried. */
+  retryAfterTooLong?: { askedMs: number; limitMs: number },
+): TaskFailure {
   const where = `${service} answered HTTP ${status} for ${redactUrl(url)}`;
   const snippet = summarizeBody(body, contentType);
   const evidence = snippet ? [`  Response: ${snippet}`] : [];
+  if (retryAfterTooLong) {
+    return new TaskFailure({
+      what: `${where} and asked to wait ${formatWait(retryAfterTooLong.askedMs)} before trying again (Retry-After), longer than the task waits (${formatWait(retryAfterTooLong.limitMs)}); it did not retry.`,
+      cause: status === 429 ? 'The service is throttling requests from this identity or agent.' : 'The service is unavailable for a while (maintenance or an outage).',
+      fix: 'Re-run the job once that time has passed; if it keeps happening, spread out the jobs that use this service connection. Check https://status.dev.azure.com and https://azure.status.microsoft.',
+      evidence,
+      code: `HTTP_${status}_RETRY_AFTER`,
+    });
+  }
   if (status === 203 || (status === 200 && /text\/html/i.test(contentType ?? ''))) {
     return new TaskFailure({
       what: `${where} with an HTML sign-in page instead of JSON.`,
@@ -296,6 +314,16 @@ export function explainNetworkError(service: string, url: string, err: NodeJS.Er
       code: 'TIMEOUT',
     });
   }
+  if (code === 'RESPONSE_TOO_LARGE') {
+    const limit = (err as { limitBytes?: number }).limitBytes ?? 0;
+    const announced = (err as { announcedBytes?: number }).announcedBytes;
+    return new TaskFailure({
+      what: `${service} at ${host} answered with more than ${formatBytes(limit)}${announced ? ` (it announced ${formatBytes(announced)})` : ''}; the task stopped reading the answer.`,
+      cause: `Its answers are a few KiB: a page from ${viaProxy ? `the proxy ${viaProxy}` : 'a proxy'}, a captive portal or a gateway is in the way, or the URL points at the wrong host.`,
+      fix: 'Check the agent\'s proxy settings (.proxy, .proxybypass) and that the host can be reached directly; check the service connection\'s environment and URLs.',
+      code: 'RESPONSE_TOO_LARGE',
+    });
+  }
   if (code === 'PROXY_CONNECT') {
     return new TaskFailure({
       what: `The agent's proxy ${viaProxy ?? ''} refused to open a tunnel to ${host}: ${err.message}.`,
@@ -338,6 +366,18 @@ export function explainNetworkError(service: string, url: string, err: NodeJS.Er
 
 function formatDuration(ms: number): string {
   return ms >= 1000 ? `${+(ms / 1000).toFixed(1)} s` : `${ms} ms`;
+}
+
+/** Whole seconds, with the hours or minutes beside long waits. */
+function formatWait(ms: number): string {
+  const s = Math.ceil(ms / 1000);
+  if (s >= 7200) return `${s} s (about ${Math.round(s / 3600)} h)`;
+  if (s >= 120) return `${s} s (about ${Math.round(s / 60)} min)`;
+  return `${s} s`;
+}
+
+function formatBytes(n: number): string {
+  return n >= 1024 * 1024 ? `${+(n / (1024 * 1024)).toFixed(1)} MiB` : `${n} bytes`;
 }
 
 function safeHost(url: string): string {
