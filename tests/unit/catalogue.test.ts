@@ -84,7 +84,8 @@ describe('failure catalogue', () => {
       it(`hostile body ${i + 1} of ${hostile.length}`, () => {
         for (const status of [400, 404, 418, 500, 503, 203]) {
           const m = explainHttpStatus('svc', 'https://x/a', status, body, type, ctx).message;
-          for (const marker of MARKERS) assert.ok(!m.includes(marker), `HTTP ${status}: ${marker} in\n${m}`);
+          // On failure, show the message with its ## broken up, so a runner on an agent does not obey it.
+          for (const marker of MARKERS) assert.ok(!m.includes(marker), `HTTP ${status}: ${marker} in\n${m.replace(/##/g, '# #')}`);
           assert.match(m, /Response: (an HTML page |[a-z]+\/[a-z+-]+ |)\(\d+ bytes, not shown\)/);
         }
       });
