@@ -4,7 +4,7 @@
  * password of the user 00000000-0000-0000-0000-000000000000.
  */
 import { PipelineContext } from './pipeline-context';
-import { explainHttpStatus, TaskFailure } from './failures';
+import { explainHttpStatus, serviceErrorText, TaskFailure } from './failures';
 import { header, parseJson } from './http';
 import { mask } from './variables';
 
@@ -16,20 +16,6 @@ export type TokenAudience = 'registry' | 'arm';
 /** The Entra scope for each audience: the registry audience works even when authentication-as-arm is disabled. */
 export function acrScope(audience: TokenAudience, resourceManager: string): string {
   return audience === 'registry' ? 'https://containerregistry.azure.net/.default' : `${resourceManager.replace(/\/+$/, '')}/.default`;
-}
-
-interface AcrErrorBody {
-  errors?: { code?: string; message?: string; detail?: unknown }[];
-  error?: string;
-  error_description?: string;
-  message?: string;
-}
-
-function acrMessage(body: string): string | undefined {
-  const json = parseJson<AcrErrorBody>(body);
-  if (!json || typeof json !== 'object') return undefined;
-  const e = json.errors?.[0];
-  return e?.message ? `${e.code ? `${e.code}: ` : ''}${e.message}` : json.error_description ?? json.message ?? json.error;
 }
 
 /** Exchanges the Entra token for the registry's refresh token; the token goes to this host only. */
@@ -62,8 +48,9 @@ export async function exchangeForRefreshToken(
     }
     throw e;
   }
-  const said = acrMessage(res.body);
-  const evidence = said ? [`  The registry said: ${said.split(/\r?\n/)[0].slice(0, 300)}`] : [];
+  // Only an error field of a known shape (errors[0], error_description, ...), first line, capped.
+  const said = serviceErrorText(res.body);
+  const evidence = said ? [`  The registry said: ${said}`] : [];
   if (res.status === 401 || res.status === 403) {
     const other: TokenAudience = audience === 'registry' ? 'arm' : 'registry';
     throw new TaskFailure({
@@ -85,7 +72,7 @@ export async function exchangeForRefreshToken(
     });
   }
   if (res.status !== 200) {
-    throw explainHttpStatus(`${ACR_SERVICE} ${loginServer}`, url, res.status, res.body, header(res, 'content-type'), { connectionName: clientId });
+    throw explainHttpStatus(`${ACR_SERVICE} ${loginServer}`, url, res.status, res.body, header(res, 'content-type'), { connectionName: clientId }, res.retryAfterTooLong);
   }
   const json = parseJson<{ refresh_token?: string }>(res.body);
   const token = json && typeof json === 'object' ? json.refresh_token : undefined;

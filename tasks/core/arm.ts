@@ -3,6 +3,7 @@
  * permissions on a scope, role definitions; and matching actions with ARM's wildcard rules.
  */
 import { PipelineContext } from './pipeline-context';
+import { quoteServiceText } from './failures';
 import { parseJson } from './http';
 
 export const ARM_SERVICE = 'Azure Resource Manager';
@@ -31,7 +32,9 @@ async function armGet<T>(ctx: PipelineContext, armUrl: string, token: string, pa
   const res = await ctx.http.request({ method: 'GET', url: `${armUrl.replace(/\/+$/, '')}${pathAndQuery}`, service: ARM_SERVICE, headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } });
   const json = parseJson<T & ArmError>(res.body);
   if (res.status === 200 && json && typeof json === 'object') return { ok: true, value: json };
-  return { ok: false, status: res.status, code: json?.error?.code, message: json?.error?.message ?? (res.status === 200 ? 'the answer was not JSON' : undefined) };
+  const message = typeof json?.error?.message === 'string' ? quoteServiceText(json.error.message) : undefined;
+  const code = typeof json?.error?.code === 'string' ? quoteServiceText(json.error.code) : undefined;
+  return { ok: false, status: res.status, code, message: message ?? (res.status === 200 ? 'the answer was not JSON' : undefined) };
 }
 
 export interface Subscription {

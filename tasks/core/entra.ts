@@ -11,7 +11,7 @@ import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@az
 import { Connection } from './connection';
 import { PipelineContext } from './pipeline-context';
 import { JwtClaims } from './claims';
-import { aadstsCode, explainEntraError, explainHttpStatus, FailureContext, TaskFailure } from './failures';
+import { aadstsCode, explainEntraError, explainHttpStatus, FailureContext, quoteServiceText, TaskFailure } from './failures';
 import { lookupServiceEndpoint } from './service-endpoint';
 import { header, HttpClient, parseJson } from './http';
 
@@ -59,6 +59,8 @@ export class MsalNetwork implements INetworkModule {
     try {
       const res = await this.http.request({ method, url, service: ENTRA_SERVICE, headers: options?.headers, body: options?.body });
       const contentType = header(res, 'content-type');
+      // MSAL would only see a throttling error; the HTTP layer knows the wait asked was too long.
+      if (res.retryAfterTooLong) throw explainHttpStatus(ENTRA_SERVICE, url, res.status, res.body, contentType, this.context, res.retryAfterTooLong);
       const body = parseJson<T & EntraErrorBody>(res.body);
       if (body === undefined || body === null || typeof body !== 'object') {
         if (res.status >= 200 && res.status < 300) {
@@ -151,7 +153,7 @@ function managedIdentityFailure(conn: Connection, description: string): TaskFail
     what: `The agent's managed identity endpoint gave no token for service connection '${conn.id}'${conn.clientId ? ` (identity ${conn.clientId})` : ''}.`,
     cause: 'The agent does not run on an Azure VM or scale set with a managed identity, or the identity the connection names is not assigned to it.',
     fix: 'Assign the managed identity to the agent\'s VM or scale set (and give it access to the resources), or use a workload identity federation connection, which works on any agent.',
-    evidence: [`  The endpoint said: ${description.split(/\r?\n/)[0].slice(0, 300)}`],
+    evidence: [`  The endpoint said: ${quoteServiceText(description)}`],
     code: 'MANAGED_IDENTITY',
   });
 }
@@ -232,7 +234,9 @@ export async function acquireAccessToken(ctx: PipelineContext, conn: Connection,
     if (e instanceof TaskFailure) throw e;
     if (network.lastFailure) throw network.lastFailure;
     const err = e as { errorCode?: string; errorMessage?: string; message?: string };
-    const description = network.lastError?.error_description ?? err.errorMessage ?? err.message ?? String(e);
+    // Only a string error_description is the service's text; any other shape is not quoted.
+    const said = network.lastError?.error_description;
+    const description = (typeof said === 'string' ? said : undefined) ?? err.errorMessage ?? err.message ?? String(e);
     if (conn.scheme === 'ManagedServiceIdentity') throw managedIdentityFailure(conn, description);
     if (network.lastError || /AADSTS\d+/.test(description)) {
       const context = failureContext(conn, presented, extra);
@@ -240,7 +244,7 @@ export async function acquireAccessToken(ctx: PipelineContext, conn: Connection,
       throw explainEntraError(description, context, network.lastError);
     }
     throw new TaskFailure({
-      what: `The token request to ${ENTRA_SERVICE} for service connection '${conn.id}' failed: ${description.split('\n')[0]}`,
+      what: `The token request to ${ENTRA_SERVICE} for service connection '${conn.id}' failed: ${quoteServiceText(description)}`,
       cause: 'MSAL could not complete the request.',
       fix: 'Re-run with system.debug=true to see MSAL\'s log.',
       code: err.errorCode ? `MSAL_${err.errorCode}` : 'MSAL',

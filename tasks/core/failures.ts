@@ -189,9 +189,9 @@ function claimEvidence(c: FailureContext): string[] {
   return out;
 }
 
-/** The first line of Entra's error_description, without its trace/correlation lines. */
+/** The first line of Entra's error_description, without its trace/correlation lines, capped. */
 function firstLine(description: string): string {
-  return description.split(/\r?\n/)[0].trim();
+  return quoteServiceText(description);
 }
 
 /** Explains an Entra token endpoint error (an AADSTS error body or the MSAL error carrying it). */
@@ -199,9 +199,9 @@ export function explainEntraError(description: string, c: FailureContext, traceI
   const code = aadstsCode(description);
   const entry = code !== undefined ? AADSTS[code] : undefined;
   const evidence = [`  Microsoft Entra ID said: ${firstLine(description) || '(no description)'}`];
-  if (traceIds?.trace_id || traceIds?.correlation_id) {
-    evidence.push(`  Trace ID: ${traceIds.trace_id ?? '-'}  Correlation ID: ${traceIds.correlation_id ?? '-'}`);
-  }
+  const id = (v: unknown) => (typeof v === 'string' && v ? quoteServiceText(v) : undefined);
+  const [traceId, correlationId] = [id(traceIds?.trace_id), id(traceIds?.correlation_id)];
+  if (traceId || correlationId) evidence.push(`  Trace ID: ${traceId ?? '-'}  Correlation ID: ${correlationId ?? '-'}`);
   const what = `Microsoft Entra ID refused to issue a token for service connection '${c.connectionName}'` +
     (code !== undefined ? ` (AADSTS${code}${entry ? `: ${entry.meaning}` : ''}).` : '.');
   if (!entry) {
@@ -225,10 +225,28 @@ export function explainEntraError(description: string, c: FailureContext, traceI
 }
 
 /** Explains an HTTP status that is not a success and not worth (or no longer worth) retrying. */
-export function explainHttpStatus(service: string, url: string, status: number, body: string, contentType: string | undefined, c: FailureContext): TaskFailure {
+export function explainHttpStatus(
+  service: string,
+  url: string,
+  status: number,
+  body: string,
+  contentType: string | undefined,
+  c: FailureContext,
+  /** From HttpResponse: the service asked to wait longer than the task does, so it was not retried. */
+  retryAfterTooLong?: { askedMs: number; limitMs: number },
+): TaskFailure {
   const where = `${service} answered HTTP ${status} for ${redactUrl(url)}`;
   const snippet = summarizeBody(body, contentType);
   const evidence = snippet ? [`  Response: ${snippet}`] : [];
+  if (retryAfterTooLong) {
+    return new TaskFailure({
+      what: `${where} and asked to wait ${formatWait(retryAfterTooLong.askedMs)} before trying again (Retry-After), longer than the task waits (${formatWait(retryAfterTooLong.limitMs)}); it did not retry.`,
+      cause: status === 429 ? 'The service is throttling requests from this identity or agent.' : 'The service is unavailable for a while (maintenance or an outage).',
+      fix: 'Re-run the job once that time has passed; if it keeps happening, spread out the jobs that use this service connection. Check https://status.dev.azure.com and https://azure.status.microsoft.',
+      evidence,
+      code: `HTTP_${status}_RETRY_AFTER`,
+    });
+  }
   if (status === 203 || (status === 200 && /text\/html/i.test(contentType ?? ''))) {
     return new TaskFailure({
       what: `${where} with an HTML sign-in page instead of JSON.`,
@@ -335,6 +353,16 @@ export function explainNetworkError(service: string, url: string, err: NetworkEr
       code: 'TIMEOUT',
     });
   }
+  if (code === 'RESPONSE_TOO_LARGE') {
+    const limit = (err as { limitBytes?: number }).limitBytes ?? 0;
+    const announced = (err as { announcedBytes?: number }).announcedBytes;
+    return new TaskFailure({
+      what: `${service} at ${host} answered with more than ${formatBytes(limit)}${announced ? ` (it announced ${formatBytes(announced)})` : ''}; the task stopped reading the answer.`,
+      cause: `Its answers are a few KiB: a page from ${viaProxy ? `the proxy ${viaProxy}` : 'a proxy'}, a captive portal or a gateway is in the way, or the URL points at the wrong host.`,
+      fix: 'Check the agent\'s proxy settings (.proxy, .proxybypass) and that the host can be reached directly; check the service connection\'s environment and URLs.',
+      code: 'RESPONSE_TOO_LARGE',
+    });
+  }
   if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
     return new TaskFailure({
       what: `The TLS connection to ${service} at ${host} failed: ${err.message} (${code}).`,
@@ -371,6 +399,18 @@ function formatDuration(ms: number): string {
   return ms >= 1000 ? `${+(ms / 1000).toFixed(1)} s` : `${ms} ms`;
 }
 
+/** Whole seconds, with the hours or minutes beside long waits. */
+function formatWait(ms: number): string {
+  const s = Math.ceil(ms / 1000);
+  if (s >= 7200) return `${s} s (about ${Math.round(s / 3600)} h)`;
+  if (s >= 120) return `${s} s (about ${Math.round(s / 60)} min)`;
+  return `${s} s`;
+}
+
+function formatBytes(n: number): string {
+  return n >= 1024 * 1024 ? `${+(n / (1024 * 1024)).toFixed(1)} MiB` : `${n} bytes`;
+}
+
 function safeHost(url: string): string {
   try {
     return new URL(url).host;
@@ -389,18 +429,62 @@ export function redactUrl(url: string): string {
   }
 }
 
-function summarizeBody(body: string, contentType: string | undefined): string {
-  if (!body) return '';
-  if (/html/i.test(contentType ?? '') || /^\s*</.test(body)) {
-    const title = /<title>([^<]*)<\/title>/i.exec(body);
-    return `an HTML page${title ? ` titled "${title[1].trim()}"` : ''}`;
-  }
+/** The longest service text quoted in a message. */
+export const MAX_QUOTED_CHARS = 300;
+
+/**
+ * A service's own error text fit for a message: its first line, control characters removed,
+ * capped. Only for text taken from a field of a known shape, never for a raw body.
+ */
+export function quoteServiceText(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  const line = text.split(/\r?\n|\r/)[0].replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ').trim();
+  return line.length > MAX_QUOTED_CHARS ? `${line.slice(0, MAX_QUOTED_CHARS)}...` : line;
+}
+
+/**
+ * The error text of a JSON error answer, from fields of the shapes these services use:
+ * `message`, `error_description`, `error` (a string, or Azure's {code, message}), `Message`
+ * (ASP.NET), `errors[0]` (the registry's {code, message}). Anything else, and any non-JSON body,
+ * gives undefined: a body of unknown shape may hold anything, so it is never quoted.
+ */
+export function serviceErrorText(body: string): string | undefined {
+  let json: unknown;
   try {
-    const json = JSON.parse(body) as Record<string, unknown>;
-    const msg = json.message ?? json.error_description ?? json.error ?? json.Message;
-    if (typeof msg === 'string') return msg.split(/\r?\n/)[0].slice(0, 400);
+    json = JSON.parse(body);
   } catch {
-    /* not JSON: show the start */
+    return undefined;
   }
-  return body.replace(/\s+/g, ' ').slice(0, 200);
+  if (!json || typeof json !== 'object' || Array.isArray(json)) return undefined;
+  const o = json as Record<string, unknown>;
+  const coded = (v: unknown): string | undefined => {
+    if (!v || typeof v !== 'object') return undefined;
+    const { code, message } = v as { code?: unknown; message?: unknown };
+    if (typeof message !== 'string' || !message.trim()) return undefined;
+    return typeof code === 'string' && code ? `${code}: ${message}` : message;
+  };
+  const candidates = [o.message, o.error_description, typeof o.error === 'string' ? o.error : coded(o.error), o.Message, Array.isArray(o.errors) ? coded(o.errors[0]) : undefined];
+  const text = candidates.find((v): v is string => typeof v === 'string' && v.trim() !== '');
+  return text === undefined ? undefined : quoteServiceText(text);
+}
+
+/** The media type of a Content-Type header, only if it looks like one. */
+function mediaType(contentType: string | undefined): string | undefined {
+  const t = (contentType ?? '').split(';')[0].trim().toLowerCase();
+  return /^[a-z0-9!#$&^_.+-]{1,40}\/[a-z0-9!#$&^_.+-]{1,60}$/.test(t) ? t : undefined;
+}
+
+/**
+ * What a message may say about an unexpected answer: the error text of a known JSON shape, or
+ * only its kind and size. A raw body is never printed: it may be a proxy's page, hold secrets or
+ * carry text the agent would read as a logging command.
+ */
+export function summarizeBody(body: string, contentType: string | undefined): string {
+  if (!body) return '';
+  const said = serviceErrorText(body);
+  if (said) return said;
+  const type = mediaType(contentType);
+  const size = `${Buffer.byteLength(body)} bytes`;
+  if (/html/.test(type ?? '') || /^\s*<(!doctype\s+html|html)[\s>]/i.test(body)) return `an HTML page (${size}, not shown)`;
+  return `${type ? `${type} ` : ''}(${size}, not shown)`;
 }

@@ -1,6 +1,7 @@
 /** Microsoft Graph: the end dates of an app registration's secrets and certificates. */
 import { Cloud } from './clouds';
 import { PipelineContext } from './pipeline-context';
+import { quoteServiceText } from './failures';
 import { parseJson } from './http';
 
 export const GRAPH_SERVICE = 'Microsoft Graph';
@@ -45,7 +46,10 @@ export async function getApplicationCredentials(ctx: PipelineContext, baseUrl: s
   const url = `${baseUrl}/v1.0/applications(appId='${encodeURIComponent(clientId)}')?$select=id,appId,displayName,passwordCredentials,keyCredentials`;
   const res = await ctx.http.request({ method: 'GET', url, service: GRAPH_SERVICE, headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } });
   const json = parseJson<ApplicationJson & { error?: { code?: string; message?: string } }>(res.body);
-  if (res.status !== 200 || !json || typeof json !== 'object') return { ok: false, status: res.status, code: json?.error?.code, message: json?.error?.message };
+  if (res.status !== 200 || !json || typeof json !== 'object') {
+    const e = json && typeof json === 'object' ? json.error : undefined;
+    return { ok: false, status: res.status, code: typeof e?.code === 'string' ? quoteServiceText(e.code) : undefined, message: typeof e?.message === 'string' ? quoteServiceText(e.message) : undefined };
+  }
   return {
     ok: true,
     displayName: json.displayName,

@@ -1,7 +1,8 @@
 /**
  * The one HTTP layer every call goes through: per-attempt timeouts, bounded retries with jitter
- * for 429, 5xx and connection resets (honouring Retry-After), the agent's proxy and CA.
- * Configuration errors (4xx) are returned to the caller at once, never retried.
+ * for 429, 5xx and connection resets (honouring Retry-After), the agent's proxy and CA, and a cap
+ * on the size of an answer. Configuration errors (4xx) are returned to the caller at once, never
+ * retried.
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -55,7 +56,19 @@ export interface HttpResponse {
   body: string;
   url: string;
   attempts: number;
+  /**
+   * Set when the service asked (Retry-After) to wait longer than the policy allows, so the answer
+   * was returned without waiting: the message can then say so instead of "kept failing".
+   */
+  retryAfterTooLong?: { askedMs: number; limitMs: number };
 }
+
+/**
+ * The largest answer read. Every answer these services give is a few KiB (tokens, small JSON or
+ * XML documents); anything far larger is a proxy's or portal's page or the wrong host, and
+ * buffering it whole could exhaust the heap or the string length limit.
+ */
+export const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
 /** Statuses worth another attempt: throttling and server faults, never configuration errors. */
 export function isRetryableStatus(status: number): boolean {
@@ -64,13 +77,50 @@ export function isRetryableStatus(status: number): boolean {
 
 const RETRYABLE_NETWORK = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ETIMEDOUT_ATTEMPT', 'ECONNABORTED', 'EAI_AGAIN', 'ECONNREFUSED', 'UND_ERR_SOCKET', 'ERR_STREAM_PREMATURE_CLOSE']);
 
-/** Parses Retry-After (seconds or an HTTP date) into milliseconds. */
+const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+const WEEKDAY = '(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)';
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const MONTH = `(${MONTHS.join('|')})`;
+const TIME = '(\\d{2}):(\\d{2}):(\\d{2})';
+// The three HTTP-date forms of RFC 9110 section 5.6.7, all in GMT.
+const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`);
+const RFC850_DATE = new RegExp(`^${WEEKDAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`);
+const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`);
+
+/** An HTTP-date in milliseconds since the epoch, or undefined for anything else. */
+export function parseHttpDate(value: string, now = Date.now()): number | undefined {
+  let day: string, month: string, year: number, h: string, m: string, s: string;
+  let match: RegExpExecArray | null;
+  if ((match = IMF_FIXDATE.exec(value))) {
+    [, day, month, , h, m, s] = match;
+    year = Number(match[3]);
+  } else if ((match = RFC850_DATE.exec(value))) {
+    [, day, month, , h, m, s] = match;
+    // Two-digit years: the most recent year with those digits that is not over 50 years ahead.
+    year = 2000 + Number(match[3]);
+    if (year > new Date(now).getUTCFullYear() + 50) year -= 100;
+  } else if ((match = ASCTIME_DATE.exec(value))) {
+    [, month, day, h, m, s] = match;
+    year = Number(match[6]);
+  } else {
+    return undefined;
+  }
+  const [d, hh, mm, ss] = [Number(day.trim()), Number(h), Number(m), Number(s)];
+  if (d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60) return undefined;
+  return Date.UTC(year, MONTHS.indexOf(month), d, hh, mm, ss);
+}
+
+/**
+ * Parses Retry-After into milliseconds: delta-seconds (digits only) or an HTTP-date. Anything
+ * else ("-5", "1.5", "5 seconds", "") is undefined, so the normal backoff applies rather than a
+ * wait the service never meant. A date in the past is 0.
+ */
 export function retryAfterMs(value: string | string[] | undefined, now = Date.now()): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
+  const v = (Array.isArray(value) ? value[0] : value)?.trim();
   if (!v) return undefined;
-  if (/^\d+(\.\d+)?$/.test(v.trim())) return Math.round(Number(v) * 1000);
-  const date = Date.parse(v);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+  if (/^\d+$/.test(v)) return Math.min(Number(v) * 1000, Number.MAX_SAFE_INTEGER);
+  const date = parseHttpDate(v, now);
+  return date === undefined ? undefined : Math.max(0, date - now);
 }
 
 export class HttpClient {
@@ -115,7 +165,8 @@ export class HttpClient {
       if (res) {
         const ra = retryAfterMs(res.headers['retry-after']);
         if (ra !== undefined) {
-          if (ra > this.policy.maxRetryAfterMs) return res;
+          // Waiting that long would hold the job for nothing: return the answer at once, saying why.
+          if (ra > this.policy.maxRetryAfterMs) return { ...res, retryAfterTooLong: { askedMs: ra, limitMs: this.policy.maxRetryAfterMs } };
           delay = ra;
         }
       }
@@ -208,8 +259,18 @@ export class HttpClient {
       };
       const timer = setTimeout(() => finish(timeoutError(this.policy.timeoutMs)), remaining);
       const r = mod.request(options, (res) => {
+        // An announced size over the cap fails before a byte is read; chunked or unannounced
+        // answers are counted as they arrive, and reading stops (the socket destroyed) at the cap.
+        const announced = Number(res.headers['content-length']);
+        if (announced > MAX_RESPONSE_BYTES) return finish(tooLargeError(announced));
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          if (settled) return;
+          size += c.length;
+          if (size > MAX_RESPONSE_BYTES) return finish(tooLargeError());
+          chunks.push(c);
+        });
         res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), url: req.url }));
         res.on('error', (e) => finish(e));
         res.on('aborted', () => finish(Object.assign(new Error('the response was cut off'), { code: 'ECONNRESET' })));
@@ -274,6 +335,10 @@ export const USER_AGENT = 'WorkloadIdentityTasks/1 (+azure-pipelines)';
 
 function timeoutError(ms: number): NodeJS.ErrnoException {
   return Object.assign(new Error(`no answer within ${ms} ms`), { code: 'ETIMEDOUT_ATTEMPT' });
+}
+
+function tooLargeError(announcedBytes?: number): NodeJS.ErrnoException & { limitBytes: number; announcedBytes?: number } {
+  return Object.assign(new Error(`the answer was larger than ${MAX_RESPONSE_BYTES} bytes`), { code: 'RESPONSE_TOO_LARGE', limitBytes: MAX_RESPONSE_BYTES, announcedBytes });
 }
 
 function proxyAuthorization(proxy: ProxySettings): string | undefined {

@@ -80,7 +80,7 @@ export class OidcTokenClient {
     const contentType = header(res, 'content-type');
     const context = { connectionName: this.conn.id, tenantId: this.conn.tenantId, clientId: this.conn.clientId };
     if (res.status !== 200 || /text\/html/i.test(contentType ?? '')) {
-      throw explainHttpStatus(OIDC_SERVICE, url, res.status, res.body, contentType, context);
+      throw explainHttpStatus(OIDC_SERVICE, url, res.status, res.body, contentType, context, res.retryAfterTooLong);
     }
     const json = parseJson<{ oidcToken?: string | null }>(res.body);
     if (!json || typeof json !== 'object') {

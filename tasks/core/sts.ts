@@ -4,7 +4,7 @@
  */
 import { PipelineContext } from './pipeline-context';
 import { JwtClaims } from './claims';
-import { explainHttpStatus, TaskFailure } from './failures';
+import { explainHttpStatus, quoteServiceText, TaskFailure } from './failures';
 import { header } from './http';
 import { mask } from './variables';
 
@@ -52,7 +52,9 @@ export async function assumeRoleWithWebIdentity(ctx: PipelineContext, r: AssumeR
   for (let attempt = 1; ; attempt++) {
     const res = await ctx.http.request({ method: 'POST', url: r.endpoint, service: STS_SERVICE, headers: { 'Content-Type': 'application/x-www-form-urlencoded; charset=utf-8', Accept: 'application/xml' }, body });
     if (res.status === 200) return parseCredentials(res.body, r.endpoint);
-    const code = xmlText(res.body, 'Code');
+    // STS error codes are single words; a <Code> of any other shape is not an STS error document.
+    const rawCode = xmlText(res.body, 'Code');
+    const code = rawCode && /^[A-Za-z][A-Za-z0-9.]{0,63}$/.test(rawCode) ? rawCode : undefined;
     const message = xmlText(res.body, 'Message') ?? '';
     if (code && TRANSIENT.has(code) && attempt < ATTEMPTS) {
       const delay = Math.min(8_000, 500 * 2 ** (attempt - 1));
@@ -61,7 +63,7 @@ export async function assumeRoleWithWebIdentity(ctx: PipelineContext, r: AssumeR
       continue;
     }
     if (code) throw explainStsError(code, message, r, xmlText(res.body, 'RequestId'));
-    throw explainHttpStatus(STS_SERVICE, r.endpoint, res.status, res.body, header(res, 'content-type'), { connectionName: r.roleArn });
+    throw explainHttpStatus(STS_SERVICE, r.endpoint, res.status, res.body, header(res, 'content-type'), { connectionName: r.roleArn }, res.retryAfterTooLong);
   }
 }
 
@@ -110,7 +112,7 @@ export function trustPolicyFor(roleArn: string, claims: JwtClaims): string {
 
 export function explainStsError(code: string, message: string, r: AssumeRoleRequest, requestId?: string): TaskFailure {
   const c = r.claims;
-  const said = `  AWS STS said: ${code}: ${message.split(/\r?\n/)[0].slice(0, 400)}${requestId ? ` (request id ${requestId})` : ''}`;
+  const said = `  AWS STS said: ${code}: ${quoteServiceText(message)}${requestId ? ` (request id ${quoteServiceText(requestId)})` : ''}`;
   const claimLines = [`  Token issuer (iss):   ${c.iss ?? '(none)'}`, `  Token subject (sub):  ${c.sub ?? '(none)'}`, `  Token audience (aud): ${audience(c) || '(none)'}`];
   const provider = (c.iss ?? '').replace(/^https:\/\//, '');
   switch (code) {

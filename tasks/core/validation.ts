@@ -10,7 +10,7 @@ import { lookupServiceEndpoint, ServiceEndpointInfo } from './service-endpoint';
 import { OidcTokenClient, IdToken } from './oidc-token';
 import { acquireAccessToken, AccessToken } from './entra';
 import { audienceText, describeIdToken, issuerKind } from './claims';
-import { TaskFailure } from './failures';
+import { quoteServiceText, TaskFailure } from './failures';
 import { getPermissions, getRoleDefinition, getSubscription, missingActions, Permission } from './arm';
 import { getApplicationCredentials, graphScope, graphUrl } from './graph';
 
@@ -118,7 +118,8 @@ async function endpointRow(ctx: PipelineContext, conn: Connection): Promise<{ ro
   if (e.federationSubject) evidence.push(`Subject the federated credential must have: ${e.federationSubject}`);
   const state = e.operationStatus?.state;
   if (e.isReady === false || /fail/i.test(state ?? '')) {
-    const message = (e.operationStatus?.statusMessage ?? '').split(/\r?\n/)[0];
+    const raw = e.operationStatus?.statusMessage;
+    const message = typeof raw === 'string' ? quoteServiceText(raw) : '';
     return {
       endpoint: e,
       row: {

@@ -227,6 +227,38 @@ describe('E2E FetchOidcToken@1 (bundled task against the emulator)', function ()
     assert.match(r.log, /HTTP 429; retrying in 1\.0 s/);
   });
 
+  it('a 64 MiB answer fails at once with what, cause and fix, not retried, chunked or announced', async () => {
+    const c = federated();
+    for (const contentLength of [false, true]) {
+      emu.resetCounts();
+      emu.inject('oidctoken', { kind: 'huge-body', contentLength }, Infinity);
+      const started = Date.now();
+      const r = await run(wif(c));
+      const took = Date.now() - started;
+      emu.clearFaults();
+      const errors = r.errors.join('\n');
+      assert.equal(r.result, 'Failed', r.stdout);
+      assert.match(errors, /the Azure DevOps Oidctoken API at 127\.0\.0\.1:\d+ answered with more than 4 MiB/);
+      if (contentLength) assert.match(errors, /it announced 64 MiB/);
+      assert.match(errors, /Likely cause: .*captive portal/);
+      assert.doesNotMatch(r.stdout + r.stderr, /failed unexpectedly|heap|Invalid string length/i);
+      assert.equal(emu.count('oidctoken'), 1, 'not retried');
+      // A process start plus one request; reading 64 MiB would take far longer on this machine.
+      assert.ok(took < 5000, `took ${took} ms`);
+    }
+  });
+
+  it('a Retry-After longer than the task waits is reported as such, not as failed retries', async () => {
+    const c = federated();
+    emu.inject('entra.token', { kind: '429', retryAfterSeconds: 3600 }, Infinity);
+    const r = await run(wif(c), { accessTokenScope: ARM });
+    assert.equal(r.result, 'Failed', r.stdout);
+    assert.equal(emu.count('entra.token'), 1);
+    const errors = r.errors.join('\n');
+    assert.match(errors, /answered HTTP 429 .* asked to wait 3600 s \(about 60 min\) before trying again \(Retry-After\), longer than the task waits \(60 s\)/);
+    assert.doesNotMatch(errors, /kept failing after retries/);
+  });
+
   it('a connection reset is retried', async () => {
     const c = federated();
     emu.inject('oidctoken', { kind: 'reset' });

@@ -409,6 +409,20 @@ describe('emulator', function () {
       assert.throws(() => emu.inject('entra.token', { kind: 'null-oidc' }), TypeError);
     });
 
+    it('streams a huge body of the given size, chunked or announced', async function () {
+      emu.inject('oidctoken', { kind: 'huge-body', bytes: 300_000 });
+      const chunked = await request('POST', oidcPath(FED_CONN), { headers: bearer(), body: '{}' });
+      assert.equal(chunked.status, 200);
+      assert.equal(chunked.headers['transfer-encoding'], 'chunked');
+      assert.equal(Buffer.byteLength(chunked.body), 300_000);
+      assert.match(chunked.body, /^\{"oidcToken":"AAAA/);
+      emu.inject('oidctoken', { kind: 'huge-body', bytes: 300_000, contentLength: true, status: 502 });
+      const announced = await request('POST', oidcPath(FED_CONN), { headers: bearer(), body: '{}' });
+      assert.equal(announced.status, 502);
+      assert.equal(announced.headers['content-length'], '300000');
+      assert.equal(Buffer.byteLength(announced.body), 300_000);
+    });
+
     it('resets the connection', async function () {
       emu.inject('imds', { kind: 'reset' });
       await assert.rejects(request('GET', '/metadata/identity/oauth2/token?api-version=2018-02-01&resource=x', { headers: { Metadata: 'true' } }), (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET');

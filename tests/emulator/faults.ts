@@ -75,7 +75,32 @@ export function applyFault(fault: Fault, route: Route, ctx: RequestContext): voi
     case 'null-oidc':
       ctx.json(200, { oidcToken: null });
       return;
+    case 'huge-body':
+      streamHugeBody(ctx, fault.bytes ?? HUGE_BODY_BYTES, fault.contentLength === true, fault.status ?? 200);
+      return;
   }
+}
+
+export const HUGE_BODY_BYTES = 64 * 1024 * 1024;
+const HUGE_CHUNK = Buffer.alloc(64 * 1024, 'A');
+
+/** Writes `total` bytes honouring back-pressure, so the emulator's memory stays flat. */
+function streamHugeBody(ctx: RequestContext, total: number, announce: boolean, status: number): void {
+  const { res } = ctx;
+  const headers: Record<string, string> = { 'Content-Type': 'application/json; charset=utf-8' };
+  if (announce) headers['Content-Length'] = String(total);
+  res.writeHead(status, headers);
+  let sent = 0;
+  const head = Buffer.from('{"oidcToken":"');
+  const pump = (): void => {
+    while (sent < total && !res.destroyed) {
+      const chunk = sent === 0 ? Buffer.concat([head, HUGE_CHUNK]).subarray(0, Math.min(total, HUGE_CHUNK.length)) : HUGE_CHUNK.subarray(0, Math.min(HUGE_CHUNK.length, total - sent));
+      sent += chunk.length;
+      if (!res.write(chunk)) return void res.once('drain', pump);
+    }
+    if (!res.destroyed) res.end();
+  };
+  pump();
 }
 
 // A TCP reset rather than a TLS close, so clients see ECONNRESET as on a broken network. The TCP

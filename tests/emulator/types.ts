@@ -26,7 +26,13 @@ export type Fault =
   | { kind: 'hang' }
   | { kind: 'invalid-json' }
   | { kind: 'html203' }
-  | { kind: 'null-oidc' };
+  | { kind: 'null-oidc' }
+  /**
+   * An answer of `bytes` (default 64 MiB) streamed in chunks from one reused buffer, never held
+   * whole; with `contentLength` it is announced, otherwise sent chunked. Stops when the client
+   * hangs up. As a proxy's or portal's page would, it starts like JSON and never ends.
+   */
+  | { kind: 'huge-body'; bytes?: number; contentLength?: boolean; status?: number };
 
 export interface FederatedCredential {
   issuer: string;
