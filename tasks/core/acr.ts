@@ -5,6 +5,7 @@
  */
 import { PipelineContext } from './pipeline-context';
 import { explainHttpStatus, TaskFailure } from './failures';
+import { safe } from './output';
 import { header, parseJson } from './http';
 import { mask } from './variables';
 
@@ -63,7 +64,7 @@ export async function exchangeForRefreshToken(
     throw e;
   }
   const said = acrMessage(res.body);
-  const evidence = said ? [`  The registry said: ${said.split(/\r?\n/)[0].slice(0, 300)}`] : [];
+  const evidence = said ? [safe`  The registry said: ${said.split(/\r?\n/)[0].slice(0, 300)}`] : [];
   if (res.status === 401 || res.status === 403) {
     const other: TokenAudience = audience === 'registry' ? 'arm' : 'registry';
     throw new TaskFailure({

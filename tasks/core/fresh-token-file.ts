@@ -4,13 +4,13 @@
  * (AWS_WEB_IDENTITY_TOKEN_FILE).
  */
 import * as path from 'node:path';
-import * as tl from 'azure-pipelines-task-lib/task';
 import { Connection } from './connection';
 import { PipelineContext } from './pipeline-context';
 import { oidcRequestUrl } from './oidc-token';
 import { makeSecretDir, removeSecretPath, writeSecretFile } from './secret-files';
 import { REFRESHER_SCRIPT, startRefresher, stopRefresher } from './refresher-control';
 import { getTaskState, setTaskState } from './variables';
+import { debug } from './output';
 
 const HOURS = 3_600_000;
 
@@ -43,7 +43,7 @@ export async function writeTokenFile(ctx: PipelineContext, conn: Connection, tas
       minDelayMs: 5_000,
     });
     setTaskState(`${stateKey}.RefresherPid`, String(out.refresherPid));
-    tl.debug(`Started the token refresher (pid ${out.refresherPid}); its status is in ${statusFile}.`);
+    debug(`Started the token refresher (pid ${out.refresherPid}); its status is in ${statusFile}.`);
   }
   return out;
 }
