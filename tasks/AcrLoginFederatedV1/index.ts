@@ -1,5 +1,4 @@
 /** AcrLoginFederated@1: docker, podman, skopeo and helm logged in to ACR with no secret. */
-import * as tl from 'azure-pipelines-task-lib/task';
 import { readPipelineContext } from '../core/pipeline-context';
 import { conversionAdvice, describeScheme, readConnection } from '../core/connection';
 import { OidcTokenClient } from '../core/oidc-token';
@@ -12,6 +11,7 @@ import { acrScope, exchangeForRefreshToken } from '../core/acr';
 import { backupUserConfig, mergeWarnings, writeJobConfig, writeMergedUserConfig } from '../core/registry-auth';
 import { setJobVariable, setOutput, setTaskState } from '../core/variables';
 import { runTask } from '../core/task-runner';
+import { log, neutralize, safe, warn } from '../core/output';
 import { JOB_DIR_STATE, USER_BACKUP_STATE } from './state';
 
 async function main(): Promise<void> {
@@ -31,10 +31,10 @@ async function main(): Promise<void> {
   const configScope = choiceInput('configScope', ['job', 'user'] as const, 'job');
   const audience = choiceInput('tokenAudience', ['registry', 'arm'] as const, 'registry');
 
-  console.log(`Service connection ${conn.id}: ${describeScheme(conn.scheme)}, tenant ${conn.tenantId}, client ${conn.clientId || '(system-assigned)'}, cloud ${conn.cloud.name}.`);
-  console.log(`Registries: ${hosts.map((h) => h.loginServer).join(', ')}; token audience: ${audience}; config scope: ${configScope}.`);
+  log(safe`Service connection ${conn.id}: ${describeScheme(conn.scheme)}, tenant ${conn.tenantId}, client ${conn.clientId || '(system-assigned)'}, cloud ${conn.cloud.name}.`);
+  log(safe`Registries: ${hosts.map((h) => h.loginServer).join(', ')}; token audience: ${audience}; config scope: ${configScope}.`);
   const advice = conversionAdvice(conn);
-  if (advice) tl.warning(advice);
+  if (advice) warn(advice);
 
   const oidc = new OidcTokenClient(ctx, conn);
   let logged = false;
@@ -43,8 +43,8 @@ async function main(): Promise<void> {
       const t = await oidc.fetch();
       if (!logged) {
         logged = true;
-        console.log('idToken claims (compare with the app\'s federated credential):');
-        for (const line of describeIdToken(t.claims)) console.log(line);
+        log('idToken claims (compare with the app\'s federated credential):');
+        for (const line of describeIdToken(t.claims)) log(line);
       }
       return t;
     },
@@ -60,20 +60,20 @@ async function main(): Promise<void> {
   if (configScope === 'job') {
     const job = writeJobConfig(ctx.tempDirectory, logins);
     setTaskState(JOB_DIR_STATE, job.dir);
-    for (const n of job.notes) console.log(n);
+    for (const n of job.notes) log(n);
     file = job.file;
     setJobVariable('DOCKER_CONFIG', job.dir);
   } else {
     const { backup, config } = backupUserConfig(ctx.tempDirectory);
     setTaskState(USER_BACKUP_STATE, JSON.stringify(backup));
-    for (const w of mergeWarnings(config, logins)) tl.warning(w);
+    for (const w of mergeWarnings(config, logins)) warn(w);
     writeMergedUserConfig(backup.file, config, logins);
     file = backup.file;
   }
   setJobVariable('REGISTRY_AUTH_FILE', file);
   setJobVariable('HELM_REGISTRY_CONFIG', file);
   setOutput('dockerConfigPath', file);
-  console.log(`Logged in to ${logins.map((l) => l.loginServer).join(', ')} in ${file} (for docker${configScope === 'job' ? ' via DOCKER_CONFIG' : ''}, podman, buildah and skopeo via REGISTRY_AUTH_FILE, helm via HELM_REGISTRY_CONFIG). The login is removed when the job ends; ACR refresh tokens last about 3 hours.`);
+  log(`Logged in to ${neutralize(logins.map((l) => l.loginServer).join(', '))} in ${neutralize(file)} (for docker${configScope === 'job' ? ' via DOCKER_CONFIG' : ''}, podman, buildah and skopeo via REGISTRY_AUTH_FILE, helm via HELM_REGISTRY_CONFIG). The login is removed when the job ends; ACR refresh tokens last about 3 hours.`);
 }
 
 void runTask('AcrLoginFederated', main);

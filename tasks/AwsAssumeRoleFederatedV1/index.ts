@@ -1,5 +1,4 @@
 /** AwsAssumeRoleFederated@1: AWS credentials from the connection's idToken, with no access key. */
-import * as tl from 'azure-pipelines-task-lib/task';
 import { readPipelineContext } from '../core/pipeline-context';
 import { describeScheme, readConnection } from '../core/connection';
 import { OidcTokenClient } from '../core/oidc-token';
@@ -10,6 +9,7 @@ import { assumeRoleWithWebIdentity } from '../core/sts';
 import { writeTokenFile } from '../core/fresh-token-file';
 import { setJobVariable, setOutput } from '../core/variables';
 import { runTask } from '../core/task-runner';
+import { debug, log, neutralize, safe, warn } from '../core/output';
 import { durationInput, regionInput, roleArnInput, sessionNameInput, stsEndpointInput, stsEndpointWarning } from './inputs';
 import { TOKEN_FILE_STATE } from './state';
 
@@ -24,17 +24,17 @@ async function main(): Promise<void> {
   const durationSeconds = durationInput();
   const endpoint = stsEndpointInput(region);
   const endpointWarning = stsEndpointWarning(endpoint);
-  if (endpointWarning) tl.warning(endpointWarning);
+  if (endpointWarning) warn(endpointWarning);
   const roleSessionName = sessionNameInput();
   const exportFile = boolInput('exportWebIdentityFile', false);
   const keepFresh = boolInput('keepTokenFileFresh', true);
 
   const idToken = await new OidcTokenClient(ctx, conn).fetch();
-  console.log(`idToken for service connection ${conn.id}; the role's trust policy must accept these claims:`);
-  for (const line of describeIdToken(idToken.claims)) console.log(line);
+  log(safe`idToken for service connection ${conn.id}; the role's trust policy must accept these claims:`);
+  for (const line of describeIdToken(idToken.claims)) log(line);
 
   const creds = await assumeRoleWithWebIdentity(ctx, { endpoint, roleArn, roleSessionName, durationSeconds, webIdentityToken: idToken.token, claims: idToken.claims });
-  console.log(`Assumed ${creds.assumedRoleArn || roleArn} as session '${roleSessionName}' until ${creds.expiration} (${endpoint}).`);
+  log(safe`Assumed ${creds.assumedRoleArn || roleArn} as session '${roleSessionName}' until ${creds.expiration} (${endpoint}).`);
 
   setJobVariable('AWS_ACCESS_KEY_ID', creds.accessKeyId);
   setJobVariable('AWS_SECRET_ACCESS_KEY', creds.secretAccessKey, true);
@@ -50,10 +50,10 @@ async function main(): Promise<void> {
     setJobVariable('AWS_WEB_IDENTITY_TOKEN_FILE', tf.file);
     setJobVariable('AWS_ROLE_ARN', roleArn);
     setJobVariable('AWS_ROLE_SESSION_NAME', roleSessionName);
-    console.log(`Set AWS_WEB_IDENTITY_TOKEN_FILE (${tf.file}), AWS_ROLE_ARN and AWS_ROLE_SESSION_NAME: AWS SDKs and the CLI assume the role themselves; ` +
+    log(`Set AWS_WEB_IDENTITY_TOKEN_FILE (${neutralize(tf.file)}), AWS_ROLE_ARN and AWS_ROLE_SESSION_NAME: AWS SDKs and the CLI assume the role themselves; ` +
       (tf.refresher ? `the file is kept fresh until the job ends (status: ${tf.statusFile}), then removed.` : 'the idToken in it expires in about 10 minutes; the file is removed when the job ends.'));
   }
-  tl.debug('AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN are secret variables: map them into a script step\'s env to use them.');
+  debug('AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN are secret variables: map them into a script step\'s env to use them.');
 }
 
 void runTask('AwsAssumeRoleFederated', main);

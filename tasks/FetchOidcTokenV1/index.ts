@@ -1,5 +1,4 @@
 /** FetchOidcToken@1: an idToken for a service connection, and what it is exchanged for. */
-import * as tl from 'azure-pipelines-task-lib/task';
 import { readPipelineContext } from '../core/pipeline-context';
 import { conversionAdvice, describeScheme, readConnection } from '../core/connection';
 import { OidcTokenClient, IdToken } from '../core/oidc-token';
@@ -10,6 +9,7 @@ import { InputError } from '../core/failures';
 import { exportAzureIdentityEnv, exportTerraformEnv } from '../core/tool-env';
 import { setOutput } from '../core/variables';
 import { runTask } from '../core/task-runner';
+import { log, neutralize, safe, warn } from '../core/output';
 import { TOKEN_FILE_STATE } from './state';
 
 async function main(): Promise<string | void> {
@@ -24,9 +24,9 @@ async function main(): Promise<string | void> {
     throw new InputError('exportAzureIdentityEnv', `service connection '${conn.id}' uses ${describeScheme(conn.scheme)}, which has no idToken to put in a token file`, 'Convert the connection to workload identity federation, or set exportAzureIdentityEnv to false.');
   }
 
-  console.log(`Service connection ${conn.id}: ${describeScheme(conn.scheme)}, tenant ${conn.tenantId}, client ${conn.clientId || '(system-assigned)'}${conn.subscriptionId ? `, subscription ${conn.subscriptionId}` : ''}, cloud ${conn.cloud.name}.`);
+  log(safe`Service connection ${conn.id}: ${describeScheme(conn.scheme)}, tenant ${conn.tenantId}, client ${conn.clientId || '(system-assigned)'}${conn.subscriptionId ? `, subscription ${conn.subscriptionId}` : ''}, cloud ${conn.cloud.name}.`);
   const advice = conversionAdvice(conn);
-  if (advice) tl.warning(advice);
+  if (advice) warn(advice);
 
   setOutput('servicePrincipalId', conn.clientId || undefined);
   setOutput('tenantId', conn.tenantId);
@@ -36,15 +36,15 @@ async function main(): Promise<string | void> {
   const oidc = new OidcTokenClient(ctx, conn);
   if (federated) {
     idToken = await oidc.fetch();
-    console.log(`idToken for the connection (${idToken.source === 'agent' ? 'supplied by the agent' : 'from the Oidctoken API'}); compare these claims with the app's federated credential:`);
-    for (const line of describeIdToken(idToken.claims)) console.log(line);
+    log(`idToken for the connection (${idToken.source === 'agent' ? 'supplied by the agent' : 'from the Oidctoken API'}); compare these claims with the app's federated credential:`);
+    for (const line of describeIdToken(idToken.claims)) log(line);
     if (issuerKind(idToken.claims.iss) === 'vstoken') {
-      console.log('  Note: this connection still uses the vstoken.dev.azure.com issuer, which Azure DevOps retires on 2027-07-01; re-save or convert the connection to move it to the Entra issuer.');
+      log('  Note: this connection still uses the vstoken.dev.azure.com issuer, which Azure DevOps retires on 2027-07-01; re-save or convert the connection to move it to the Entra issuer.');
     }
     setOutput('idToken', idToken.token, true);
     setOutput('idTokenExpiresOn', expiresOn(idToken.claims)?.toISOString());
   } else if (!scope) {
-    console.log(`A ${describeScheme(conn.scheme)} connection has no idToken; set accessTokenScope to get an access token.`);
+    log(`A ${describeScheme(conn.scheme)} connection has no idToken; set accessTokenScope to get an access token.`);
   }
 
   if (scope) {
@@ -52,18 +52,18 @@ async function main(): Promise<string | void> {
     let first = idToken;
     const assertions = { fetch: async () => { const t = first ?? (await oidc.fetch()); first = undefined; return t; } };
     const access = await acquireAccessToken(ctx, conn, scope, assertions);
-    console.log(`Access token for ${scope}, valid until ${access.expiresOn.toISOString()}.`);
+    log(safe`Access token for ${scope}, valid until ${access.expiresOn.toISOString()}.`);
     setOutput('accessToken', access.token, true);
     setOutput('accessTokenExpiresOn', access.expiresOn.toISOString());
   }
 
   if (terraform) {
     const names = exportTerraformEnv(ctx, conn, 'exportTerraformEnv');
-    console.log(`Set for Terraform in later steps: ${names.join(', ')}. Secret variables do not reach scripts by themselves: map them in the step's env (see the task's documentation).`);
+    log(`Set for Terraform in later steps: ${names.join(', ')}. Secret variables do not reach scripts by themselves: map them in the step's env (see the task's documentation).`);
   }
   if (azureIdentity && idToken) {
     const tf = await exportAzureIdentityEnv(ctx, conn, idToken.token, keepFresh, TOKEN_FILE_STATE);
-    console.log(`Set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE (${tf.file}) for the Azure SDKs in later steps; ` +
+    log(`Set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE (${neutralize(tf.file)}) for the Azure SDKs in later steps; ` +
       (tf.refresher ? `the file is kept fresh until the job ends (status: ${tf.statusFile}), then removed.` : 'the idToken in it expires in about 10 minutes; the file is removed when the job ends.'));
   }
   return undefined;

@@ -9,13 +9,14 @@ import { portalLinks, validateConnection } from '../core/validation';
 import { logLines, renderSummary, writeSummary } from '../core/summary';
 import { setOutput } from '../core/variables';
 import { Outcome, runTask } from '../core/task-runner';
+import { endGroup, group, log, safe } from '../core/output';
 
 function scopeInput(): string | undefined {
   const raw = stringInput('scope');
   if (raw === undefined) return undefined;
   const scope = raw.replace(/\/+$/, '');
   if (!/^\/(subscriptions\/[0-9a-f-]{36}|providers\/Microsoft\.Management\/managementGroups\/[^/]+)(\/.*)?$/i.test(scope)) {
-    throw new InputError('scope', `'${raw}' is not an Azure resource id`, 'Give a resource id such as /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.ContainerRegistry/registries/<name> (the "Resource ID" on the resource\'s Properties page).');
+    throw new InputError('scope', safe`'${raw}' is not an Azure resource id`, 'Give a resource id such as /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.ContainerRegistry/registries/<name> (the "Resource ID" on the resource\'s Properties page).');
   }
   return scope;
 }
@@ -23,7 +24,7 @@ function scopeInput(): string | undefined {
 function daysInput(): number {
   const raw = stringInput('secretExpiryWarningDays');
   if (raw === undefined) return 30;
-  if (!/^\d+$/.test(raw) || Number(raw) > 3650) throw new InputError('secretExpiryWarningDays', `'${raw}' is not a whole number of days from 0 to 3650`, 'Set secretExpiryWarningDays to a number of days, e.g. 30.');
+  if (!/^\d+$/.test(raw) || Number(raw) > 3650) throw new InputError('secretExpiryWarningDays', safe`'${raw}' is not a whole number of days from 0 to 3650`, 'Set secretExpiryWarningDays to a number of days, e.g. 30.');
   return Number(raw);
 }
 
@@ -46,9 +47,9 @@ async function main(): Promise<Outcome> {
   });
 
   const name = result.endpoint?.name ?? conn.id;
-  console.log(`##[group]Service connection '${name}' (${conn.id}): ${describeScheme(conn.scheme)}`);
-  for (const line of logLines(result.rows)) console.log(line);
-  console.log('##[endgroup]');
+  group(safe`Service connection '${name}' (${conn.id}): ${describeScheme(conn.scheme)}`);
+  for (const line of logLines(result.rows)) log(line);
+  endGroup();
 
   const facts: [string, string][] = [['Connection id', conn.id], ['Scheme', describeScheme(conn.scheme)], ['Tenant', conn.tenantId]];
   if (conn.clientId) facts.push(['Client id', conn.clientId]);
@@ -61,11 +62,11 @@ async function main(): Promise<Outcome> {
   const fails = result.rows.filter((r) => r.status === 'fail').map((r) => r.check);
   const warnings = result.rows.filter((r) => r.status === 'warning').map((r) => r.check);
   if (fails.length) {
-    return { result: tl.TaskResult.Failed, message: `Service connection '${name}' failed: ${fails.join(', ')}${warnings.length ? `; warnings: ${warnings.join(', ')}` : ''}. See the fixes above and in the run's summary tab.` };
+    return { result: tl.TaskResult.Failed, message: safe`Service connection '${name}' failed: ${fails.join(', ')}${warnings.length ? `; warnings: ${warnings.join(', ')}` : ''}. See the fixes above and in the run's summary tab.` };
   }
-  if (warnings.length && failOn === 'warning') return { result: tl.TaskResult.Failed, message: `Service connection '${name}' has warnings (failOn: warning): ${warnings.join(', ')}.` };
-  if (warnings.length) return `Service connection '${name}' works, with warnings: ${warnings.join(', ')}.`;
-  console.log(`Service connection '${name}' works: every check passed.`);
+  if (warnings.length && failOn === 'warning') return { result: tl.TaskResult.Failed, message: safe`Service connection '${name}' has warnings (failOn: warning): ${warnings.join(', ')}.` };
+  if (warnings.length) return safe`Service connection '${name}' works, with warnings: ${warnings.join(', ')}.`;
+  log(safe`Service connection '${name}' works: every check passed.`);
 }
 
 void runTask('ValidateServiceConnection', main);

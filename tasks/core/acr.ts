@@ -5,6 +5,7 @@
  */
 import { PipelineContext } from './pipeline-context';
 import { explainHttpStatus, serviceErrorText, TaskFailure } from './failures';
+import { safe } from './output';
 import { header, parseJson } from './http';
 import { mask } from './variables';
 
@@ -50,7 +51,7 @@ export async function exchangeForRefreshToken(
   }
   // Only an error field of a known shape (errors[0], error_description, ...), first line, capped.
   const said = serviceErrorText(res.body);
-  const evidence = said ? [`  The registry said: ${said}`] : [];
+  const evidence = said ? [safe`  The registry said: ${said}`] : [];
   if (res.status === 401 || res.status === 403) {
     const other: TokenAudience = audience === 'registry' ? 'arm' : 'registry';
     throw new TaskFailure({

@@ -4,6 +4,7 @@
  * Microsoft Entra ID or AWS STS verify it anyway. The token itself is never logged.
  */
 import { TaskFailure } from './failures';
+import { neutralize, safe } from './output';
 
 export interface JwtClaims {
   iss?: string;
@@ -55,9 +56,9 @@ export function describeIdToken(claims: JwtClaims, now = Date.now()): string[] {
   const exp = expiresOn(claims);
   const left = exp ? Math.round((exp.getTime() - now) / 1000) : undefined;
   return [
-    `  Issuer (iss):   ${claims.iss ?? '(none)'}`,
-    `  Subject (sub):  ${claims.sub ?? '(none)'}`,
-    `  Audience (aud): ${audienceText(claims.aud)}`,
+    safe`  Issuer (iss):   ${claims.iss ?? '(none)'}`,
+    safe`  Subject (sub):  ${claims.sub ?? '(none)'}`,
+    `  Audience (aud): ${neutralize(audienceText(claims.aud))}`,
     `  Expires (exp):  ${exp ? `${exp.toISOString()} (in ${left} s)` : '(none)'}`,
   ];
 }

@@ -7,6 +7,7 @@ import * as tl from 'azure-pipelines-task-lib/task';
 import { mask } from './variables';
 import { Cloud, cloudByName } from './clouds';
 import { InputError, TaskFailure } from './failures';
+import { debug, safe } from './output';
 
 export type Scheme = 'WorkloadIdentityFederation' | 'ServicePrincipalSecret' | 'ServicePrincipalCertificate' | 'ManagedServiceIdentity';
 
@@ -174,7 +175,7 @@ export function readConnection(inputName: string, yamlName = inputName): Connect
       });
     }
   }
-  if (!GUID.test(tenantId)) tl.debug(`Tenant '${tenantId}' is not a GUID; using it as a tenant domain name.`);
+  if (!GUID.test(tenantId)) debug(safe`Tenant '${tenantId}' is not a GUID; using it as a tenant domain name.`);
   return conn;
 }
 

@@ -5,7 +5,6 @@
  * it is given the authority's metadata so that it makes no discovery requests of its own.
  */
 import * as crypto from 'node:crypto';
-import * as tl from 'azure-pipelines-task-lib/task';
 import { mask } from './variables';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
 import { Connection } from './connection';
@@ -14,6 +13,7 @@ import { JwtClaims } from './claims';
 import { aadstsCode, explainEntraError, explainHttpStatus, FailureContext, quoteServiceText, TaskFailure } from './failures';
 import { lookupServiceEndpoint } from './service-endpoint';
 import { header, HttpClient, parseJson } from './http';
+import { debug, neutralize, safe, warn } from './output';
 
 export const ENTRA_SERVICE = 'Microsoft Entra ID';
 
@@ -128,7 +128,7 @@ function certificateCredential(pem: string, connId: string): { thumbprintSha256:
     });
   }
   if (new Date(cert.validTo).getTime() < Date.now()) {
-    tl.warning(`The certificate of service connection '${connId}' expired on ${new Date(cert.validTo).toISOString()}; Microsoft Entra ID will refuse it. Convert the connection to workload identity federation.`);
+    warn(safe`The certificate of service connection '${connId}' expired on ${new Date(cert.validTo).toISOString()}; Microsoft Entra ID will refuse it. Convert the connection to workload identity federation.`);
   }
   return {
     thumbprintSha256: cert.fingerprint256.replace(/:/g, '').toLowerCase(),
@@ -153,7 +153,7 @@ function managedIdentityFailure(conn: Connection, description: string): TaskFail
     what: `The agent's managed identity endpoint gave no token for service connection '${conn.id}'${conn.clientId ? ` (identity ${conn.clientId})` : ''}.`,
     cause: 'The agent does not run on an Azure VM or scale set with a managed identity, or the identity the connection names is not assigned to it.',
     fix: 'Assign the managed identity to the agent\'s VM or scale set (and give it access to the resources), or use a workload identity federation connection, which works on any agent.',
-    evidence: [`  The endpoint said: ${quoteServiceText(description)}`],
+    evidence: [safe`  The endpoint said: ${quoteServiceText(description)}`],
     code: 'MANAGED_IDENTITY',
   });
 }
@@ -172,9 +172,9 @@ async function addExpectedFederation(ctx: PipelineContext, conn: Connection, con
     if (!lookup.ok) return;
     const e = lookup.endpoint;
     context.expected = { issuer: e.federationIssuer, subject: e.federationSubject };
-    if (e.name) context.connectionName = `${e.name} (${conn.id})`;
+    if (e.name) context.connectionName = safe`${e.name} (${conn.id})`;
   } catch (err) {
-    tl.debug(`Could not read the service connection from Azure DevOps: ${(err as Error).message}`);
+    debug(safe`Could not read the service connection from Azure DevOps: ${(err as Error).message}`);
   }
 }
 
@@ -188,7 +188,7 @@ function msalLogger() {
   return {
     piiLoggingEnabled: false,
     logLevel: 1 /* Warning */,
-    loggerCallback: (_level: number, message: string) => tl.debug(`msal: ${message}`),
+    loggerCallback: (_level: number, message: string) => debug(safe`msal: ${message}`),
   };
 }
 
@@ -241,10 +241,11 @@ export async function acquireAccessToken(ctx: PipelineContext, conn: Connection,
     if (network.lastError || /AADSTS\d+/.test(description)) {
       const context = failureContext(conn, presented, extra);
       if (conn.scheme === 'WorkloadIdentityFederation' && FEDERATION_MISMATCH.has(aadstsCode(description) ?? 0)) await addExpectedFederation(ctx, conn, context);
-      throw explainEntraError(description, context, network.lastError);
+      // Entra's text is kept line by line (its first line is what is shown), each line made inert.
+      throw explainEntraError(description.split(/\r?\n/).map(neutralize).join('\n'), context, network.lastError);
     }
     throw new TaskFailure({
-      what: `The token request to ${ENTRA_SERVICE} for service connection '${conn.id}' failed: ${quoteServiceText(description)}`,
+      what: `The token request to ${ENTRA_SERVICE} for service connection '${neutralize(conn.id)}' failed: ${neutralize(quoteServiceText(description))}`,
       cause: 'MSAL could not complete the request.',
       fix: 'Re-run with system.debug=true to see MSAL\'s log.',
       code: err.errorCode ? `MSAL_${err.errorCode}` : 'MSAL',

@@ -4,7 +4,6 @@
  * (AWS_WEB_IDENTITY_TOKEN_FILE).
  */
 import * as path from 'node:path';
-import * as tl from 'azure-pipelines-task-lib/task';
 import { Connection } from './connection';
 import { PipelineContext } from './pipeline-context';
 import { oidcRequestUrl } from './oidc-token';
@@ -12,6 +11,7 @@ import { makeSecretDir, removeSecretPath, writeSecretFile } from './secret-files
 import { REFRESHER_SCRIPT, startRefresher, stopRefresher } from './refresher-control';
 import { formatRecord, parseRecord, RefresherRecord } from './refresher-ownership';
 import { getTaskState, setTaskState } from './variables';
+import { debug, log } from './output';
 
 const HOURS = 3_600_000;
 
@@ -42,9 +42,9 @@ export async function writeTokenFile(ctx: PipelineContext, conn: Connection, tas
       maxLifetimeMs: 48 * HOURS,
       maxFailures: 5,
       minDelayMs: 5_000,
-    }, (line) => console.log(line));
+    }, (line) => log(line));
     setTaskState(`${stateKey}.Refresher`, formatRecord(out.refresher));
-    tl.debug(`Started the token refresher (pid ${out.refresher.pid}); its status is in ${statusFile}.`);
+    debug(`Started the token refresher (pid ${out.refresher.pid}); its status is in ${statusFile}.`);
   }
   return out;
 }

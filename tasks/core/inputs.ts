@@ -1,6 +1,7 @@
 /** Reading and validating task inputs: every message names the input and the fix. */
 import * as tl from 'azure-pipelines-task-lib/task';
 import { InputError } from './failures';
+import { neutralize, safe } from './output';
 
 export function stringInput(name: string): string | undefined {
   const v = tl.getInput(name, false);
@@ -13,7 +14,7 @@ export function boolInput(name: string, fallback: boolean): boolean {
   if (raw === undefined) return fallback;
   if (/^true$/i.test(raw)) return true;
   if (/^false$/i.test(raw)) return false;
-  throw new InputError(name, `'${raw}' is not a boolean`, `Set ${name} to true or false.`);
+  throw new InputError(name, safe`'${raw}' is not a boolean`, `Set ${name} to true or false.`);
 }
 
 const GUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}';
@@ -27,17 +28,17 @@ export function scopeInput(name: string): string | undefined {
   const raw = stringInput(name);
   if (raw === undefined) return undefined;
   if (/[\s,]/.test(raw)) {
-    throw new InputError(name, `'${raw}' holds more than one scope`, 'Give exactly one scope: a token is issued for one resource at a time. Run the task once per resource.');
+    throw new InputError(name, safe`'${raw}' holds more than one scope`, 'Give exactly one scope: a token is issued for one resource at a time. Run the task once per resource.');
   }
   if (SCOPE.test(raw)) return raw;
   let hint = '';
   if (!raw.endsWith('/.default')) {
     const base = raw.replace(/\/+$/, '').replace(/\/(user_impersonation|\.default)$/i, '');
-    if (/^(https:\/\/|api:\/\/)/.test(base) || new RegExp(`^${GUID}$`).test(base)) hint = ` Did you mean '${base}/.default'?`;
+    if (/^(https:\/\/|api:\/\/)/.test(base) || new RegExp(`^${GUID}$`).test(base)) hint = safe` Did you mean '${base}/.default'?`;
   }
   throw new InputError(
     name,
-    `'${raw}' is not a valid scope`,
+    safe`'${raw}' is not a valid scope`,
     `Give one resource followed by /.default, e.g. https://management.azure.com/.default, or 499b84ac-1321-427f-aa17-267ca6975798/.default for the Azure DevOps REST API.${hint}`,
   );
 }
@@ -47,6 +48,6 @@ export function choiceInput<T extends string>(name: string, allowed: readonly T[
   const raw = stringInput(name);
   if (raw === undefined) return fallback;
   const hit = allowed.find((a) => a.toLowerCase() === raw.toLowerCase());
-  if (!hit) throw new InputError(name, `'${raw}' is not one of ${allowed.map((a) => `'${a}'`).join(', ')}`, `Set ${name} to ${allowed.join(' or ')} (default ${fallback}).`);
+  if (!hit) throw new InputError(name, safe`'${raw}' is not one of ${allowed.map((a) => `'${a}'`).join(', ')}`, `Set ${name} to ${allowed.join(' or ')} (default ${fallback}).`);
   return hit;
 }

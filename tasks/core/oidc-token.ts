@@ -3,12 +3,12 @@
  * Order: the idToken the agent supplied with the endpoint (while it is fresh), then
  * System.OidcRequestUri, then the URL built from the collection, project, plan and job.
  */
-import * as tl from 'azure-pipelines-task-lib/task';
 import { mask } from './variables';
 import { Connection } from './connection';
 import { PipelineContext } from './pipeline-context';
 import { decodeJwt, JwtClaims } from './claims';
 import { explainHttpStatus, TaskFailure } from './failures';
+import { debug } from './output';
 import { header, parseJson } from './http';
 import { checkAzureDevOpsUrl } from './token-hosts';
 
@@ -64,10 +64,10 @@ export class OidcTokenClient {
       this.usedServerToken = true;
       const { claims } = decodeJwt(server, 'The idToken the agent supplied');
       if (typeof claims.exp !== 'number' || claims.exp * 1000 - this.now() > MIN_REMAINING_MS) {
-        tl.debug('Using the idToken the agent supplied with the service connection.');
+        debug('Using the idToken the agent supplied with the service connection.');
         return { token: server, claims, source: 'agent' };
       }
-      tl.debug('The idToken the agent supplied is about to expire; requesting a fresh one.');
+      debug('The idToken the agent supplied is about to expire; requesting a fresh one.');
     }
     const url = oidcRequestUrl(this.ctx, this.conn.id);
     const res = await this.ctx.http.request({

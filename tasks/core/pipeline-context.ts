@@ -8,6 +8,7 @@ import { mask } from './variables';
 import { DEFAULT_POLICY, HttpClient, HttpPolicy, ProxySettings, TlsSettings } from './http';
 import { TaskFailure } from './failures';
 import { originOf } from './token-hosts';
+import { log, safe, warn } from './output';
 
 export interface PipelineContext {
   collectionUri: string;
@@ -84,7 +85,7 @@ export function readProxy(): ProxySettings | undefined {
     try {
       bypass.push(new RegExp(pattern, 'i'));
     } catch {
-      tl.warning(`Ignoring the agent proxy bypass entry '${pattern}': it is not a valid regular expression.`);
+      warn(safe`Ignoring the agent proxy bypass entry '${pattern}': it is not a valid regular expression.`);
     }
   }
   return { url: `${url.protocol}//${url.host}`, username, password, bypass };
@@ -130,7 +131,7 @@ export function readPipelineContext(): PipelineContext {
     retries: numberVariable('WorkloadIdentity.HttpRetries', DEFAULT_POLICY.retries, 0, 10),
   };
   const http = new HttpClient(policy, proxy, tlsSettings, undefined, undefined, (req, attempt, reason, delay) =>
-    console.log(`${req.service}: ${reason}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${policy.retries + 1}).`),
+    log(safe`${req.service}: ${reason}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${policy.retries + 1}).`),
   );
   let token: string | undefined;
   return {

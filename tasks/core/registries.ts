@@ -5,6 +5,7 @@
  */
 import { Cloud, CLOUDS } from './clouds';
 import { InputError } from './failures';
+import { neutralize, safe } from './output';
 
 export interface RegistryHost {
   /** host[:port], lower case: the key in auth files and the OAuth service name. */
@@ -31,18 +32,18 @@ export function splitList(raw: string | undefined): string[] {
 export function normalizeHost(value: string, input: string): string {
   let v = value.trim();
   if (/^http:\/\//i.test(v)) {
-    throw new InputError(input, `'${value}' uses http://; registries are reached over https only`, `Write the host name alone, e.g. ${v.replace(/^http:\/\//i, '').replace(/\/.*$/, '').toLowerCase()}.`);
+    throw new InputError(input, safe`'${value}' uses http://; registries are reached over https only`, `Write the host name alone, e.g. ${neutralize(v.replace(/^http:\/\//i, '').replace(/\/.*$/, '').toLowerCase())}.`);
   }
   v = v.replace(/^https:\/\//i, '').replace(/^docker:\/\//i, '').replace(/\/+$/, '').toLowerCase();
   if (v.includes('/')) {
     const host = v.slice(0, v.indexOf('/'));
-    throw new InputError(input, `'${value}' includes a repository path`, `Give the registry's login server only, e.g. '${host}'; the repository goes in the image name of the docker/podman/helm step.`);
+    throw new InputError(input, safe`'${value}' includes a repository path`, safe`Give the registry's login server only, e.g. '${host}'; the repository goes in the image name of the docker/podman/helm step.`);
   }
   if (!HOST_PORT.test(v) && !IPV4_PORT.test(v)) {
-    throw new InputError(input, `'${value}' is not a host name`, 'Give a registry name (myregistry) or login server (myregistry.azurecr.io), separated by commas or new lines.');
+    throw new InputError(input, safe`'${value}' is not a host name`, 'Give a registry name (myregistry) or login server (myregistry.azurecr.io), separated by commas or new lines.');
   }
   const port = /:(\d+)$/.exec(v);
-  if (port && (Number(port[1]) < 1 || Number(port[1]) > 65535)) throw new InputError(input, `'${value}' has an invalid port`, 'Use a port from 1 to 65535.');
+  if (port && (Number(port[1]) < 1 || Number(port[1]) > 65535)) throw new InputError(input, safe`'${value}' has an invalid port`, 'Use a port from 1 to 65535.');
   return v;
 }
 
@@ -52,9 +53,9 @@ export function toLoginServer(value: string, cloud: Cloud, input: string): Regis
   const bare = trimmed.toLowerCase();
   if (!/[.:/]/.test(bare)) {
     if (!ACR_NAME.test(bare)) {
-      throw new InputError(input, `'${trimmed}' is not a valid Azure Container Registry name`, 'Registry names have 5 to 50 letters and digits; or give the full login server, e.g. myregistry.azurecr.io.');
+      throw new InputError(input, safe`'${trimmed}' is not a valid Azure Container Registry name`, 'Registry names have 5 to 50 letters and digits; or give the full login server, e.g. myregistry.azurecr.io.');
     }
-    if (!cloud.acrSuffix) throw new InputError(input, `'${trimmed}' is a bare name, but the connection's cloud (${cloud.name}) has no known registry suffix`, 'Give the full login server.');
+    if (!cloud.acrSuffix) throw new InputError(input, safe`'${trimmed}' is a bare name, but the connection's cloud (${cloud.name}) has no known registry suffix`, 'Give the full login server.');
     return { loginServer: `${bare}${cloud.acrSuffix}`, given: trimmed };
   }
   return { loginServer: normalizeHost(trimmed, input), given: trimmed };
@@ -75,12 +76,12 @@ export function checkTrusted(hosts: RegistryHost[], cloud: Cloud, trusted: strin
     if (trusted.includes(h.loginServer) || isAcrLoginServer(h.loginServer, cloud.acrSuffix)) continue;
     const other = Object.values(CLOUDS).find((c) => c !== cloud && isAcrLoginServer(h.loginServer, c.acrSuffix));
     if (other) {
-      throw new InputError(input, `'${h.given}' is a registry of ${other.name}, but the service connection is for ${cloud.name}`, `Use a service connection for ${other.name}, or a registry in ${cloud.name} (*${cloud.acrSuffix}).`);
+      throw new InputError(input, safe`'${h.given}' is a registry of ${other.name}, but the service connection is for ${cloud.name}`, `Use a service connection for ${other.name}, or a registry in ${cloud.name} (*${cloud.acrSuffix}).`);
     }
     throw new InputError(
       input,
-      `'${h.given}' is not an Azure Container Registry login server of ${cloud.name} (*${cloud.acrSuffix || '?'}), so no token is sent to it`,
-      `Check the name. If it is a registry you trust (a private mirror or a custom domain in front of ACR), list '${h.loginServer}' in ${trustedInput}.`,
+      safe`'${h.given}' is not an Azure Container Registry login server of ${cloud.name} (*${cloud.acrSuffix || '?'}), so no token is sent to it`,
+      safe`Check the name. If it is a registry you trust (a private mirror or a custom domain in front of ACR), list '${h.loginServer}' in ${trustedInput}.`,
     );
   }
 }

@@ -2,10 +2,10 @@
  * The service connection as Azure DevOps sees it (GET .../serviceendpoint/endpoints/{id}):
  * its name, state, and the issuer and subject its federated credential must have.
  */
-import * as tl from 'azure-pipelines-task-lib/task';
 import { PipelineContext } from './pipeline-context';
 import { parseJson } from './http';
 import { checkAzureDevOpsUrl } from './token-hosts';
+import { debug, safe } from './output';
 
 export const ENDPOINT_SERVICE = 'the Azure DevOps service endpoints API';
 
@@ -48,7 +48,7 @@ export async function lookupServiceEndpoint(ctx: PipelineContext, connectionId: 
   const json = res.status === 200 ? parseJson<EndpointJson>(res.body) : undefined;
   if (!json || typeof json !== 'object') {
     const reason = res.status === 200 ? 'the answer was not JSON' : res.status === 203 ? 'the job token was not accepted (HTTP 203 sign-in page)' : `HTTP ${res.status}`;
-    tl.debug(`Service endpoint lookup for ${connectionId}: ${reason}.`);
+    debug(safe`Service endpoint lookup for ${connectionId}: ${reason}.`);
     return { ok: false, status: res.status, reason };
   }
   const p = json.authorization?.parameters ?? {};

@@ -7,6 +7,7 @@ import { JwtClaims } from './claims';
 import { explainHttpStatus, quoteServiceText, TaskFailure } from './failures';
 import { header } from './http';
 import { mask } from './variables';
+import { log, neutralize, safe } from './output';
 
 export const STS_SERVICE = 'AWS STS';
 
@@ -58,7 +59,7 @@ export async function assumeRoleWithWebIdentity(ctx: PipelineContext, r: AssumeR
     const message = xmlText(res.body, 'Message') ?? '';
     if (code && TRANSIENT.has(code) && attempt < ATTEMPTS) {
       const delay = Math.min(8_000, 500 * 2 ** (attempt - 1));
-      console.log(`${STS_SERVICE}: ${code}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${ATTEMPTS}).`);
+      log(safe`${STS_SERVICE}: ${code}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${ATTEMPTS}).`);
       await sleep(delay);
       continue;
     }
@@ -112,8 +113,8 @@ export function trustPolicyFor(roleArn: string, claims: JwtClaims): string {
 
 export function explainStsError(code: string, message: string, r: AssumeRoleRequest, requestId?: string): TaskFailure {
   const c = r.claims;
-  const said = `  AWS STS said: ${code}: ${quoteServiceText(message)}${requestId ? ` (request id ${quoteServiceText(requestId)})` : ''}`;
-  const claimLines = [`  Token issuer (iss):   ${c.iss ?? '(none)'}`, `  Token subject (sub):  ${c.sub ?? '(none)'}`, `  Token audience (aud): ${audience(c) || '(none)'}`];
+  const said = `  AWS STS said: ${neutralize(code)}: ${neutralize(quoteServiceText(message))}${requestId ? safe` (request id ${quoteServiceText(requestId)})` : ''}`;
+  const claimLines = [safe`  Token issuer (iss):   ${c.iss ?? '(none)'}`, safe`  Token subject (sub):  ${c.sub ?? '(none)'}`, safe`  Token audience (aud): ${audience(c) || '(none)'}`];
   const provider = (c.iss ?? '').replace(/^https:\/\//, '');
   switch (code) {
     case 'InvalidIdentityToken':
@@ -151,6 +152,6 @@ export function explainStsError(code: string, message: string, r: AssumeRoleRequ
     case 'ValidationError':
       return new TaskFailure({ what: `AWS STS refused the request (ValidationError).`, cause: /DurationSeconds/i.test(message) ? 'durationSeconds is longer than the role\'s maximum session duration.' : 'A parameter is not valid.', fix: /DurationSeconds/i.test(message) ? 'Lower durationSeconds, or raise the role\'s maximum session duration (IAM > Roles > the role > Edit).' : 'Check roleArn, roleSessionName and durationSeconds.', evidence: [said], code: 'STS_ValidationError' });
     default:
-      return new TaskFailure({ what: `AWS STS refused AssumeRoleWithWebIdentity for ${r.roleArn} (${code}).`, cause: 'See the message from AWS below.', fix: 'Check the role, its trust policy and the identity provider.', evidence: [said, ...claimLines], code: `STS_${code}` });
+      return new TaskFailure({ what: safe`AWS STS refused AssumeRoleWithWebIdentity for ${r.roleArn} (${code}).`, cause: 'See the message from AWS below.', fix: 'Check the role, its trust policy and the identity provider.', evidence: [said, ...claimLines], code: `STS_${code}` });
   }
 }

@@ -2,18 +2,23 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Link, Row, RowStatus } from './validation';
+import { neutralize } from './output';
 
 // Text symbols, not emoji: they render in any font, in the browser and in mail digests alike.
 const ICON: Record<RowStatus, string> = { pass: '✔ pass', warning: '⚠ warning', fail: '✖ fail', skipped: '○ skipped' };
 const LOG: Record<RowStatus, string> = { pass: 'PASS   ', warning: 'WARNING', fail: 'FAIL   ', skipped: 'SKIPPED' };
 
-/** Markdown table cells: no pipes, no raw newlines, no HTML from the services. */
+/**
+ * Markdown table cells: one inert line (no line breaks, no logging commands, no invisible
+ * characters: see output.ts), no pipes, no HTML from the services. Lines are joined with <br> by
+ * the callers, never by the text.
+ */
 function cell(text: string): string {
-  return text.replace(/[<>]/g, (c) => (c === '<' ? '&lt;' : '&gt;')).replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
+  return neutralize(text).replace(/[<>]/g, (c) => (c === '<' ? '&lt;' : '&gt;')).replace(/\|/g, '\\|');
 }
 
 function link(l: Link): string {
-  return `[${cell(l.title)}](${l.url.replace(/\)/g, '%29').replace(/ /g, '%20')})`;
+  return `[${cell(l.title)}](${neutralize(l.url).replace(/\)/g, '%29').replace(/ /g, '%20')})`;
 }
 
 export interface SummaryHeader {
@@ -41,7 +46,8 @@ export function renderSummary(h: SummaryHeader, rows: Row[]): string {
 }
 
 export function logLines(rows: Row[]): string[] {
-  return rows.map((r) => `${LOG[r.status]}  ${r.check}: ${r.summary}${r.fix && r.status !== 'pass' ? `  Fix: ${r.fix}` : ''}`);
+  // One line per row, whatever a service's text held.
+  return rows.map((r) => `${LOG[r.status]}  ${neutralize(r.check)}: ${neutralize(r.summary)}${r.fix && r.status !== 'pass' ? `  Fix: ${neutralize(r.fix)}` : ''}`);
 }
 
 export function writeSummary(dir: string, name: string, markdown: string): string {

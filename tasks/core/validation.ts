@@ -11,6 +11,7 @@ import { OidcTokenClient, IdToken } from './oidc-token';
 import { acquireAccessToken, AccessToken } from './entra';
 import { audienceText, describeIdToken, issuerKind } from './claims';
 import { quoteServiceText, TaskFailure } from './failures';
+import { failureMessage, neutralize, safe } from './output';
 import { getPermissions, getRoleDefinition, getSubscription, missingActions, Permission } from './arm';
 import { getApplicationCredentials, graphScope, graphUrl } from './graph';
 
@@ -54,11 +55,12 @@ const DAY = 86_400_000;
 
 function failureLines(e: unknown): { summary: string; evidence: string[]; fix?: string } {
   if (e instanceof TaskFailure) {
-    const lines = e.message.split('\n');
+    // Rebuilt from the details, each made one line, so a service's line break cannot shift them.
+    const lines = failureMessage(e).split('\n');
     const fix = lines.find((l) => l.startsWith('Fix: '))?.slice(5);
     return { summary: lines[0], evidence: lines.slice(1).filter((l) => !l.startsWith('Fix: ')), fix };
   }
-  return { summary: (e as Error)?.message ?? String(e), evidence: [] };
+  return { summary: neutralize((e as Error)?.message ?? String(e)), evidence: [] };
 }
 
 export function portalLinks(conn: Connection, ctx: PipelineContext): Link[] {
@@ -114,26 +116,26 @@ async function endpointRow(ctx: PipelineContext, conn: Connection): Promise<{ ro
   }
   const e = lookup.endpoint;
   const evidence: string[] = [];
-  if (e.federationIssuer) evidence.push(`Issuer the federated credential must have: ${e.federationIssuer}`);
-  if (e.federationSubject) evidence.push(`Subject the federated credential must have: ${e.federationSubject}`);
+  if (e.federationIssuer) evidence.push(safe`Issuer the federated credential must have: ${e.federationIssuer}`);
+  if (e.federationSubject) evidence.push(safe`Subject the federated credential must have: ${e.federationSubject}`);
   const state = e.operationStatus?.state;
   if (e.isReady === false || /fail/i.test(state ?? '')) {
     const raw = e.operationStatus?.statusMessage;
-    const message = typeof raw === 'string' ? quoteServiceText(raw) : '';
+    const message = typeof raw === 'string' ? neutralize(quoteServiceText(raw)) : '';
     return {
       endpoint: e,
       row: {
         check,
         status: 'fail',
-        summary: `The connection is not ready (state: ${state ?? 'unknown'})${message ? `: ${message}` : ''}`,
-        evidence: [...(e.createdBy?.displayName ? [`Created by: ${e.createdBy.displayName}${e.createdBy.uniqueName ? ` (${e.createdBy.uniqueName})` : ''}`] : []), ...evidence],
+        summary: `The connection is not ready (state: ${neutralize(state ?? 'unknown')})${message ? `: ${message}` : ''}`,
+        evidence: [...(e.createdBy?.displayName ? [safe`Created by: ${e.createdBy.displayName}` + (e.createdBy.uniqueName ? safe` (${e.createdBy.uniqueName})` : '')] : []), ...evidence],
         fix: /rotat/i.test(message)
-          ? `Azure DevOps could not rotate the connection's secret, typically because the connection's creator${e.createdBy?.displayName ? ` (${e.createdBy.displayName})` : ''} has left the organization or lacks rights in Microsoft Graph. Convert the connection to workload identity federation (no secret to rotate), or create a new service connection with the same settings and re-run the pipeline.`
+          ? `Azure DevOps could not rotate the connection's secret, typically because the connection's creator${e.createdBy?.displayName ? safe` (${e.createdBy.displayName})` : ''} has left the organization or lacks rights in Microsoft Graph. Convert the connection to workload identity federation (no secret to rotate), or create a new service connection with the same settings and re-run the pipeline.`
           : 'Open the connection in Project settings > Service connections, fix what it reports, and save it again (or convert it to workload identity federation).',
       },
     };
   }
-  return { endpoint: e, row: { check, status: 'pass', summary: `Ready${e.name ? `: '${e.name}'` : ''}${e.createdBy?.displayName ? `, created by ${e.createdBy.displayName}` : ''}.`, evidence } };
+  return { endpoint: e, row: { check, status: 'pass', summary: `Ready${e.name ? safe`: '${e.name}'` : ''}${e.createdBy?.displayName ? safe`, created by ${e.createdBy.displayName}` : ''}.`, evidence } };
 }
 
 function idTokenRow(t: IdToken, endpoint: ServiceEndpointInfo | undefined, now: number): Row {
@@ -141,10 +143,10 @@ function idTokenRow(t: IdToken, endpoint: ServiceEndpointInfo | undefined, now: 
   const evidence = describeIdToken(c, now).map((l) => l.trim());
   const problems: { status: RowStatus; text: string; fix: string }[] = [];
   if (endpoint?.federationIssuer && endpoint.federationIssuer !== c.iss) {
-    problems.push({ status: 'fail', text: `issuer '${c.iss}' differs from the connection's issuer '${endpoint.federationIssuer}'`, fix: 'Re-save the connection in Azure DevOps so its issuer and the tokens agree, then update the federated credential.' });
+    problems.push({ status: 'fail', text: safe`issuer '${c.iss}' differs from the connection's issuer '${endpoint.federationIssuer}'`, fix: 'Re-save the connection in Azure DevOps so its issuer and the tokens agree, then update the federated credential.' });
   }
   if (endpoint?.federationSubject && endpoint.federationSubject !== c.sub) {
-    problems.push({ status: 'fail', text: `subject '${c.sub}' differs from the connection's subject '${endpoint.federationSubject}'`, fix: 'Re-save the connection, then copy its subject into the federated credential.' });
+    problems.push({ status: 'fail', text: safe`subject '${c.sub}' differs from the connection's subject '${endpoint.federationSubject}'`, fix: 'Re-save the connection, then copy its subject into the federated credential.' });
   }
   const kind = issuerKind(c.iss);
   const subKind = /^sc:\/\//.test(c.sub ?? '') ? 'vstoken' : /^\/eid1\//.test(c.sub ?? '') ? 'entra' : 'other';
@@ -160,7 +162,7 @@ function idTokenRow(t: IdToken, endpoint: ServiceEndpointInfo | undefined, now: 
   }
   const aud = Array.isArray(c.aud) ? c.aud : [c.aud ?? ''];
   if (kind === 'vstoken' && !aud.includes('api://AzureADTokenExchange')) {
-    problems.push({ status: 'warning', text: `the audience is '${audienceText(c.aud)}', not api://AzureADTokenExchange`, fix: 'Check the federated credential\'s audience: it must equal the token\'s.' });
+    problems.push({ status: 'warning', text: safe`the audience is '${audienceText(c.aud)}', not api://AzureADTokenExchange`, fix: 'Check the federated credential\'s audience: it must equal the token\'s.' });
   }
   const left = typeof c.exp === 'number' ? c.exp * 1000 - now : undefined;
   if (left !== undefined && left < 60_000) {
@@ -170,7 +172,7 @@ function idTokenRow(t: IdToken, endpoint: ServiceEndpointInfo | undefined, now: 
   return {
     check: 'idToken',
     status: worst,
-    summary: problems.length ? `Fetched; ${problems.map((p) => p.text).join('; ')}.` : `Fetched: issuer and subject match the connection, audience ${audienceText(c.aud)}, valid for ${left !== undefined ? Math.round(left / 1000) : '?'} s.`,
+    summary: problems.length ? `Fetched; ${problems.map((p) => p.text).join('; ')}.` : `Fetched: issuer and subject match the connection, audience ${neutralize(audienceText(c.aud))}, valid for ${left !== undefined ? Math.round(left / 1000) : '?'} s.`,
     evidence,
     fix: problems.length ? problems.map((p) => p.fix).join(' ') : undefined,
   };
@@ -239,7 +241,7 @@ export async function validateConnection(ctx: PipelineContext, conn: Connection,
       rows.push({
         check: 'Subscription',
         status: enabled ? 'pass' : 'warning',
-        summary: `Readable: '${s.value.displayName ?? conn.subscriptionId}' (${conn.subscriptionId}), state ${s.value.state ?? 'unknown'}.`,
+        summary: safe`Readable: '${s.value.displayName ?? conn.subscriptionId}' (${conn.subscriptionId}), state ${s.value.state ?? 'unknown'}.`,
         evidence: [],
         fix: enabled ? undefined : 'The subscription is not enabled: deployments to it will fail until it is re-enabled.',
         links: [{ title: 'Subscription in the Azure portal', url: `https://portal.azure.com/#@${conn.tenantId}/resource/subscriptions/${conn.subscriptionId}/overview` }],
@@ -249,8 +251,8 @@ export async function validateConnection(ctx: PipelineContext, conn: Connection,
       rows.push({
         check: 'Subscription',
         status: s.status === 403 && rgScoped ? 'warning' : 'fail',
-        summary: s.status === 404 ? `Subscription ${conn.subscriptionId} was not found (${s.code ?? 'HTTP 404'}).` : `The identity cannot read subscription ${conn.subscriptionId} (HTTP ${s.status}${s.code ? `, ${s.code}` : ''}).`,
-        evidence: s.message ? [s.message] : [],
+        summary: s.status === 404 ? safe`Subscription ${conn.subscriptionId} was not found (${s.code ?? 'HTTP 404'}).` : safe`The identity cannot read subscription ${conn.subscriptionId} (HTTP ${s.status}${s.code ? `, ${s.code}` : ''}).`,
+        evidence: s.message ? [neutralize(s.message)] : [],
         fix: s.status === 404
           ? 'Check the subscription id and that it belongs to the connection\'s tenant.'
           : `Assign the identity (client ${conn.clientId}) at least the Reader role on the subscription (or on the resource groups it deploys to, for a connection scoped to a resource group).`,
@@ -264,35 +266,35 @@ export async function validateConnection(ctx: PipelineContext, conn: Connection,
   else {
     const effective = await getPermissions(ctx, options.armUrl, arm.token, options.scope);
     if (!effective.ok) {
-      rows.push({ check: 'Roles', status: 'warning', summary: `Could not read the identity's permissions on ${options.scope} (HTTP ${effective.status}${effective.code ? `, ${effective.code}` : ''}).`, evidence: effective.message ? [effective.message] : [], fix: 'Check the scope; the identity needs a role assignment at or above it.' });
+      rows.push({ check: 'Roles', status: 'warning', summary: safe`Could not read the identity's permissions on ${options.scope} (HTTP ${effective.status}${effective.code ? `, ${effective.code}` : ''}).`, evidence: effective.message ? [neutralize(effective.message)] : [], fix: 'Check the scope; the identity needs a role assignment at or above it.' });
     } else {
       const iam: Link = { title: 'Access control (IAM) of the scope', url: `https://portal.azure.com/#@${conn.tenantId}/resource${options.scope}/users` };
       if (!options.requiredRoles.length) {
         const actions = effective.value.flatMap((p: Permission) => p.actions);
-        rows.push({ check: 'Roles', status: 'pass', summary: `Effective permissions on ${options.scope}: ${actions.length ? actions.join(', ') : 'none'}.`, evidence: [], links: [iam] });
+        rows.push({ check: 'Roles', status: 'pass', summary: safe`Effective permissions on ${options.scope}: ${actions.length ? actions.join(', ') : 'none'}.`, evidence: [], links: [iam] });
       }
       for (const role of options.requiredRoles) {
         const def = await getRoleDefinition(ctx, options.armUrl, arm.token, options.scope, role);
         if (!def.ok) {
-          rows.push({ check: `Role ${role}`, status: 'warning', summary: `Could not read the role definition (HTTP ${def.status}${def.code ? `, ${def.code}` : ''}).`, evidence: def.message ? [def.message] : [], fix: 'Check the role name or id.' });
+          rows.push({ check: safe`Role ${role}`, status: 'warning', summary: safe`Could not read the role definition (HTTP ${def.status}${def.code ? `, ${def.code}` : ''}).`, evidence: def.message ? [neutralize(def.message)] : [], fix: 'Check the role name or id.' });
           continue;
         }
         if (!def.value) {
-          rows.push({ check: `Role ${role}`, status: 'fail', summary: `No role named '${role}' exists at ${options.scope}.`, evidence: [], fix: 'Use a built-in role name (e.g. AcrPush, Contributor) or a role definition id.' });
+          rows.push({ check: safe`Role ${role}`, status: 'fail', summary: safe`No role named '${role}' exists at ${options.scope}.`, evidence: [], fix: 'Use a built-in role name (e.g. AcrPush, Contributor) or a role definition id.' });
           continue;
         }
         const missing = missingActions(def.value, effective.value);
         rows.push(
           missing.length
             ? {
-                check: `Role ${def.value.roleName}`,
+                check: safe`Role ${def.value.roleName}`,
                 status: 'fail',
-                summary: `Missing on ${options.scope}: ${missing.join(', ')}.`,
+                summary: safe`Missing on ${options.scope}: ${missing.join(', ')}.`,
                 evidence: [],
-                fix: `Assign ${def.value.roleName} to the identity (client ${conn.clientId || 'the managed identity'}) on ${options.scope}: Access control (IAM) > Add role assignment. Assignments take a few minutes to apply.`,
+                fix: safe`Assign ${def.value.roleName} to the identity (client ${conn.clientId || 'the managed identity'}) on ${options.scope}: Access control (IAM) > Add role assignment. Assignments take a few minutes to apply.`,
                 links: [iam],
               }
-            : { check: `Role ${def.value.roleName}`, status: 'pass', summary: `Every action of ${def.value.roleName} is allowed on ${options.scope}.`, evidence: [] },
+            : { check: safe`Role ${def.value.roleName}`, status: 'pass', summary: safe`Every action of ${def.value.roleName} is allowed on ${options.scope}.`, evidence: [] },
         );
       }
     }
@@ -318,12 +320,12 @@ async function expiryRow(ctx: PipelineContext, conn: Connection, options: Valida
   try {
     token = await acquireAccessToken(ctx, conn, graphScope(base));
   } catch (e) {
-    return skipped(check, `No Microsoft Graph token: ${failureLines(e).summary}`);
+    return skipped(check, `No Microsoft Graph token: ${neutralize(failureLines(e).summary)}`);
   }
   const app = await getApplicationCredentials(ctx, base, token.token, conn.clientId);
   if (!app.ok) {
     return {
-      ...skipped(check, `Microsoft Graph did not let the identity read its app registration (HTTP ${app.status}${app.code ? `, ${app.code}` : ''}).`),
+      ...skipped(check, safe`Microsoft Graph did not let the identity read its app registration (HTTP ${app.status}${app.code ? `, ${app.code}` : ''}).`),
       fix: 'To have this checked, grant the app the Microsoft Graph application permission Application.Read.All (admin consent), or make it an owner of its own app registration; or check the end date in the Azure portal (link).',
       links: [{ title: 'App registration: certificates & secrets', url: `https://portal.azure.com/#view/Microsoft_AAD_RegisteredApps/ApplicationMenuBlade/~/Credentials/appId/${conn.clientId}` }],
     };
@@ -338,7 +340,7 @@ async function expiryRow(ctx: PipelineContext, conn: Connection, options: Valida
   const cred = dated[0];
   const end = Date.parse(cred.endDateTime!);
   const days = Math.floor((end - now) / DAY);
-  const which = `${mine.length ? 'The connection\'s' : 'The app\'s latest'} ${what}${cred.displayName ? ` '${cred.displayName}'` : ''}`;
+  const which = `${mine.length ? 'The connection\'s' : 'The app\'s latest'} ${what}${cred.displayName ? safe` '${cred.displayName}'` : ''}`;
   const links = [{ title: 'App registration: certificates & secrets', url: `https://portal.azure.com/#view/Microsoft_AAD_RegisteredApps/ApplicationMenuBlade/~/Credentials/appId/${conn.clientId}` }];
   if (end <= now) return { check, status: 'fail', summary: `${which} expired on ${new Date(end).toISOString().slice(0, 10)}.`, evidence: [], fix: convert, links };
   if (days <= options.secretExpiryWarningDays) {

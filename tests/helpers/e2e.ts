@@ -1,9 +1,11 @@
 /** What every end-to-end suite shares: connections in the emulator, bundled runs, the leak scan. */
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Emulator } from '../emulator';
 import { connectionEnv, ConnectionEnv, jobEnv, JobOptions } from './agent';
-import { findLeaks, runTaskProcess, TaskRun } from './task-process';
+import { findLeaks, formattingLines, runTaskProcess, TaskRun, VsoCommand } from './task-process';
 
 export const TENANT = '8d1f3a3e-2f4b-4c8e-9a55-0c6f1e7b2a10';
 
@@ -37,6 +39,63 @@ export interface BundledRun {
   node?: string;
 }
 
+const TASKS_DIR = path.resolve(__dirname, '..', '..', '..', 'tasks');
+
+/** The variables the tasks document: each task.json's outputVariables and the job variables of the README. */
+export const DOCUMENTED_VARIABLES: ReadonlySet<string> = new Set([
+  ...fs.readdirSync(TASKS_DIR).filter((d) => fs.existsSync(path.join(TASKS_DIR, d, 'task.json'))).flatMap((d) => {
+    const task = JSON.parse(fs.readFileSync(path.join(TASKS_DIR, d, 'task.json'), 'utf8')) as { outputVariables?: { name: string }[] };
+    return (task.outputVariables ?? []).map((o) => o.name);
+  }),
+  'ARM_USE_OIDC', 'ARM_CLIENT_ID', 'ARM_TENANT_ID', 'ARM_SUBSCRIPTION_ID', 'ARM_ENVIRONMENT', 'ARM_OIDC_REQUEST_URL', 'ARM_OIDC_REQUEST_TOKEN',
+  'ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID', 'ARM_OIDC_AZURE_SERVICE_CONNECTION_ID', 'ARM_USE_MSI', 'ARM_CLIENT_SECRET',
+  'AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_FEDERATED_TOKEN_FILE', 'AZURE_AUTHORITY_HOST',
+  'DOCKER_CONFIG', 'REGISTRY_AUTH_FILE', 'HELM_REGISTRY_CONFIG',
+  'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AWS_DEFAULT_REGION',
+  'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_ROLE_ARN', 'AWS_ROLE_SESSION_NAME',
+]);
+
+/** Why a command is not one the product means to write, or undefined if it is. */
+function unintended(c: VsoCommand): string | undefined {
+  const p = (k: string) => Object.entries(c.properties).find(([key]) => key.toLowerCase() === k.toLowerCase())?.[1];
+  switch (c.name) {
+    case 'task.setsecret':
+    case 'task.debug':
+    case 'task.uploadsummary':
+      return undefined;
+    case 'task.setvariable':
+      return DOCUMENTED_VARIABLES.has(p('variable') ?? '') ? undefined : `a variable the tasks do not document: ${p('variable')}`;
+    case 'task.settaskvariable':
+      return /^WorkloadIdentity\.[\w.]+$/.test(p('variable') ?? '') ? undefined : `a task variable the tasks do not use: ${p('variable')}`;
+    case 'task.issue':
+      return /^(error|warning)$/.test(p('type') ?? '') ? undefined : `an issue of type ${p('type')}`;
+    case 'task.complete':
+      return /^(Succeeded|SucceededWithIssues|Failed)$/.test(p('result') ?? '') ? undefined : `a result ${p('result')}`;
+    default:
+      return `a command the tasks never write: ${c.name}`;
+  }
+}
+
+/**
+ * Every command the agent would read from a run, and every formatting line, that the product did
+ * not mean to write: the output parsed as the agent parses it (see task-process.ts).
+ */
+export function unintendedOutput(run: TaskRun): string[] {
+  const found: string[] = [];
+  for (const c of run.commands) {
+    const why = unintended(c);
+    if (why) found.push(`stdout: ${why}: ${JSON.stringify(c.line).slice(0, 200)}`);
+    if (c.name === 'task.prependpath') found.push(`stdout: task.prependpath: ${JSON.stringify(c.line).slice(0, 200)}`);
+    if (Object.values(c.properties).includes('INJECTED')) found.push(`stdout: a variable INJECTED: ${JSON.stringify(c.line).slice(0, 200)}`);
+  }
+  for (const c of run.stderrCommands) found.push(`stderr (the agent reads it too): ${c.name}: ${JSON.stringify(c.line).slice(0, 200)}`);
+  for (const l of formattingLines(run.stdout)) {
+    if (!/^##\[(group\]|endgroup\]$)/.test(l)) found.push(`stdout: a formatting line the tasks never write: ${JSON.stringify(l).slice(0, 200)}`);
+  }
+  for (const l of formattingLines(run.stderr)) found.push(`stderr: a formatting line: ${JSON.stringify(l).slice(0, 200)}`);
+  return found;
+}
+
 /**
  * Runs bundled tasks against the emulator and scans every run's output, after each test, for
  * every token the emulator issued (and their signatures alone) and for extra secrets.
@@ -64,7 +123,7 @@ export class E2eRuns {
     return this.runs;
   }
 
-  /** Call from afterEach: fails the test whose runs leaked a secret. */
+  /** Call from afterEach: fails the test whose runs leaked a secret or wrote a command they did not mean to. */
   scan(testTitle: string | undefined): void {
     const emu = this.emu();
     const secrets = [...emu.issuedTokens(), emu.jobAccessToken, ...this.extraSecrets];
@@ -72,6 +131,9 @@ export class E2eRuns {
       const sig = t.split('.')[2];
       if (sig && sig.length >= 16) secrets.push(sig);
     }
-    for (const run of this.runs.splice(0)) assert.deepEqual(findLeaks(run, secrets), [], `secrets leaked in "${testTitle}"`);
+    for (const run of this.runs.splice(0)) {
+      assert.deepEqual(findLeaks(run, secrets), [], `secrets leaked in "${testTitle}"`);
+      assert.deepEqual(unintendedOutput(run), [], `output the agent would read as a command the tasks did not mean, in "${testTitle}"`);
+    }
   }
 }

@@ -20,6 +20,8 @@ export interface TaskRun {
   stderr: string;
   durationMs: number;
   commands: VsoCommand[];
+  /** Commands the agent would read from stderr (it parses both streams). */
+  stderrCommands: VsoCommand[];
   /** Variables set with task.setvariable, by name. */
   variables: Record<string, { value: string; secret: boolean; output: boolean }>;
   taskVariables: Record<string, string>;
@@ -35,23 +37,59 @@ function unescapeValue(s: string): string {
   return s.replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%5D/g, ']').replace(/%3B/g, ';').replace(/%AZP25/g, '%');
 }
 
-function unescapeProperty(s: string): string {
-  return unescapeValue(s);
+/** The agent's lines: it splits output on \r\n, \n and a bare \r. */
+export function agentLines(text: string): string[] {
+  return text.split(/\r\n|\n|\r/);
 }
 
-export function parseCommands(stdout: string): VsoCommand[] {
-  const out: VsoCommand[] = [];
-  for (const line of stdout.split(/\r?\n/)) {
-    const m = /^##vso\[([\w.]+)(?: ([^\]]*))?\](.*)$/.exec(line);
-    if (!m) continue;
-    const properties: Record<string, string> = {};
-    for (const pair of (m[2] ?? '').split(';')) {
+/**
+ * The agent matches `##vso[` with .NET's culture-sensitive IndexOf, which (with ICU) skips
+ * default-ignorable characters: model that by removing them before looking. Stricter than the
+ * agent in one respect: the prefix is found in any case.
+ */
+const IGNORABLE = /[\p{Cf}\p{Default_Ignorable_Code_Point}\u0000-\u0008\u000E-\u001F\u007F-\u009F]/gu;
+export function visibleToAgent(line: string): string {
+  return line.replace(IGNORABLE, '');
+}
+
+/**
+ * Parses one line exactly as the agent's Command.TryParse does: the first `##vso[` anywhere in the
+ * line, the first `]` after it ends the command info, `area.event` (two non-empty parts), then
+ * properties split on `;` and each on its first `=`, and the data after the `]`.
+ */
+export function parseCommandLine(raw: string): VsoCommand | undefined {
+  const line = visibleToAgent(raw);
+  const prefix = line.toLowerCase().indexOf('##vso[');
+  if (prefix < 0) return undefined;
+  const rb = line.indexOf(']', prefix);
+  if (rb < 0) return undefined;
+  const info = line.slice(prefix + 6, rb);
+  const space = info.indexOf(' ');
+  const name = space < 0 ? info : info.slice(0, space);
+  const parts = name.split('.').filter(Boolean);
+  if (parts.length !== 2) return undefined;
+  const properties: Record<string, string> = {};
+  if (space > 0) {
+    for (const pair of info.slice(space + 1).split(';').filter(Boolean)) {
       const i = pair.indexOf('=');
-      if (i > 0) properties[pair.slice(0, i).trim()] = unescapeProperty(pair.slice(i + 1));
+      if (i > 0 && i < pair.length - 1) properties[pair.slice(0, i)] = unescapeValue(pair.slice(i + 1));
     }
-    out.push({ name: m[1], properties, value: unescapeValue(m[3]), line });
+  }
+  return { name: parts.join('.').toLowerCase(), properties, value: unescapeValue(line.slice(rb + 1)), line: raw };
+}
+
+export function parseCommands(output: string): VsoCommand[] {
+  const out: VsoCommand[] = [];
+  for (const line of agentLines(output)) {
+    const c = parseCommandLine(line);
+    if (c) out.push(c);
   }
   return out;
+}
+
+/** Lines the log viewer would read as a formatting command (`##[group]`, `##[error]`, ...). */
+export function formattingLines(output: string): string[] {
+  return agentLines(output).filter((l) => /^##\[/i.test(visibleToAgent(l).trimStart()));
 }
 
 export interface RunOptions {
@@ -78,7 +116,9 @@ export function runTaskProcess(task: string, entry: string, options: RunOptions)
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
+      // The agent reads commands from both streams.
       const commands = parseCommands(stdout);
+      const stderrCommands = parseCommands(stderr);
       const variables: TaskRun['variables'] = {};
       const taskVariables: Record<string, string> = {};
       for (const c of commands) {
@@ -92,13 +132,14 @@ export function runTaskProcess(task: string, entry: string, options: RunOptions)
         stderr,
         durationMs: Date.now() - started,
         commands,
+        stderrCommands,
         variables,
         taskVariables,
         secrets: commands.filter((c) => c.name === 'task.setsecret').map((c) => c.value),
         result: complete?.properties.result,
         errors: commands.filter((c) => c.name === 'task.issue' && c.properties.type === 'error').map((c) => c.value),
         warnings: commands.filter((c) => c.name === 'task.issue' && c.properties.type === 'warning').map((c) => c.value),
-        log: stdout.split(/\r?\n/).filter((l) => !l.startsWith('##vso[') && !l.startsWith('##[debug]')).join('\n'),
+        log: agentLines(stdout).filter((l) => !parseCommandLine(l) && !l.startsWith('##[debug]')).join('\n'),
       });
     });
   });
