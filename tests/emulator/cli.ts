@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startEmulator } from './index';
-import { addDemoScenario, agentEnvironment } from './scenario';
+import { addDemoScenario, agentEnvironment, demoTaskInputs } from './scenario';
 
 interface CliOptions {
   port: number;
@@ -64,14 +64,25 @@ async function main(): Promise<void> {
   fs.writeFileSync(envFile, Object.entries(env).map(([k, v]) => `${k}=${dotenvQuote(v)}`).join('\n') + '\n', { mode: 0o600 });
   const exportable = Object.entries(env).filter(([k]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k));
   const other = Object.entries(env).filter(([k]) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k));
+  const dist = path.resolve(__dirname, '..', '..', '..', 'dist', 'tasks');
+  // One command per task, each runnable as printed from any folder: the job's temp folder is a new
+  // one (the agent gives every job its own), the task's inputs precede the env file, which Node
+  // reads only for names the shell did not set. NODE_EXTRA_CA_CERTS must come from the shell:
+  // Node reads it before the env file.
+  const commands = Object.entries(demoTaskInputs(emu, demo))
+    .filter(([task]) => options.connection === 'federated' || task !== 'AwsAssumeRoleFederatedV1')
+    .map(([task, inputs]) => [
+      `# ${task.replace(/V1$/, '@1')}:`,
+      `AGENT_TEMPDIRECTORY="$(mktemp -d)" ${Object.entries(inputs).map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ')} NODE_EXTRA_CA_CERTS=${shellQuote(emu.caCertPath)} ${shellQuote(process.execPath)} --env-file=${shellQuote(envFile)} ${shellQuote(path.join(dist, task, 'index.js'))}`,
+    ].join('\n'));
   const out: string[] = [
     `# Workload identity emulator listening on ${emu.url}`,
     `# tenant ${demo.tenantId}`,
     `# federated connection ${demo.federated.connectionId} (app ${demo.federated.clientId})`,
     `# secret connection    ${demo.secret.connectionId} (app ${demo.secret.clientId})`,
-    `# environment for the ${options.connection} connection, as the agent would set it.`,
-    // Node reads NODE_EXTRA_CA_CERTS before it reads an env file, so it must come from the shell.
-    `# All of it, for a task: NODE_EXTRA_CA_CERTS=${shellQuote(emu.caCertPath)} node --env-file=${shellQuote(envFile)} <bundled task>.js`,
+    `# Run a bundled task against it (npm run build first) from another shell, with the ${options.connection} connection:`,
+    ...commands,
+    `# The environment for the ${options.connection} connection, as the agent would set it (also in ${envFile}):`,
     ...exportable.map(([k, v]) => `export ${k}=${shellQuote(v)}`),
     '# names a shell cannot export (they are in the env file):',
     ...other.map(([k, v]) => `#   ${k}=${shellQuote(v)}`),

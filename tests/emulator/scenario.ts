@@ -24,7 +24,14 @@ export interface DemoScenario {
   tenantId: string;
   federated: { connectionId: string; clientId: string };
   secret: { connectionId: string; clientId: string; secret: string };
+  subscriptionId: string;
+  /** An ACR login server (the emulator's own address) that both connections may log in to. */
+  registry: string;
+  /** An AWS role that trusts the federated connection's idToken. */
+  awsRoleArn: string;
 }
+
+export const DEMO_AWS_ROLE = 'arn:aws:iam::123456789012:role/azure-pipelines-demo';
 
 export function addDemoScenario(emu: Emulator): DemoScenario {
   const { tenantId, federated, secret, subscriptionId } = DEMO;
@@ -64,10 +71,31 @@ export function addDemoScenario(emu: Emulator): DemoScenario {
     authenticationType: 'spnKey',
     servicePrincipalKey: secretValue,
   });
+  // What the other tasks need to succeed for both connections: the subscription with a role on
+  // it, a registry, and an AWS role trusting the federated connection.
+  emu.addSubscription({ subscriptionId, tenantId, displayName: 'Contoso Demo' });
+  for (const clientId of [federated.clientId, secret.clientId]) emu.assignRole({ principalId: clientId, scope: `/subscriptions/${subscriptionId}`, role: 'Contributor' });
+  emu.addRegistry({ loginServer: emu.host, tenantId });
+  const provider = fed.issuer.replace(/^https:\/\//, '');
+  emu.addAwsOidcProvider({ url: provider, clientIds: [fed.audience], accountId: '123456789012' });
+  emu.addAwsRole({ arn: DEMO_AWS_ROLE, trust: { issuer: provider, sub: fed.subject, aud: fed.audience } });
   return {
     tenantId,
     federated: { connectionId: federated.connectionId, clientId: federated.clientId },
     secret: { connectionId: secret.connectionId, clientId: secret.clientId, secret: secretValue },
+    subscriptionId,
+    registry: emu.host,
+    awsRoleArn: DEMO_AWS_ROLE,
+  };
+}
+
+/** The inputs each task needs to run against the demo scenario, as the agent passes them (INPUT_<NAME>). */
+export function demoTaskInputs(emu: Emulator, demo: DemoScenario): Record<string, Record<string, string>> {
+  return {
+    FetchOidcTokenV1: { INPUT_ACCESSTOKENSCOPE: 'https://management.azure.com/.default' },
+    AcrLoginFederatedV1: { INPUT_REGISTRIES: demo.registry, INPUT_TRUSTEDREGISTRYHOSTS: demo.registry },
+    ValidateServiceConnectionV1: { INPUT_SCOPE: `/subscriptions/${demo.subscriptionId}`, INPUT_REQUIREDROLES: 'Reader' },
+    AwsAssumeRoleFederatedV1: { INPUT_ROLEARN: demo.awsRoleArn, INPUT_STSENDPOINT: `${emu.url}/` },
   };
 }
 
