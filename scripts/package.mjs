@@ -2,7 +2,10 @@
 // private install:  npm run package -- --publisher my-org --extension-id wit-private
 //   (or PUBLISHER=my-org EXTENSION_ID=wit-private npm run package); --out-dir DIR writes the
 //   .vsix elsewhere than dist/.
-import { execFileSync } from 'node:child_process';
+// tfx's task.json validation runs on every task, and every warning tfx prints is shown; any warning
+// about a task.json fails the packaging.
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -40,12 +43,45 @@ for (const file of manifest.files) {
     process.exit(2);
   }
 }
+const taskJsons = manifest.contributions
+  .filter((c) => c.type === 'ms.vss-distributed-task.task')
+  .map((c) => path.join(stage, c.properties.name, 'task.json'));
+
+// tfx's own task.json validation, on every task (tfx itself reports only the first invalid one).
+const tfxRequire = createRequire(path.join(root, 'node_modules', 'tfx-cli', 'package.json'));
+const { validateTask } = tfxRequire('./_build/lib/jsonvalidate.js');
+const taskIssues = [];
+for (const file of taskJsons) {
+  const [, ...issues] = validateTask(file, JSON.parse(fs.readFileSync(file, 'utf8')));
+  for (const issue of issues) taskIssues.push(`${path.relative(stage, file)}: ${issue}`);
+}
 
 fs.mkdirSync(outDir, { recursive: true });
 for (const f of fs.readdirSync(outDir)) if (f.endsWith('.vsix')) fs.rmSync(path.join(outDir, f));
 const tfx = path.join(root, 'node_modules', 'tfx-cli', '_build', 'tfx-cli.js');
-const cmd = ['extension', 'create', '--root', stage, '--manifest-globs', 'vss-extension.json', '--output-path', outDir, '--publisher', publisher, '--extension-id', extensionId, '--no-prompt', '--json'];
-const out = execFileSync(process.execPath, [tfx, ...cmd], { cwd: stage, encoding: 'utf8', env: { ...process.env, TFX_TRACE: '' } });
-const result = JSON.parse(out.slice(out.indexOf('{')));
+const cmd = ['extension', 'create', '--root', stage, '--manifest-globs', 'vss-extension.json', '--output-path', outDir, '--publisher', publisher, '--extension-id', extensionId, '--no-prompt', '--no-color', '--json'];
+const run = spawnSync(process.execPath, [tfx, ...cmd], { cwd: stage, encoding: 'utf8', env: { ...process.env, TFX_TRACE: '' } });
+// tfx writes its warnings ("warning: " on each line) to stdout, before the JSON result; errors to stderr.
+const lines = (run.stdout ?? '').split(/\r?\n/);
+const jsonStart = lines.findIndex((l) => l.startsWith('{'));
+const before = jsonStart < 0 ? lines : lines.slice(0, jsonStart);
+const warnings = before.filter((l) => l.startsWith('warning: ')).map((l) => l.slice('warning: '.length).replaceAll(stage + path.sep, ''));
+const other = before.filter((l) => l.trim() && !l.startsWith('warning: '));
+for (const l of other) console.log(`tfx: ${l}`);
+for (const w of warnings) console.error(`tfx warning: ${w}`);
+for (const i of taskIssues) console.error(`tfx task.json validation: ${i}`);
+if (run.status !== 0 || jsonStart < 0) {
+  if (run.stderr) process.stderr.write(run.stderr);
+  console.error(`tfx extension create failed (exit ${run.status ?? run.signal}).`);
+  process.exit(1);
+}
+// Everything tfx says about a task (its task.json, its runner, a contribution without task.json).
+const aboutTasks = warnings.filter((w) => /task\.json|task runner|build task|invalid task/i.test(w));
+if (taskIssues.length > 0 || aboutTasks.length > 0) {
+  console.error('No .vsix: tfx finds fault with task.json (above); fix it, as tfx will treat this as an error.');
+  for (const f of fs.readdirSync(outDir)) if (f.endsWith('.vsix')) fs.rmSync(path.join(outDir, f));
+  process.exit(1);
+}
+const result = JSON.parse(lines.slice(jsonStart).join('\n'));
 const size = fs.statSync(result.path).size;
-console.log(`${path.relative(root, result.path)}: ${(size / 1024).toFixed(0)} KiB, publisher ${publisher}, extension ${extensionId}, version ${manifest.version}`);
+console.log(`${path.relative(root, result.path)}: ${(size / 1024).toFixed(0)} KiB, publisher ${publisher}, extension ${extensionId}, version ${manifest.version}${warnings.length ? `, ${warnings.length} tfx warning line(s) above` : ''}`);
