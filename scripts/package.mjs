@@ -2,9 +2,18 @@
 // private install:  npm run package -- --publisher my-org --extension-id wit-private
 //   (or PUBLISHER=my-org EXTENSION_ID=wit-private npm run package); --out-dir DIR writes the
 //   .vsix elsewhere than dist/.
-import { execFileSync } from 'node:child_process';
+// A private build gets its own task GUIDs (UUID v5 of publisher, extension id and task name), so it
+// installs next to the public extension. tfx's task.json validation runs on every task, and every
+// warning tfx prints is shown; any warning about a task.json fails the packaging.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
+
+// Namespace of the private builds' task GUIDs. Changing it changes every private build's GUIDs,
+// which orphans the tasks of private extensions already installed: keep it.
+const PRIVATE_TASK_NAMESPACE = '94eef0b5-f8a4-4894-9b76-6a75be27ab59';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const args = process.argv.slice(2);
@@ -40,12 +49,71 @@ for (const file of manifest.files) {
     process.exit(2);
   }
 }
+const taskJsons = manifest.contributions
+  .filter((c) => c.type === 'ms.vss-distributed-task.task')
+  .map((c) => path.join(stage, c.properties.name, 'task.json'));
+
+// Private build: the public GUIDs stay with the public extension (they are a contract); a private
+// one gets GUIDs of its own, the same on every build for the same publisher and extension id.
+const isPrivate = publisher.toLowerCase() !== manifest.publisher.toLowerCase() || extensionId.toLowerCase() !== manifest.id.toLowerCase();
+if (isPrivate) {
+  console.log(`Private build: task GUIDs for ${publisher}.${extensionId}`);
+  for (const file of taskJsons) {
+    const task = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const id = privateTaskId(publisher, extensionId, task.name);
+    console.log(`  ${task.name}: ${task.id} -> ${id}`);
+    task.id = id;
+    fs.writeFileSync(file, JSON.stringify(task, null, 2) + '\n');
+  }
+}
+
+// tfx's own task.json validation, on every task (tfx itself reports only the first invalid one).
+const tfxRequire = createRequire(path.join(root, 'node_modules', 'tfx-cli', 'package.json'));
+const { validateTask } = tfxRequire('./_build/lib/jsonvalidate.js');
+const taskIssues = [];
+for (const file of taskJsons) {
+  const [, ...issues] = validateTask(file, JSON.parse(fs.readFileSync(file, 'utf8')));
+  for (const issue of issues) taskIssues.push(`${path.relative(stage, file)}: ${issue}`);
+}
 
 fs.mkdirSync(outDir, { recursive: true });
 for (const f of fs.readdirSync(outDir)) if (f.endsWith('.vsix')) fs.rmSync(path.join(outDir, f));
 const tfx = path.join(root, 'node_modules', 'tfx-cli', '_build', 'tfx-cli.js');
-const cmd = ['extension', 'create', '--root', stage, '--manifest-globs', 'vss-extension.json', '--output-path', outDir, '--publisher', publisher, '--extension-id', extensionId, '--no-prompt', '--json'];
-const out = execFileSync(process.execPath, [tfx, ...cmd], { cwd: stage, encoding: 'utf8', env: { ...process.env, TFX_TRACE: '' } });
-const result = JSON.parse(out.slice(out.indexOf('{')));
+const cmd = ['extension', 'create', '--root', stage, '--manifest-globs', 'vss-extension.json', '--output-path', outDir, '--publisher', publisher, '--extension-id', extensionId, '--no-prompt', '--no-color', '--json'];
+const run = spawnSync(process.execPath, [tfx, ...cmd], { cwd: stage, encoding: 'utf8', env: { ...process.env, TFX_TRACE: '' } });
+// tfx writes its warnings ("warning: " on each line) to stdout, before the JSON result; errors to stderr.
+const lines = (run.stdout ?? '').split(/\r?\n/);
+const jsonStart = lines.findIndex((l) => l.startsWith('{'));
+const before = jsonStart < 0 ? lines : lines.slice(0, jsonStart);
+const warnings = before.filter((l) => l.startsWith('warning: ')).map((l) => l.slice('warning: '.length).replaceAll(stage + path.sep, ''));
+const other = before.filter((l) => l.trim() && !l.startsWith('warning: '));
+for (const l of other) console.log(`tfx: ${l}`);
+for (const w of warnings) console.error(`tfx warning: ${w}`);
+for (const i of taskIssues) console.error(`tfx task.json validation: ${i}`);
+if (run.status !== 0 || jsonStart < 0) {
+  if (run.stderr) process.stderr.write(run.stderr);
+  console.error(`tfx extension create failed (exit ${run.status ?? run.signal}).`);
+  process.exit(1);
+}
+// Everything tfx says about a task (its task.json, its runner, a contribution without task.json).
+const aboutTasks = warnings.filter((w) => /task\.json|task runner|build task|invalid task/i.test(w));
+if (taskIssues.length > 0 || aboutTasks.length > 0) {
+  console.error('No .vsix: tfx finds fault with task.json (above); fix it, as tfx will treat this as an error.');
+  for (const f of fs.readdirSync(outDir)) if (f.endsWith('.vsix')) fs.rmSync(path.join(outDir, f));
+  process.exit(1);
+}
+const result = JSON.parse(lines.slice(jsonStart).join('\n'));
 const size = fs.statSync(result.path).size;
-console.log(`${path.relative(root, result.path)}: ${(size / 1024).toFixed(0)} KiB, publisher ${publisher}, extension ${extensionId}, version ${manifest.version}`);
+console.log(`${path.relative(root, result.path)}: ${(size / 1024).toFixed(0)} KiB, publisher ${publisher}, extension ${extensionId}, version ${manifest.version}${warnings.length ? `, ${warnings.length} tfx warning line(s) above` : ''}`);
+
+/** The GUID of a task in a private build: UUID v5 (RFC 4122 section 4.3, SHA-1) in a fixed namespace. */
+function privateTaskId(publisher, extensionId, taskName) {
+  return uuidV5(PRIVATE_TASK_NAMESPACE, `${publisher}.${extensionId}.${taskName}`.toLowerCase());
+}
+function uuidV5(namespace, name) {
+  const hash = createHash('sha1').update(Buffer.from(namespace.replaceAll('-', ''), 'hex')).update(name, 'utf8').digest();
+  hash[6] = (hash[6] & 0x0f) | 0x50; // version 5
+  hash[8] = (hash[8] & 0x3f) | 0x80; // RFC 4122 variant
+  const h = hash.subarray(0, 16).toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}

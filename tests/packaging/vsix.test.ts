@@ -1,17 +1,55 @@
 /**
  * The installable .vsix, unpacked: each task folder has its task.json, bundles and icon and no
- * node_modules; task GUIDs are unique; each task.json is valid against the official schema.
+ * node_modules; task GUIDs are unique, the committed ones in the public build and UUIDs v5 of their
+ * own in a private build; each task.json passes tfx's own validation with no warning and is valid
+ * against the official schema.
  */
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { execFileSync, spawnSync } from 'node:child_process';
 import Ajv from 'ajv-draft-04';
 import { readZip, ZipEntry } from '../helpers/zip';
 
 const root = path.resolve(__dirname, '..', '..', '..');
 const schemaFile = path.resolve(root, '..', 'shared', 'reference', 'tasks.schema.json');
 const MAX_VSIX_BYTES = 1024 * 1024;
+const packageScript = path.join(root, 'scripts', 'package.mjs');
+// The namespace of private builds' task GUIDs (scripts/package.mjs): a contract with every private
+// install, whose tasks would be orphaned if it changed.
+const PRIVATE_TASK_NAMESPACE = '94eef0b5-f8a4-4894-9b76-6a75be27ab59';
+const UUID_V5 = /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+type TaskJson = { id: string; name: string; friendlyName: string };
+const taskJsons = (entries: ZipEntry[]): Record<string, TaskJson> => Object.fromEntries(
+  entries.filter((e) => /^tasks\/[^/]+\/task\.json$/.test(e.name)).map((e) => {
+    const t = JSON.parse(e.data.toString('utf8')) as TaskJson;
+    return [t.name, t];
+  }));
+
+/** Packs a private build into a new temp folder: its .vsix's entries and what the script printed. */
+function packPrivate(publisher: string, extensionId: string) {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-vsix-'));
+  try {
+    const r = spawnSync(process.execPath, [packageScript, '--publisher', publisher, '--extension-id', extensionId, '--out-dir', out], { cwd: root, encoding: 'utf8' });
+    assert.equal(r.status, 0, `package.mjs --publisher ${publisher}: ${r.stdout}${r.stderr}`);
+    const files = fs.readdirSync(out).filter((f) => f.endsWith('.vsix'));
+    assert.equal(files.length, 1, files.join(', '));
+    return { file: files[0], entries: readZip(path.join(out, files[0])), stdout: r.stdout, stderr: r.stderr };
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+}
+
+/** RFC 4122 UUID v5 (SHA-1), written here apart from the script's own. */
+function uuidV5(namespace: string, name: string): string {
+  const b = createHash('sha1').update(Buffer.from(namespace.replace(/-/g, ''), 'hex')).update(Buffer.from(name, 'utf8')).digest().subarray(0, 16);
+  b[6] = 0x50 | (b[6] & 0x0f);
+  b[8] = 0x80 | (b[8] & 0x3f);
+  return [0, 4, 6, 8, 10].map((start, i, a) => b.subarray(start, a[i + 1] ?? 16).toString('hex')).join('-');
+}
 
 describe('the .vsix package', () => {
   let vsix: string;
@@ -66,19 +104,94 @@ describe('the .vsix package', () => {
     for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
   });
 
-  it('takes another publisher and extension id at package time, for a private install', function () {
-    this.timeout(60_000);
-    const out = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'wit-vsix-'));
+  it('keeps, in the public build, the task GUIDs committed in tasks/*/task.json (a contract)', () => {
+    const packed = taskJsons(entries);
+    const committed = fs.readdirSync(path.join(root, 'tasks')).filter((d) => fs.existsSync(path.join(root, 'tasks', d, 'task.json')))
+      .map((d) => JSON.parse(fs.readFileSync(path.join(root, 'tasks', d, 'task.json'), 'utf8')) as TaskJson);
+    assert.deepEqual(Object.fromEntries(Object.entries(packed).map(([n, t]) => [n, t.id])), Object.fromEntries(committed.map((t) => [t.name, t.id])));
+  });
+
+  it("passes tfx's own task.json validation with no warning, every friendlyName at most 40 characters", () => {
+    // The very function `tfx extension create` calls for each task (merger.js), on the packed task
+    // folders; it throws on an invalid task.json and warns (trace.warn, to stdout) about runners.
+    const { validate } = require(path.join(root, 'node_modules', 'tfx-cli', '_build', 'lib', 'jsonvalidate.js')) as {
+      validate(file: string, missing: string, all: string[]): unknown;
+    };
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-tasks-'));
+    const printed: string[] = [];
+    const log = console.log;
     try {
-      execFileSync(process.execPath, [path.join(root, 'scripts', 'package.mjs'), '--publisher', 'contoso-private', '--extension-id', 'wit-private', '--out-dir', out], { cwd: root, stdio: 'pipe' });
-      const [file] = fs.readdirSync(out).filter((f) => f.endsWith('.vsix'));
-      assert.match(file, /^contoso-private\.wit-private-\d+\.\d+\.\d+\.vsix$/);
-      const manifest = readZip(path.join(out, file)).find((e) => e.name === 'extension.vsixmanifest')!.data.toString('utf8');
-      assert.match(manifest, /<Identity [^>]*Id="wit-private"[^>]*Publisher="contoso-private"/);
-      assert.throws(() => execFileSync(process.execPath, [path.join(root, 'scripts', 'package.mjs'), '--publisher', 'bad name', '--out-dir', out], { cwd: root, stdio: 'pipe' }), /not valid/);
+      for (const e of entries.filter((x) => x.name.startsWith('tasks/') && !x.name.endsWith('/'))) {
+        fs.mkdirSync(path.dirname(path.join(dir, e.name)), { recursive: true });
+        fs.writeFileSync(path.join(dir, e.name), e.data);
+      }
+      const files = entries.filter((e) => /^tasks\/[^/]+\/task\.json$/.test(e.name)).map((e) => path.join(dir, e.name));
+      assert.ok(files.length >= 1);
+      console.log = (...a: unknown[]) => { printed.push(a.map(String).join(' ')); };
+      const failures: string[] = [];
+      for (const file of files) {
+        try { validate(file, 'no task.json in specified directory', files); } catch (err) { failures.push(String(err)); }
+      }
+      console.log = log;
+      assert.deepEqual(failures, [], 'tfx: invalid task.json');
+      assert.deepEqual(printed, [], 'tfx printed warnings');
+      for (const t of Object.values(taskJsons(entries))) assert.ok(t.friendlyName.length <= 40, `${t.name}: '${t.friendlyName}'`);
     } finally {
-      fs.rmSync(out, { recursive: true, force: true });
+      console.log = log;
+      fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe('a private build (--publisher, --extension-id)', function () {
+    this.timeout(120_000);
+    let first: ReturnType<typeof packPrivate>;
+    let again: ReturnType<typeof packPrivate>;
+    let other: ReturnType<typeof packPrivate>;
+    before(() => {
+      first = packPrivate('contoso-private', 'wit-private');
+      again = packPrivate('contoso-private', 'wit-private');
+      other = packPrivate('fabrikam-private', 'wit-private');
+    });
+
+    it('takes another publisher and extension id at package time, with no tfx warning', () => {
+      assert.match(first.file, /^contoso-private\.wit-private-\d+\.\d+\.\d+\.vsix$/);
+      const manifest = first.entries.find((e) => e.name === 'extension.vsixmanifest')!.data.toString('utf8');
+      assert.match(manifest, /<Identity [^>]*Id="wit-private"[^>]*Publisher="contoso-private"/);
+      assert.doesNotMatch(first.stdout + first.stderr, /warning/i);
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-vsix-'));
+      try {
+        assert.throws(() => execFileSync(process.execPath, [packageScript, '--publisher', 'bad name', '--out-dir', out], { cwd: root, stdio: 'pipe' }), /not valid/);
+      } finally {
+        fs.rmSync(out, { recursive: true, force: true });
+      }
+    });
+
+    it('gives its tasks GUIDs of their own: UUIDs v5 of publisher, extension id and task name, printed', () => {
+      // The helper against RFC 4122's namespace DNS example (as Python's uuid.uuid5 computes it).
+      assert.equal(uuidV5('6ba7b810-9dad-11d1-80b4-00c04fd430c8', 'www.example.com'), '2ed6657d-e927-568b-95e1-2665a8aea6a2');
+      const publicIds = new Set(Object.values(taskJsons(entries)).map((t) => t.id.toLowerCase()));
+      const tasks = Object.values(taskJsons(first.entries));
+      assert.equal(tasks.length, publicIds.size);
+      for (const t of tasks) {
+        assert.match(t.id, UUID_V5, t.name);
+        assert.ok(!publicIds.has(t.id.toLowerCase()), `${t.name} keeps its public GUID ${t.id}`);
+        assert.equal(t.id, uuidV5(PRIVATE_TASK_NAMESPACE, `contoso-private.wit-private.${t.name}`.toLowerCase()), t.name);
+        assert.match(first.stdout, new RegExp(`${t.name}: [0-9a-f-]{36} -> ${t.id}`), 'the mapping is printed');
+      }
+      assert.equal(new Set(tasks.map((t) => t.id)).size, tasks.length);
+    });
+
+    it('gives the same GUIDs on every build, and other GUIDs to another publisher', () => {
+      const ids = (b: ReturnType<typeof packPrivate>) => Object.fromEntries(Object.values(taskJsons(b.entries)).map((t) => [t.name, t.id]));
+      assert.deepEqual(ids(again), ids(first));
+      const a = ids(first);
+      const b = ids(other);
+      assert.deepEqual(Object.keys(b).sort(), Object.keys(a).sort());
+      for (const name of Object.keys(a)) {
+        assert.match(b[name], UUID_V5);
+        assert.notEqual(b[name], a[name], name);
+      }
+    });
   });
 
   it('validates each task.json against the official schema', function () {
