@@ -8,7 +8,7 @@ import * as crypto from 'node:crypto';
 import { mask } from './variables';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
 import { Connection } from './connection';
-import { PipelineContext } from './pipeline-context';
+import { MANAGED_IDENTITY_ENVIRONMENT, PipelineContext } from './pipeline-context';
 import { JwtClaims } from './claims';
 import { aadstsCode, explainEntraError, explainHttpStatus, FailureContext, quoteServiceText, TaskFailure } from './failures';
 import { lookupServiceEndpoint } from './service-endpoint';
@@ -203,6 +203,15 @@ export async function acquireAccessToken(ctx: PipelineContext, conn: Connection,
   let result: { accessToken: string; expiresOn: Date | null } | null;
   try {
     if (conn.scheme === 'ManagedServiceIdentity') {
+      const variables = ctx.managedIdentityVariables ?? [];
+      if (variables.length) {
+        throw new TaskFailure({
+          what: safe`The managed identity request for service connection '${conn.id}' was not sent: the pipeline variable ${variables.join(', ')} would choose where it goes.`,
+          cause: `msal-node finds the managed identity endpoint through the environment variables ${MANAGED_IDENTITY_ENVIRONMENT.join(', ')}, and the agent passes every pipeline variable to the task as one; a variable (set in the pipeline, at queue time or by an earlier step) must not move a token request.`,
+          fix: safe`Remove the pipeline variable ${variables.join(', ')}. The managed identity endpoint is the agent machine's setting, not the pipeline's.`,
+          code: 'TOKEN_HOST',
+        });
+      }
       const app = new ManagedIdentityApplication({
         managedIdentityIdParams: conn.clientId ? { userAssignedClientId: conn.clientId } : undefined,
         system: { networkClient: network, disableInternalRetries: true, loggerOptions: msalLogger() },

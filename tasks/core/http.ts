@@ -311,7 +311,9 @@ export class HttpClient {
           socket.destroy();
           return proxyError(Object.assign(new Error(`the proxy answered ${res.statusCode} ${res.statusMessage ?? ''}`.trim()), { code: 'PROXY_CONNECT', proxyStatus: res.statusCode }));
         }
-        const secure = tls.connect({ socket, servername: options.servername as string | undefined, secureContext: options.secureContext });
+        // `host` is the name the certificate must hold: without it Node checks an IP-address
+        // target (no servername) against the host the socket was opened to, the proxy's.
+        const secure = tls.connect({ socket, host: options.host as string, servername: options.servername as string | undefined, secureContext: options.secureContext });
         secure.once('secureConnect', () => {
           if (done) return;
           done = true;

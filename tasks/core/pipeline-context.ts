@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as tl from 'azure-pipelines-task-lib/task';
+import { _knownVariableMap } from 'azure-pipelines-task-lib/internal';
 import { mask } from './variables';
 import { DEFAULT_POLICY, HttpClient, HttpPolicy, ProxySettings, TlsSettings } from './http';
 import { TaskFailure } from './failures';
@@ -27,6 +28,8 @@ export interface PipelineContext {
   /** Agent.TempDirectory: cleaned by the agent after each job. */
   tempDirectory: string;
   proxy?: ProxySettings;
+  /** Pipeline variables that set where msal-node sends managed identity requests (see managedIdentityVariables). */
+  managedIdentityVariables?: string[];
   tls: TlsSettings;
   policy: HttpPolicy;
   /** The job's OAuth token (SystemVssConnection), masked. Read lazily: only the Oidctoken call needs it. */
@@ -53,6 +56,23 @@ function numberVariable(name: string, fallback: number, min: number, max: number
     });
   }
   return n;
+}
+
+/** The environment variables msal-node reads to find a managed identity endpoint (its ManagedIdentityEnvironmentVariableNames). */
+export const MANAGED_IDENTITY_ENVIRONMENT = ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'IDENTITY_SERVER_THUMBPRINT', 'IMDS_ENDPOINT', 'MSI_ENDPOINT', 'MSI_SECRET', 'AZURE_POD_IDENTITY_AUTHORITY_HOST', 'DEFAULT_IDENTITY_CLIENT_ID'];
+
+/**
+ * The names of public pipeline variables that would set one of them. The agent passes every public
+ * variable to the task as an environment variable (NAME, '.' as '_', upper case), so a variable set
+ * in the pipeline, at queue time or by an earlier step would choose where the managed identity
+ * request goes. The machine's own settings (Azure Arc, AKS pod identity) are not variables.
+ * task-lib keeps the names the agent listed (VSTS_PUBLIC_VARIABLES), keyed as environment variables;
+ * getVariables() is not used because it writes every value to the debug log.
+ */
+export function managedIdentityVariables(): string[] {
+  return Object.entries(_knownVariableMap)
+    .filter(([key, v]) => !v.secret && MANAGED_IDENTITY_ENVIRONMENT.includes(key))
+    .map(([, v]) => v.name);
 }
 
 export function readProxy(): ProxySettings | undefined {
@@ -145,6 +165,7 @@ export function readPipelineContext(): PipelineContext {
     azureDevOpsOrigin: originOf(tl.getEndpointUrl('SystemVssConnection', true)) ?? originOf(collectionUri),
     tempDirectory: variable('Agent.TempDirectory') ?? '',
     proxy,
+    managedIdentityVariables: managedIdentityVariables(),
     tls: tlsSettings,
     policy,
     http,

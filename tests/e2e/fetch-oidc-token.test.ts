@@ -10,6 +10,7 @@ import { startEmulator, Emulator } from '../emulator';
 import { connectionEnv, ConnectionEnv, jobEnv, JobOptions } from '../helpers/agent';
 import { addFederatedConnection, E2eRuns, TENANT, wif } from '../helpers/e2e';
 import { runTaskProcess, TaskRun } from '../helpers/task-process';
+import { startCanary } from '../helpers/connect-proxy';
 
 const ARM = 'https://management.azure.com/.default';
 
@@ -148,6 +149,32 @@ describe('E2E FetchOidcToken@1 (bundled task against the emulator)', function ()
     assert.equal(emu.count('imds'), 1);
     assert.ok(r.variables.accessToken?.secret && emu.issuedTokens().includes(r.variables.accessToken.value));
   });
+
+  for (const variable of ['IDENTITY_ENDPOINT', 'MSI_ENDPOINT', 'AZURE_POD_IDENTITY_AUTHORITY_HOST']) {
+    it(`managed identity: a pipeline variable ${variable} cannot move the identity endpoint (the canary sees nothing)`, async () => {
+      const canary = await startCanary();
+      try {
+        const id = crypto.randomUUID();
+        const miClientId = crypto.randomUUID();
+        emu.addManagedIdentity({ clientId: miClientId, tenantId: TENANT });
+        // As the agent passes a pipeline variable: in the environment, and its name in VSTS_PUBLIC_VARIABLES.
+        const r = await run({ id, scheme: 'ManagedServiceIdentity', tenantId: TENANT, msiClientId: miClientId }, { accessTokenScope: ARM }, {}, {
+          AZURE_POD_IDENTITY_AUTHORITY_HOST: emu.url,
+          [variable]: `${canary.url}/metadata/identity/oauth2/token`,
+          IDENTITY_HEADER: 'h',
+          VSTS_PUBLIC_VARIABLES: JSON.stringify([variable.toLowerCase().replace(/_/g, '.')]),
+        });
+        assert.equal(r.result, 'Failed', r.stdout);
+        assert.equal(canary.connections(), 0, 'the canary was reached');
+        assert.equal(emu.count('imds'), 0);
+        const msg = r.errors.join('\n');
+        assert.ok(msg.includes(`pipeline variable ${variable.toLowerCase().replace(/_/g, '.')}`), msg);
+        assert.match(msg, /Fix: Remove the pipeline variable/);
+      } finally {
+        await canary.stop();
+      }
+    });
+  }
 
   it('subject mismatch (AADSTS700213): the token\'s iss/sub and the expected ones side by side', async () => {
     const c = federated('renamed-conn', (e) => ({ issuer: e.issuer, subject: 'sc://contoso/web/old-name' }));
