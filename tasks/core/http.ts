@@ -235,7 +235,7 @@ export class HttpClient {
     } else if (proxy) {
       // Plain HTTP through a proxy: absolute-form request line.
       const p = new URL(proxy.url);
-      options.host = p.hostname;
+      options.host = p.hostname.replace(/^\[|\]$/g, '');
       options.port = p.port || 80;
       options.path = req.url;
       const auth = proxyAuthorization(proxy);
@@ -305,7 +305,10 @@ export class HttpClient {
       const proxyError = (e: NodeJS.ErrnoException) => fail(Object.assign(e, { proxyPhase: true }));
       const timer = setTimeout(() => proxyError(Object.assign(timeoutError(this.policy.timeoutMs), { message: `the proxy ${proxyName} did not open a tunnel within ${this.policy.timeoutMs} ms` })), Math.max(1, deadline - Date.now()));
       const proxyModule = p.protocol === 'https:' ? https : http;
-      const connectReq = proxyModule.request({ host: p.hostname.replace(/^\[|\]$/g, ''), port: p.port || (p.protocol === 'https:' ? 443 : 80), method: 'CONNECT', path: authority, headers, agent: false });
+      const proxyHost = p.hostname.replace(/^\[|\]$/g, '');
+      // An https proxy is verified like any server: with the agent's CA added to Node's roots.
+      const proxyTls = p.protocol === 'https:' ? { servername: net.isIP(proxyHost) ? undefined : proxyHost, secureContext: this.secureContextFor(p.host) } : {};
+      const connectReq = proxyModule.request({ host: proxyHost, port: p.port || (p.protocol === 'https:' ? 443 : 80), method: 'CONNECT', path: authority, headers, agent: false, ...proxyTls });
       connectReq.on('connect', (res, socket) => {
         if (res.statusCode !== 200) {
           socket.destroy();

@@ -5,6 +5,7 @@
  * (407 otherwise), records every CONNECT, and refuses any name it was not told to map.
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
 
 export interface ConnectRecord {
@@ -33,18 +34,21 @@ export interface MappingProxyOptions {
   names: (string | RegExp)[];
   /** user:password the proxy demands, or none. */
   credentials?: string;
+  /** Serve the proxy itself over TLS (an https:// proxy) with this certificate. */
+  tls?: { cert: string; key: string };
 }
 
 export async function startMappingProxy(options: MappingProxyOptions): Promise<MappingProxy> {
   const connects: ConnectRecord[] = [];
   const plainRequests: string[] = [];
   const sockets = new Set<net.Socket>();
-  const server = http.createServer((req, res) => {
+  const plain = (req: http.IncomingMessage, res: http.ServerResponse) => {
     plainRequests.push(`${req.method} ${req.url}`);
     res.writeHead(405, { 'Content-Type': 'text/plain' });
     res.end('this proxy only tunnels');
-  });
-  server.on('connection', (s: net.Socket) => {
+  };
+  const server = options.tls ? https.createServer(options.tls, plain) : http.createServer(plain);
+  server.on(options.tls ? 'secureConnection' : 'connection', (s: net.Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
@@ -81,7 +85,7 @@ export async function startMappingProxy(options: MappingProxyOptions): Promise<M
     server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
   });
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     connects,
     plainRequests,

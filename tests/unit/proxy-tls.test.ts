@@ -51,4 +51,21 @@ describe('HTTP layer: TLS through the proxy', function () {
       await new Promise((r) => server.close(r));
     }
   });
+
+  it('reaches an https:// proxy whose certificate comes from the agent\'s CA', async () => {
+    const { cert, key } = localhostOnlyCertificate();
+    const server = https.createServer({ cert, key }, (_req, res) => res.end('{"ok":true}'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const proxy = await startMappingProxy({ targetPort: (server.address() as AddressInfo).port, names: ['localhost'], tls: { cert, key } });
+    try {
+      const client = new HttpClient({ timeoutMs: 5000, retries: 0, maxRetryAfterMs: 60_000, backoffBaseMs: 10 }, { url: `https://localhost:${proxy.port}`, bypass: [] }, { ca: [cert] });
+      const res = await client.request({ method: 'GET', url: 'https://localhost/x', service: 'the test service' });
+      assert.equal(res.status, 200);
+      assert.deepEqual(proxy.connects.map((c) => [c.authority, c.status]), [['localhost:443', 200]]);
+    } finally {
+      await proxy.stop();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
 });
