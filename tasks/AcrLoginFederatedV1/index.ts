@@ -1,5 +1,6 @@
 /** AcrLoginFederated@1: docker, podman, skopeo and helm logged in to ACR with no secret. */
 import { readPipelineContext } from '../core/pipeline-context';
+import { dockerConfigLock } from './state';
 import { conversionAdvice, describeScheme, readConnection } from '../core/connection';
 import { OidcTokenClient } from '../core/oidc-token';
 import { acquireAccessToken } from '../core/entra';
@@ -8,7 +9,8 @@ import { choiceInput, stringInput } from '../core/inputs';
 import { InputError } from '../core/failures';
 import { checkTrusted, normalizeHost, RegistryHost, splitList, toLoginServer } from '../core/registries';
 import { acrScope, exchangeForRefreshToken } from '../core/acr';
-import { backupUserConfig, mergeWarnings, writeJobConfig, writeMergedUserConfig } from '../core/registry-auth';
+import { checkUserConfig, mergeUserConfig, mergeWarnings, UserConfigState, userConfigPath, writeJobConfig } from '../core/registry-auth';
+import { makeSecretDir } from '../core/secret-files';
 import { setJobVariable, setOutput, setTaskState } from '../core/variables';
 import { runTask } from '../core/task-runner';
 import { log, neutralize, safe, warn } from '../core/output';
@@ -30,6 +32,11 @@ async function main(): Promise<void> {
   checkTrusted(hosts, conn.cloud, trusted, 'registries', 'trustedRegistryHosts');
   const configScope = choiceInput('configScope', ['job', 'user'] as const, 'job');
   const audience = choiceInput('tokenAudience', ['registry', 'arm'] as const, 'registry');
+  // The user's file is checked before any token exists: a folder, a FIFO, an unreadable or
+  // damaged file fails the task at once.
+  const userFile = configScope === 'user' ? userConfigPath() : undefined;
+  const lock = configScope === 'user' ? dockerConfigLock() : undefined;
+  if (userFile) checkUserConfig(userFile);
 
   log(safe`Service connection ${conn.id}: ${describeScheme(conn.scheme)}, tenant ${conn.tenantId}, client ${conn.clientId || '(system-assigned)'}, cloud ${conn.cloud.name}.`);
   log(safe`Registries: ${hosts.map((h) => h.loginServer).join(', ')}; token audience: ${audience}; config scope: ${configScope}.`);
@@ -64,11 +71,12 @@ async function main(): Promise<void> {
     file = job.file;
     setJobVariable('DOCKER_CONFIG', job.dir);
   } else {
-    const { backup, config } = backupUserConfig(ctx.tempDirectory);
-    setTaskState(USER_BACKUP_STATE, JSON.stringify(backup));
-    for (const w of mergeWarnings(config, logins)) warn(w);
-    writeMergedUserConfig(backup.file, config, logins);
-    file = backup.file;
+    const state: UserConfigState = { file: userFile!, backupDir: makeSecretDir(ctx.tempDirectory, 'docker-config-backup') };
+    setTaskState(USER_BACKUP_STATE, JSON.stringify(state));
+    const merged = await mergeUserConfig(state.file, logins, state.backupDir, lock!);
+    for (const w of mergeWarnings(merged.config, logins)) warn(w);
+    for (const n of merged.notes) log(neutralize(n));
+    file = state.file;
   }
   setJobVariable('REGISTRY_AUTH_FILE', file);
   setJobVariable('HELM_REGISTRY_CONFIG', file);

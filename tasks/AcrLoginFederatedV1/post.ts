@@ -1,16 +1,16 @@
 /** AcrLoginFederated@1 post-job: removes this job's registry logins. Safe to run twice, or after a failed main step. */
 import { removeSecretPath } from '../core/secret-files';
-import { restoreUserConfig, UserConfigBackup } from '../core/registry-auth';
+import { restoreUserConfig, UserConfigState } from '../core/registry-auth';
 import { getTaskState } from '../core/variables';
 import { runTask } from '../core/task-runner';
-import { debug, log, safe } from '../core/output';
-import { JOB_DIR_STATE, USER_BACKUP_STATE } from './state';
+import { debug, log, neutralize, safe } from '../core/output';
+import { dockerConfigLock, JOB_DIR_STATE, USER_BACKUP_STATE } from './state';
 
 async function post(): Promise<void> {
   const dir = getTaskState(JOB_DIR_STATE);
   if (dir) log(removeSecretPath(dir) ? safe`Removed this job's registry logins (${dir}).` : safe`This job's registry logins (${dir}) were already removed.`);
   const backup = getTaskState(USER_BACKUP_STATE);
-  if (backup) log(restoreUserConfig(JSON.parse(backup) as UserConfigBackup));
+  if (backup) for (const line of await restoreUserConfig(JSON.parse(backup) as UserConfigState, dockerConfigLock())) log(neutralize(line));
   if (!dir && !backup) debug('No registry login to remove.');
 }
 

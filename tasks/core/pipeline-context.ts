@@ -43,7 +43,7 @@ function variable(name: string): string | undefined {
 }
 
 /** A positive number from a pipeline variable, with the variable named when it is not one. */
-function numberVariable(name: string, fallback: number, min: number, max: number): number {
+export function numberVariable(name: string, fallback: number, min: number, max: number): number {
   const raw = variable(name);
   if (raw === undefined) return fallback;
   const n = Number(raw);

@@ -26,18 +26,33 @@ export function makeSecretDir(tempDirectory: string, prefix: string): string {
 
 /** Writes `content` to `file` with mode 0600: a temp file beside it, then rename. */
 export function writeSecretFile(file: string, content: string | Buffer): void {
+  writeFileAtomic(file, content, 0o600);
+}
+
+/**
+ * Writes `content` to `file` atomically: a new temp file beside it (O_EXCL, 0600 while written),
+ * flushed, given `mode` (and, when running as root, the owner given), then renamed over `file`.
+ * A reader sees the old bytes or the new ones, never half of them.
+ */
+export function writeFileAtomic(file: string, content: string | Buffer, mode: number, owner?: { uid: number; gid: number }): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${crypto.randomBytes(6).toString('hex')}.tmp`);
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
   try {
-    if (typeof content === 'string') fs.writeSync(fd, content);
-    else fs.writeSync(fd, content);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    try {
+      if (typeof content === 'string') fs.writeSync(fd, content);
+      else fs.writeSync(fd, content);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    // The umask cannot widen 0600, but a pre-existing target's mode must not survive the rename either.
+    fs.chmodSync(tmp, mode);
+    if (owner && process.getuid?.() === 0) fs.chownSync(tmp, owner.uid, owner.gid);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
   }
-  // The umask cannot widen 0600, but a pre-existing target's mode must not survive the rename either.
-  fs.chmodSync(tmp, 0o600);
-  fs.renameSync(tmp, file);
 }
 
 /** Removes a file or folder; a missing one is fine (the post step may run twice). */

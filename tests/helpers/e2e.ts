@@ -37,6 +37,8 @@ export interface BundledRun {
   env?: Record<string, string>;
   entry?: string;
   node?: string;
+  user?: { uid: number; gid: number };
+  timeoutMs?: number;
 }
 
 const TASKS_DIR = path.resolve(__dirname, '..', '..', '..', 'tasks');
@@ -110,7 +112,7 @@ export class E2eRuns {
     const emu = this.emu();
     const env: Record<string, string> = { ...jobEnv(emu, r.job), ...connectionEnv(emu, r.conn), INPUT_CONNECTEDSERVICENAMEARM: r.conn.id, ...(r.env ?? {}) };
     for (const [k, v] of Object.entries(r.inputs ?? {})) env[`INPUT_${k.toUpperCase()}`] = v;
-    return this.record(await runTaskProcess(r.task, r.entry ?? 'index.js', { env, node: r.node }));
+    return this.record(await runTaskProcess(r.task, r.entry ?? 'index.js', { env, node: r.node, user: r.user, timeoutMs: r.timeoutMs }));
   }
 
   record(run: TaskRun): TaskRun {

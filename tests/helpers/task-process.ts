@@ -97,6 +97,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** The Node binary; the agent's Node20_1 or Node24 handler. */
   node?: string;
+  /** Run as another user (the tests run as root, which every file permission lets through). */
+  user?: { uid: number; gid: number };
 }
 
 export function runTaskProcess(task: string, entry: string, options: RunOptions): Promise<TaskRun> {
@@ -104,7 +106,7 @@ export function runTaskProcess(task: string, entry: string, options: RunOptions)
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...options.env };
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(options.node ?? process.execPath, [script], { env, cwd: path.dirname(script), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(options.node ?? process.execPath, [script], { env, cwd: path.dirname(script), stdio: ['ignore', 'pipe', 'pipe'], ...(options.user ?? {}) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
