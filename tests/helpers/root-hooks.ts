@@ -14,6 +14,8 @@ export const SYSTEM_TMPDIR = os.tmpdir();
 /** The system temp folder's entries before the suite started. */
 export const SYSTEM_TMPDIR_BEFORE: ReadonlySet<string> = new Set(fs.readdirSync(SYSTEM_TMPDIR));
 export const SCRATCH = fs.mkdtempSync(path.join(SYSTEM_TMPDIR, 'wit-test-run-'));
+// Searchable by others, like the system temp folder itself: one test runs a task as another user.
+fs.chmodSync(SCRATCH, 0o755);
 
 // os.tmpdir() reads these on every call: from here on the suite's own temp folders go to SCRATCH.
 process.env.TMPDIR = SCRATCH;
