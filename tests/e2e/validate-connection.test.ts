@@ -6,6 +6,7 @@
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { startEmulator, Emulator, SECRET_ROTATION_FAILED } from '../emulator';
 import { ConnectionEnv } from '../helpers/agent';
@@ -45,8 +46,22 @@ describe('E2E ValidateServiceConnection@1 (bundled task against the emulator)', 
     id: c.id, scheme: 'WorkloadIdentityFederation', tenantId: TENANT, clientId: c.clientId, subscriptionId: SUB, armUrl: `${emu.url}/`, scopeLevel: 'Subscription', ...extra,
   });
 
-  function validate(c: ConnectionEnv, inputs: Record<string, string> = {}): Promise<TaskRun> {
-    return e2e.run({ task: 'ValidateServiceConnectionV1', conn: c, inputs, env: { AGENT_PROXYURL: graphProxy.url, AGENT_PROXYBYPASSLIST: JSON.stringify(['^https://127\\.0\\.0\\.1[:/]']) } });
+  function validate(c: ConnectionEnv, inputs: Record<string, string> = {}, env: Record<string, string> = {}): Promise<TaskRun> {
+    return e2e.run({ task: 'ValidateServiceConnectionV1', conn: c, inputs, env: { AGENT_PROXYURL: graphProxy.url, AGENT_PROXYBYPASSLIST: JSON.stringify(['^https://127\\.0\\.0\\.1[:/]']), ...env } });
+  }
+
+  /** The checks of the log's rows, in order. */
+  function checks(r: TaskRun): string[] {
+    return r.log.split('\n').flatMap((l) => /^(?:PASS|WARNING|FAIL|SKIPPED) +([^:]+):/.exec(l)?.[1] ?? []);
+  }
+
+  /** What every run that read its inputs ends with: its summary uploaded (under Agent.TempDirectory) and validationStatus set. */
+  function reported(r: TaskRun, status: 'ok' | 'warning' | 'error'): string {
+    assert.equal(r.variables.validationStatus?.value, status, r.stdout);
+    const cmd = r.commands.find((c) => c.name === 'task.uploadsummary');
+    assert.ok(cmd, `a summary is uploaded:\n${r.stdout}`);
+    assert.ok(!path.relative(os.tmpdir(), cmd.value).startsWith('..'), `the summary is under Agent.TempDirectory: ${cmd.value}`);
+    return summaryOf(r);
   }
 
   function summaryOf(r: TaskRun): string {
@@ -113,15 +128,18 @@ describe('E2E ValidateServiceConnection@1 (bundled task against the emulator)', 
     assert.match(summaryOf(r), /Created by: Former Employee/);
   });
 
-  it('a renamed connection whose sc:// subject no longer matches: both subjects in the row', async () => {
+  it('a renamed connection whose sc:// subject no longer matches (AADSTS700213): the presented subject, which the credential must carry exactly; Azure DevOps agrees', async () => {
     const c = addFederatedConnection(emu, 'prod-deploy-renamed', (e) => ({ issuer: e.issuer, subject: 'sc://contoso/web/prod-deploy' }));
     const r = await validate(conn(c));
     assert.equal(r.result, 'Failed');
     const entra = row(r, 'Entra ID exchange');
-    assert.match(entra, /^FAIL .*AADSTS700213/);
-    const md = summaryOf(r);
+    assert.match(entra, /^FAIL .*AADSTS700213.*Fix: Set the subject of the federated credential .* to exactly the subject Azure DevOps presents/);
+    const md = reported(r, 'error');
     assert.ok(md.includes(`subject:  ${c.expected.subject}`), md);
-    assert.match(md, /Presented \(the idToken from Azure DevOps\):.*Expected \(the service connection in Azure DevOps\):/s);
+    // Azure DevOps expects what it presents: one sentence says so, not a second identical block.
+    assert.doesNotMatch(md, /Expected \(the service connection in Azure DevOps\):/);
+    assert.match(md, /The service connection in Azure DevOps expects this same issuer and subject: Azure DevOps is consistent, so the mismatch is in the federated credential in Microsoft Entra ID, not in Azure DevOps\./);
+    assert.ok(md.includes(`The federated credential in Microsoft Entra ID must carry exactly the subject Azure DevOps presents (case-sensitive): ${c.expected.subject}`), md);
     assert.match(row(r, 'idToken'), /^WARNING .*vstoken\.dev\.azure\.com issuer, which Azure DevOps retires on 2027-07-01/);
     assert.equal(emu.count('serviceendpoint'), 1, 'the expected subject is read once');
     assert.match(row(r, 'Subscription'), /^SKIPPED/);
