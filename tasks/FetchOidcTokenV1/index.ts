@@ -3,7 +3,7 @@ import { readPipelineContext } from '../core/pipeline-context';
 import { conversionAdvice, describeScheme, readConnection } from '../core/connection';
 import { OidcTokenClient, IdToken } from '../core/oidc-token';
 import { acquireAccessToken } from '../core/entra';
-import { describeIdToken, expiresOn, issuerKind } from '../core/claims';
+import { describeIdToken, expiresOn, VSTOKEN_RETIREMENT, vstokenRetirementApplies } from '../core/claims';
 import { boolInput, scopeInput } from '../core/inputs';
 import { InputError } from '../core/failures';
 import { exportAzureIdentityEnv, exportTerraformEnv } from '../core/tool-env';
@@ -38,8 +38,8 @@ async function main(): Promise<string | void> {
     idToken = await oidc.fetch();
     log(`idToken for the connection (${idToken.source === 'agent' ? 'supplied by the agent' : 'from the Oidctoken API'}); compare these claims with the app's federated credential:`);
     for (const line of describeIdToken(idToken.claims)) log(line);
-    if (issuerKind(idToken.claims.iss) === 'vstoken') {
-      log('  Note: this connection still uses the vstoken.dev.azure.com issuer, which Azure DevOps retires on 2027-07-01; re-save or convert the connection to move it to the Entra issuer.');
+    if (vstokenRetirementApplies(idToken.claims.iss, conn.cloud.name)) {
+      log(`  Note: ${VSTOKEN_RETIREMENT}; re-save or convert the connection to move it to the Entra issuer.`);
     }
     setOutput('idToken', idToken.token, true);
     setOutput('idTokenExpiresOn', expiresOn(idToken.claims)?.toISOString());

@@ -1,11 +1,11 @@
 /** ValidateServiceConnection@1: what holds and what does not, check by check, with the fix. */
 import * as tl from 'azure-pipelines-task-lib/task';
 import { readPipelineContext } from '../core/pipeline-context';
-import { describeScheme, readConnection } from '../core/connection';
+import { Connection, describeScheme, readConnection } from '../core/connection';
 import { choiceInput, stringInput } from '../core/inputs';
-import { InputError } from '../core/failures';
+import { InputError, TaskFailure } from '../core/failures';
 import { splitList } from '../core/registries';
-import { portalLinks, validateConnection } from '../core/validation';
+import { failureRow, Link, portalLinks, Row, validateConnection, ValidationResult } from '../core/validation';
 import { logLines, renderSummary, writeSummary } from '../core/summary';
 import { setOutput } from '../core/variables';
 import { Outcome, runTask } from '../core/task-runner';
@@ -28,36 +28,95 @@ function daysInput(): number {
   return Number(raw);
 }
 
+/**
+ * Where the summary goes: Agent.TempDirectory, which the agent empties after the job; never the
+ * working directory, which may be the sources.
+ */
+function summaryDirectory(tempDirectory: string): string {
+  if (!tempDirectory) {
+    throw new TaskFailure({
+      what: 'The pipeline variable Agent.TempDirectory is not set, so the task has nowhere to write the validation summary.',
+      cause: 'The task is not running in an Azure Pipelines job: the agent sets Agent.TempDirectory for every job.',
+      fix: 'Run the task in an Azure Pipelines job; to run it by hand, set AGENT_TEMPDIRECTORY to an empty folder that only this run uses.',
+      code: 'NO_TEMP_DIRECTORY',
+    });
+  }
+  return tempDirectory;
+}
+
+interface Report {
+  title: string;
+  fileName: string;
+  status: ValidationResult['status'];
+  facts: [string, string][];
+  links: Link[];
+  rows: Row[];
+}
+
+/** The log lines, validationStatus, and the summary written under Agent.TempDirectory and uploaded. */
+function report(dir: string, groupTitle: string, r: Report): void {
+  group(groupTitle);
+  for (const line of logLines(r.rows)) log(line);
+  endGroup();
+  setOutput('validationStatus', r.status);
+  const markdown = renderSummary({ title: r.title, status: r.status, facts: r.facts, links: r.links }, r.rows);
+  tl.uploadSummary(writeSummary(dir, r.fileName, markdown));
+}
+
 async function main(): Promise<Outcome> {
   const ctx = readPipelineContext();
-  const conn = readConnection('connectedServiceNameARM', 'azureSubscription');
   const scope = scopeInput();
   const requiredRoles = splitList(stringInput('requiredRoles'));
   if (requiredRoles.length && !scope) throw new InputError('requiredRoles', 'roles are given without a scope to check them on', 'Set scope to the resource id the roles must hold on, or remove requiredRoles.');
   const secretExpiryWarningDays = daysInput();
   const failOn = choiceInput('failOn', ['error', 'warning'] as const, 'error');
+  const dir = summaryDirectory(ctx.tempDirectory);
 
-  const result = await validateConnection(ctx, conn, {
-    scope,
-    requiredRoles,
-    secretExpiryWarningDays,
-    armUrl: conn.resourceManagerUrl,
-    armResource: tl.getEndpointDataParameter(conn.id, 'activeDirectoryServiceEndpointResourceId', true) || conn.cloud.resourceManager,
-    scopeLevel: tl.getEndpointDataParameter(conn.id, 'scopeLevel', true) || undefined,
-  });
+  // From here on, every run logs its rows, sets validationStatus and uploads a summary, even when
+  // the connection itself cannot be read.
+  let conn: Connection;
+  try {
+    conn = readConnection('connectedServiceNameARM', 'azureSubscription');
+  } catch (e) {
+    const given = tl.getInput('connectedServiceNameARM', false)?.trim() || '(none)';
+    report(dir, safe`Service connection '${given}': could not be read`, {
+      title: `Service connection ${given}`,
+      fileName: `service-connection-${given}`,
+      status: 'error',
+      facts: [['Connection', given]],
+      links: [],
+      rows: [failureRow('Service connection', e)],
+    });
+    throw e;
+  }
+
+  let result: ValidationResult;
+  try {
+    result = await validateConnection(ctx, conn, {
+      scope,
+      requiredRoles,
+      secretExpiryWarningDays,
+      armUrl: conn.resourceManagerUrl,
+      armResource: tl.getEndpointDataParameter(conn.id, 'activeDirectoryServiceEndpointResourceId', true) || conn.cloud.resourceManager,
+      scopeLevel: tl.getEndpointDataParameter(conn.id, 'scopeLevel', true) || undefined,
+    });
+  } catch (e) {
+    // The checks catch their own failures; this is the last net, so the run still reports.
+    result = { rows: [failureRow('Validation', e)], status: 'error' };
+  }
 
   const name = result.endpoint?.name ?? conn.id;
-  group(safe`Service connection '${name}' (${conn.id}): ${describeScheme(conn.scheme)}`);
-  for (const line of logLines(result.rows)) log(line);
-  endGroup();
-
   const facts: [string, string][] = [['Connection id', conn.id], ['Scheme', describeScheme(conn.scheme)], ['Tenant', conn.tenantId]];
   if (conn.clientId) facts.push(['Client id', conn.clientId]);
   if (conn.subscriptionId) facts.push(['Subscription', conn.subscriptionId]);
-  const markdown = renderSummary({ title: `Service connection ${name}`, status: result.status, facts, links: portalLinks(conn, ctx) }, result.rows);
-  const file = writeSummary(ctx.tempDirectory || process.cwd(), `service-connection-${conn.id}.md`, markdown);
-  tl.uploadSummary(file);
-  setOutput('validationStatus', result.status);
+  report(dir, safe`Service connection '${name}' (${conn.id}): ${describeScheme(conn.scheme)}`, {
+    title: `Service connection ${name}`,
+    fileName: `service-connection-${conn.id}`,
+    status: result.status,
+    facts,
+    links: portalLinks(conn, ctx),
+    rows: result.rows,
+  });
 
   const fails = result.rows.filter((r) => r.status === 'fail').map((r) => r.check);
   const warnings = result.rows.filter((r) => r.status === 'warning').map((r) => r.check);

@@ -22,7 +22,7 @@ export interface RoleDefinition {
   permissions: Permission[];
 }
 
-export type ArmAnswer<T> = { ok: true; value: T } | { ok: false; status: number; code?: string; message?: string };
+export type ArmAnswer<T> = { ok: true; value: T } | { ok: false; status: number; code?: string; message?: string; attempts?: number };
 
 interface ArmError {
   error?: { code?: string; message?: string };
@@ -34,7 +34,7 @@ async function armGet<T>(ctx: PipelineContext, armUrl: string, token: string, pa
   if (res.status === 200 && json && typeof json === 'object') return { ok: true, value: json };
   const message = typeof json?.error?.message === 'string' ? quoteServiceText(json.error.message) : undefined;
   const code = typeof json?.error?.code === 'string' ? quoteServiceText(json.error.code) : undefined;
-  return { ok: false, status: res.status, code, message: message ?? (res.status === 200 ? 'the answer was not JSON' : undefined) };
+  return { ok: false, status: res.status, code, message: message ?? (res.status === 200 ? 'the answer was not JSON' : undefined), attempts: res.attempts };
 }
 
 export interface Subscription {

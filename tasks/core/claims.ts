@@ -51,6 +51,21 @@ export function issuerKind(iss: string | undefined): 'vstoken' | 'entra' | 'othe
   return 'other';
 }
 
+/**
+ * Whether the vstoken issuer's retirement (2027-07-01) applies to a connection whose idToken has
+ * this issuer: Azure public cloud connections only (protocols.md section 8). Azure Government,
+ * Azure China (21Vianet) and Azure Stack connections are excluded, and so are multitenant apps;
+ * neither the agent's data nor the service endpoint says whether an app is multitenant, so that
+ * case is named in the advice instead.
+ */
+export function vstokenRetirementApplies(iss: string | undefined, cloudName: string): boolean {
+  return issuerKind(iss) === 'vstoken' && cloudName.toLowerCase() === 'azurecloud';
+}
+
+/** The advice, one sentence, for FetchOidcToken's log and the validation row alike. */
+export const VSTOKEN_RETIREMENT =
+  'the connection uses the vstoken.dev.azure.com issuer, which Azure DevOps retires on 2027-07-01 for Azure public cloud connections (multitenant apps excepted)';
+
 /** The lines a task logs about an idToken: enough to fill in a federated credential. */
 export function describeIdToken(claims: JwtClaims, now = Date.now()): string[] {
   const exp = expiresOn(claims);

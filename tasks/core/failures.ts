@@ -89,7 +89,7 @@ export const AADSTS: Record<number, AadstsEntry> = {
   700213: {
     meaning: 'no federated credential matches the subject',
     cause: () => 'The federated credential\'s subject differs from the idToken\'s subject, typically after the organization, project or service connection was renamed.',
-    fix: (c) => `Copy the subject identifier from the service connection in Azure DevOps into the federated credential${APP_LINK(c)}; the two subjects are shown below.`,
+    fix: (c) => `Set the subject of the federated credential${APP_LINK(c)} to exactly the subject Azure DevOps presents, shown below (the connection's "Subject identifier" in Azure DevOps).`,
     showClaims: true,
   },
   700212: {
@@ -169,7 +169,7 @@ export function aadstsCode(text: string | undefined): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-function claimEvidence(c: FailureContext): string[] {
+function claimEvidence(c: FailureContext, code?: number): string[] {
   const out: string[] = [];
   const p = c.presented;
   if (p) {
@@ -180,12 +180,19 @@ function claimEvidence(c: FailureContext): string[] {
     if (p.exp) out.push(`    expires:  ${new Date(p.exp * 1000).toISOString()}`);
   }
   const e = c.expected;
-  if (e?.issuer || e?.subject) {
+  const issuerSame = !e?.issuer || (p !== undefined && e.issuer === p.iss);
+  const subjectSame = !e?.subject || (p !== undefined && e.subject === p.sub);
+  if ((e?.issuer || e?.subject) && p && issuerSame && subjectSame) {
+    // Two identical blocks would read as no difference at all: say what the sameness means.
+    out.push(`  The service connection in Azure DevOps expects this same ${e.issuer && e.subject ? 'issuer and subject' : e.issuer ? 'issuer' : 'subject'}: Azure DevOps is consistent, so the mismatch is in the federated credential in Microsoft Entra ID, not in Azure DevOps.`);
+  } else if (e?.issuer || e?.subject) {
     out.push('  Expected (the service connection in Azure DevOps):');
     out.push(`    issuer:   ${e.issuer ?? '(unknown)'}${p && e.issuer === p.iss ? '  (same as presented)' : ''}`);
     out.push(`    subject:  ${e.subject ?? '(unknown)'}${p && e.subject === p.sub ? '  (same as presented)' : ''}`);
   }
-  if (p || e) out.push('  The federated credential must have exactly this issuer and subject (case-sensitive) and the audience api://AzureADTokenExchange.');
+  if (code === 700213 && p?.sub) out.push(`  The federated credential in Microsoft Entra ID must carry exactly the subject Azure DevOps presents (case-sensitive): ${p.sub}`);
+  else if (code === 700211 && p?.iss) out.push(`  The federated credential in Microsoft Entra ID must carry exactly the issuer Azure DevOps presents (case-sensitive): ${p.iss}`);
+  else if (p || e) out.push('  The federated credential in Microsoft Entra ID must carry exactly the presented issuer and subject (case-sensitive) and the audience api://AzureADTokenExchange.');
   return out;
 }
 
@@ -211,7 +218,7 @@ export function explainEntraError(description: string, c: FailureContext, traceI
       fix: code !== undefined
         ? `Look up AADSTS${code} at https://login.microsoftonline.com/error?code=${code} and check the service connection's tenant, client id and credential.`
         : 'Check the service connection\'s tenant, client id and credential.',
-      evidence: [...evidence, ...claimEvidence(c)],
+      evidence: [...evidence, ...claimEvidence(c, code)],
       code: code !== undefined ? `AADSTS${code}` : 'ENTRA',
     });
   }
@@ -219,7 +226,7 @@ export function explainEntraError(description: string, c: FailureContext, traceI
     what,
     cause: entry.cause(c),
     fix: entry.fix(c),
-    evidence: [...evidence, ...(entry.showClaims ? claimEvidence(c) : [])],
+    evidence: [...evidence, ...(entry.showClaims ? claimEvidence(c, code) : [])],
     code: `AADSTS${code}`,
   });
 }

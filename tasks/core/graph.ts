@@ -40,7 +40,7 @@ interface ApplicationJson {
   keyCredentials?: { displayName?: string; endDateTime?: string; customKeyIdentifier?: string; keyId?: string }[];
 }
 
-export type GraphAnswer = { ok: true; displayName?: string; credentials: Credential[] } | { ok: false; status: number; code?: string; message?: string };
+export type GraphAnswer = { ok: true; displayName?: string; credentials: Credential[] } | { ok: false; status: number; code?: string; message?: string; attempts?: number };
 
 export async function getApplicationCredentials(ctx: PipelineContext, baseUrl: string, token: string, clientId: string): Promise<GraphAnswer> {
   const url = `${baseUrl}/v1.0/applications(appId='${encodeURIComponent(clientId)}')?$select=id,appId,displayName,passwordCredentials,keyCredentials`;
@@ -48,7 +48,7 @@ export async function getApplicationCredentials(ctx: PipelineContext, baseUrl: s
   const json = parseJson<ApplicationJson & { error?: { code?: string; message?: string } }>(res.body);
   if (res.status !== 200 || !json || typeof json !== 'object') {
     const e = json && typeof json === 'object' ? json.error : undefined;
-    return { ok: false, status: res.status, code: typeof e?.code === 'string' ? quoteServiceText(e.code) : undefined, message: typeof e?.message === 'string' ? quoteServiceText(e.message) : undefined };
+    return { ok: false, status: res.status, code: typeof e?.code === 'string' ? quoteServiceText(e.code) : undefined, message: typeof e?.message === 'string' ? quoteServiceText(e.message) : undefined, attempts: res.attempts };
   }
   return {
     ok: true,

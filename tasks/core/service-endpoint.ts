@@ -19,7 +19,7 @@ export interface ServiceEndpointInfo {
   scheme?: string;
 }
 
-export type EndpointLookup = { ok: true; endpoint: ServiceEndpointInfo } | { ok: false; status?: number; reason: string };
+export type EndpointLookup = { ok: true; endpoint: ServiceEndpointInfo } | { ok: false; status?: number; reason: string; attempts?: number };
 
 interface EndpointJson {
   name?: string;
@@ -49,7 +49,7 @@ export async function lookupServiceEndpoint(ctx: PipelineContext, connectionId: 
   if (!json || typeof json !== 'object') {
     const reason = res.status === 200 ? 'the answer was not JSON' : res.status === 203 ? 'the job token was not accepted (HTTP 203 sign-in page)' : `HTTP ${res.status}`;
     debug(safe`Service endpoint lookup for ${connectionId}: ${reason}.`);
-    return { ok: false, status: res.status, reason };
+    return { ok: false, status: res.status, reason, attempts: res.attempts };
   }
   const p = json.authorization?.parameters ?? {};
   return {

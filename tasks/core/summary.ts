@@ -31,6 +31,8 @@ export interface SummaryHeader {
 export function renderSummary(h: SummaryHeader, rows: Row[]): string {
   const verdict = h.status === 'ok' ? '✔ The connection works.' : h.status === 'warning' ? '⚠ The connection works, with warnings.' : '✖ The connection has problems that will fail deployments.';
   const out = [`## ${cell(h.title)}`, '', `**${verdict}**`, ''];
+  const notRun = rows.filter((r) => r.notRun).map((r) => r.check);
+  if (notRun.length) out.push(`Could not be checked in this run (see each row for why): ${notRun.map(cell).join(', ')}.`, '');
   if (h.facts.length) {
     out.push(h.facts.map(([k, v]) => `**${cell(k)}:** ${cell(v)}`).join(' · '), '');
   }
@@ -50,9 +52,13 @@ export function logLines(rows: Row[]): string[] {
   return rows.map((r) => `${LOG[r.status]}  ${neutralize(r.check)}: ${neutralize(r.summary)}${r.fix && r.status !== 'pass' ? `  Fix: ${neutralize(r.fix)}` : ''}`);
 }
 
+/**
+ * Writes the summary under `dir` (Agent.TempDirectory, never the working directory), as
+ * `<name>.md` with anything but letters, digits, '-' and '_' in the name replaced.
+ */
 export function writeSummary(dir: string, name: string, markdown: string): string {
   fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, name);
+  const file = path.join(dir, `${name.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 100)}.md`);
   fs.writeFileSync(file, markdown);
   return file;
 }

@@ -183,10 +183,24 @@ describe('E2E FetchOidcToken@1 (bundled task against the emulator)', function ()
     const msg = r.errors.join('\n');
     assert.match(msg, /AADSTS700213: no federated credential matches the subject/);
     assert.ok(msg.includes(`Presented (the idToken from Azure DevOps):\n    issuer:   ${c.expected.issuer}\n    subject:  ${c.expected.subject}\n`), msg);
-    assert.ok(msg.includes(`Expected (the service connection in Azure DevOps):\n    issuer:   ${c.expected.issuer}  (same as presented)\n    subject:  ${c.expected.subject}  (same as presented)`), msg);
-    assert.match(msg, /Copy the subject identifier from the service connection/);
+    // Azure DevOps expects what it presents: said in one sentence, not as a second identical block.
+    assert.ok(msg.includes('The service connection in Azure DevOps expects this same issuer and subject: Azure DevOps is consistent, so the mismatch is in the federated credential in Microsoft Entra ID, not in Azure DevOps.'), msg);
+    assert.doesNotMatch(msg, /Expected \(the service connection in Azure DevOps\):/);
+    assert.ok(msg.includes(`The federated credential in Microsoft Entra ID must carry exactly the subject Azure DevOps presents (case-sensitive): ${c.expected.subject}`), msg);
+    assert.match(msg, /Fix: Set the subject of the federated credential .* to exactly the subject Azure DevOps presents/);
     assert.equal(emu.count('serviceendpoint'), 1, 'the expected subject comes from Azure DevOps');
     assert.equal(emu.count('entra.token'), 1, 'configuration errors are not retried');
+  });
+
+  it('the vstoken issuer\'s retirement note: for a public cloud connection, not for a US Government one', async () => {
+    const c = federated();
+    const pub = await run(wif(c));
+    assert.equal(pub.result, 'Succeeded', pub.stdout);
+    assert.match(pub.log, /Note: the connection uses the vstoken\.dev\.azure\.com issuer, which Azure DevOps retires on 2027-07-01 for Azure public cloud connections/);
+    const gov = await run(wif(c), {}, {}, { [`ENDPOINT_DATA_${c.id}_ENVIRONMENT`]: 'AzureUSGovernment' });
+    assert.equal(gov.result, 'Succeeded', gov.stdout);
+    assert.match(gov.log, /cloud AzureUSGovernment/);
+    assert.doesNotMatch(gov.stdout, /2027|retire/);
   });
 
   it('expired assertion (AADSTS700024)', async () => {

@@ -6,6 +6,7 @@
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { startEmulator, Emulator, SECRET_ROTATION_FAILED } from '../emulator';
 import { ConnectionEnv } from '../helpers/agent';
@@ -45,8 +46,22 @@ describe('E2E ValidateServiceConnection@1 (bundled task against the emulator)', 
     id: c.id, scheme: 'WorkloadIdentityFederation', tenantId: TENANT, clientId: c.clientId, subscriptionId: SUB, armUrl: `${emu.url}/`, scopeLevel: 'Subscription', ...extra,
   });
 
-  function validate(c: ConnectionEnv, inputs: Record<string, string> = {}): Promise<TaskRun> {
-    return e2e.run({ task: 'ValidateServiceConnectionV1', conn: c, inputs, env: { AGENT_PROXYURL: graphProxy.url, AGENT_PROXYBYPASSLIST: JSON.stringify(['^https://127\\.0\\.0\\.1[:/]']) } });
+  function validate(c: ConnectionEnv, inputs: Record<string, string> = {}, env: Record<string, string> = {}): Promise<TaskRun> {
+    return e2e.run({ task: 'ValidateServiceConnectionV1', conn: c, inputs, env: { AGENT_PROXYURL: graphProxy.url, AGENT_PROXYBYPASSLIST: JSON.stringify(['^https://127\\.0\\.0\\.1[:/]']), ...env } });
+  }
+
+  /** The checks of the log's rows, in order. */
+  function checks(r: TaskRun): string[] {
+    return r.log.split('\n').flatMap((l) => /^(?:PASS|WARNING|FAIL|SKIPPED) +([^:]+):/.exec(l)?.[1] ?? []);
+  }
+
+  /** What every run that read its inputs ends with: its summary uploaded (under Agent.TempDirectory) and validationStatus set. */
+  function reported(r: TaskRun, status: 'ok' | 'warning' | 'error'): string {
+    assert.equal(r.variables.validationStatus?.value, status, r.stdout);
+    const cmd = r.commands.find((c) => c.name === 'task.uploadsummary');
+    assert.ok(cmd, `a summary is uploaded:\n${r.stdout}`);
+    assert.ok(!path.relative(os.tmpdir(), cmd.value).startsWith('..'), `the summary is under Agent.TempDirectory: ${cmd.value}`);
+    return summaryOf(r);
   }
 
   function summaryOf(r: TaskRun): string {
@@ -113,15 +128,18 @@ describe('E2E ValidateServiceConnection@1 (bundled task against the emulator)', 
     assert.match(summaryOf(r), /Created by: Former Employee/);
   });
 
-  it('a renamed connection whose sc:// subject no longer matches: both subjects in the row', async () => {
+  it('a renamed connection whose sc:// subject no longer matches (AADSTS700213): the presented subject, which the credential must carry exactly; Azure DevOps agrees', async () => {
     const c = addFederatedConnection(emu, 'prod-deploy-renamed', (e) => ({ issuer: e.issuer, subject: 'sc://contoso/web/prod-deploy' }));
     const r = await validate(conn(c));
     assert.equal(r.result, 'Failed');
     const entra = row(r, 'Entra ID exchange');
-    assert.match(entra, /^FAIL .*AADSTS700213/);
-    const md = summaryOf(r);
+    assert.match(entra, /^FAIL .*AADSTS700213.*Fix: Set the subject of the federated credential .* to exactly the subject Azure DevOps presents/);
+    const md = reported(r, 'error');
     assert.ok(md.includes(`subject:  ${c.expected.subject}`), md);
-    assert.match(md, /Presented \(the idToken from Azure DevOps\):.*Expected \(the service connection in Azure DevOps\):/s);
+    // Azure DevOps expects what it presents: one sentence says so, not a second identical block.
+    assert.doesNotMatch(md, /Expected \(the service connection in Azure DevOps\):/);
+    assert.match(md, /The service connection in Azure DevOps expects this same issuer and subject: Azure DevOps is consistent, so the mismatch is in the federated credential in Microsoft Entra ID, not in Azure DevOps\./);
+    assert.ok(md.includes(`The federated credential in Microsoft Entra ID must carry exactly the subject Azure DevOps presents (case-sensitive): ${c.expected.subject}`), md);
     assert.match(row(r, 'idToken'), /^WARNING .*vstoken\.dev\.azure\.com issuer, which Azure DevOps retires on 2027-07-01/);
     assert.equal(emu.count('serviceendpoint'), 1, 'the expected subject is read once');
     assert.match(row(r, 'Subscription'), /^SKIPPED/);
@@ -169,6 +187,117 @@ describe('E2E ValidateServiceConnection@1 (bundled task against the emulator)', 
     assert.match(row(r, 'Connection in Azure DevOps'), /^WARNING .*HTTP 403.*the other checks still run.*Reader role on this connection/);
     assert.match(row(r, 'Entra ID exchange'), /^PASS/);
     assert.match(row(r, 'Subscription'), /^PASS/);
+  });
+
+  it('Microsoft Graph unreachable (the proxy refuses graph.microsoft.com): Secret expiry skipped with the reason, every other check runs, summary and validationStatus', async () => {
+    const refusing = await startMappingProxy({ targetPort: Number(emu.host.split(':')[1]), names: [] });
+    try {
+      const r = await validate(secretConnection(200, 'graph-unreachable'), { scope: `/subscriptions/${SUB}`, requiredRoles: 'Reader' }, { AGENT_PROXYURL: refusing.url });
+      assert.equal(r.result, 'SucceededWithIssues', r.stdout);
+      assert.deepEqual(checks(r), ['Scheme', 'Connection in Azure DevOps', 'idToken', 'Entra ID exchange', 'Subscription', 'Role Reader', 'Secret expiry']);
+      const expiry = row(r, 'Secret expiry');
+      assert.match(expiry, /^SKIPPED +Secret expiry: Could not run: Microsoft Graph could not be reached: .*graph\.microsoft\.com/);
+      assert.match(expiry, /proxy http:\/\/127\.0\.0\.1:\d+/);
+      assert.match(expiry, /check the end date in the Azure portal/);
+      assert.match(row(r, 'Entra ID exchange'), /^PASS/);
+      assert.match(row(r, 'Subscription'), /^PASS/);
+      assert.match(row(r, 'Role Reader'), /^PASS/);
+      const md = reported(r, 'warning');
+      assert.match(md, /^Could not be checked in this run \(see each row for why\): Secret expiry\.$/m);
+      assert.match(md, /^\| Secret expiry \| ○ skipped \| Could not run: Microsoft Graph could not be reached/m);
+      assert.deepEqual(refusing.connects.map((c) => [c.authority, c.status]), [['graph.microsoft.com:443', 403]]);
+    } finally {
+      await refusing.stop();
+    }
+  });
+
+  it('Microsoft Graph hangs (timeout): Secret expiry skipped naming the timeout, the rest reported', async () => {
+    emu.inject('graph.application', { kind: 'hang' }, Infinity);
+    const r = await validate(secretConnection(200, 'graph-hangs'), {}, { WORKLOADIDENTITY_HTTPTIMEOUTSECONDS: '1', WORKLOADIDENTITY_HTTPRETRIES: '1' });
+    assert.equal(r.result, 'SucceededWithIssues', r.stdout);
+    assert.match(row(r, 'Secret expiry'), /^SKIPPED +Secret expiry: Could not run: Microsoft Graph could not be reached: Microsoft Graph at graph\.microsoft\.com did not answer within 1 s \(2 attempts\)/);
+    assert.deepEqual(checks(r), ['Scheme', 'Connection in Azure DevOps', 'idToken', 'Entra ID exchange', 'Subscription', 'Roles', 'Secret expiry']);
+    reported(r, 'warning');
+    assert.equal(emu.count('graph.application'), 2);
+  });
+
+  it('Microsoft Graph refuses (403): Secret expiry skipped naming Application.Read.All', async () => {
+    const c = secretConnection(200, 'graph-forbidden');
+    emu.addApp({ ...emu.getApp(c.clientId!)!, graphAccess: 'forbidden' });
+    const r = await validate(c);
+    assert.equal(r.result, 'SucceededWithIssues', r.stdout);
+    assert.match(row(r, 'Secret expiry'), /^SKIPPED +Secret expiry: Could not run: Microsoft Graph did not let the identity read its app registration \(HTTP 403, Authorization_RequestDenied\); it needs the Microsoft Graph application permission Application\.Read\.All \(or to own its app registration\)\./);
+    const md = reported(r, 'warning');
+    assert.match(md, /^\| Secret expiry \| ○ skipped \| Could not run: .*Application\.Read\.All.* \| To have this checked, grant the app the Microsoft Graph application permission Application\.Read\.All/m);
+  });
+
+  it('Resource Manager refuses the permissions read (403): the role row is skipped naming Microsoft.Authorization/permissions/read', async () => {
+    const c = addFederatedConnection(emu);
+    emu.assignRole({ principalId: c.clientId, scope: `/subscriptions/${SUB}`, role: 'Contributor' });
+    emu.inject('arm.permissions', { kind: 'status', status: 403 }, Infinity);
+    const r = await validate(conn(c), { scope: REGISTRY, requiredRoles: 'AcrPush, AcrPull' });
+    assert.notEqual(r.result, 'Failed', r.stdout);
+    for (const role of ['Role AcrPush', 'Role AcrPull']) {
+      assert.match(row(r, role), /^SKIPPED +Role Acr\w+: Could not run: the identity may not read its own permissions on \/subscriptions\/.*\/registries\/contosoimages \(HTTP 403, AuthorizationFailed\); it needs the permission Microsoft\.Authorization\/permissions\/read there\./);
+    }
+    assert.match(row(r, 'Subscription'), /^PASS/);
+    assert.deepEqual(checks(r), ['Scheme', 'Connection in Azure DevOps', 'idToken', 'Entra ID exchange', 'Subscription', 'Role AcrPush', 'Role AcrPull', 'Secret expiry']);
+    assert.match(reported(r, 'warning'), /Could not be checked in this run \(see each row for why\): Role AcrPush, Role AcrPull\./);
+  });
+
+  it('Resource Manager keeps answering 503 for the subscription: that row says so after the retries, the roles are still checked', async () => {
+    const c = addFederatedConnection(emu);
+    emu.assignRole({ principalId: c.clientId, scope: `/subscriptions/${SUB}`, role: 'Contributor' });
+    emu.inject('arm.subscription', { kind: 'status', status: 503 }, Infinity);
+    const r = await validate(conn(c), { scope: REGISTRY, requiredRoles: 'AcrPush' }, { WORKLOADIDENTITY_HTTPRETRIES: '1' });
+    assert.notEqual(r.result, 'Failed', r.stdout);
+    assert.match(row(r, 'Subscription'), /^SKIPPED +Subscription: Could not run: Azure Resource Manager answered HTTP 503, ServiceUnavailable for subscription [0-9a-f-]+ \(2 attempts\)\..*Fix: Re-run the job later/);
+    assert.match(row(r, 'Role AcrPush'), /^PASS/);
+    assert.equal(emu.count('arm.subscription'), 2, 'retried once');
+    reported(r, 'warning');
+  });
+
+  it('Azure DevOps fails to give the connection (500, then a reset): a warning row, every other check still runs and reports', async () => {
+    for (const fault of [{ kind: 'status', status: 500 } as const, { kind: 'reset' } as const]) {
+      const c = addFederatedConnection(emu);
+      emu.assignRole({ principalId: c.clientId, scope: `/subscriptions/${SUB}`, role: 'Reader' });
+      emu.inject('serviceendpoint', fault, Infinity);
+      const r = await validate(conn(c), {}, { WORKLOADIDENTITY_HTTPRETRIES: '0' });
+      assert.equal(r.result, 'SucceededWithIssues', r.stdout);
+      assert.match(row(r, 'Connection in Azure DevOps'), fault.kind === 'status' ? /^WARNING .*Azure DevOps could not give the connection's details \(HTTP 500\); the other checks still run\..*status\.dev\.azure\.com/ : /^WARNING .*Could not read the connection from Azure DevOps: The connection to the Azure DevOps service endpoints API at 127\.0\.0\.1:\d+ failed: .*; the other checks still run\./);
+      assert.deepEqual(checks(r), ['Scheme', 'Connection in Azure DevOps', 'idToken', 'Entra ID exchange', 'Subscription', 'Roles', 'Secret expiry']);
+      assert.match(row(r, 'Subscription'), /^PASS/);
+      reported(r, 'warning');
+      emu.clearFaults();
+    }
+  });
+
+  it('a connection the task cannot read: the summary with the failing row and its fix, validationStatus error, then the task fails', async () => {
+    const c = addFederatedConnection(emu);
+    // The agent passes no such connection (a name it does not know).
+    const unknown = await validate(conn(c), {}, { INPUT_CONNECTEDSERVICENAMEARM: 'no-such-connection' });
+    assert.equal(unknown.result, 'Failed');
+    assert.match(unknown.errors.join('\n'), /Input 'azureSubscription': the agent passed no service connection 'no-such-connection'/);
+    assert.deepEqual(checks(unknown), ['Service connection']);
+    const md = reported(unknown, 'error');
+    assert.match(md, /^## Service connection no-such-connection$/m);
+    assert.match(md, /^\| Service connection \| ✖ fail \| Input 'azureSubscription': the agent passed no service connection 'no-such-connection' to the task\. \| Check the connection's name/m);
+    // A secret connection whose secret the agent did not pass.
+    const noSecret = await validate({ ...conn(c), scheme: 'ServicePrincipal', authenticationType: 'spnKey' });
+    assert.equal(noSecret.result, 'Failed');
+    assert.match(row(noSecret, 'Service connection'), /^FAIL .*uses a client secret, but the agent passed none\..*Fix: Convert the connection to workload identity federation/);
+    reported(noSecret, 'error');
+    assert.equal(Object.values(emu.counts()).reduce((a, b) => a + b, 0), 0, 'no request for a connection that cannot be read');
+  });
+
+  it('a US Government connection with the vstoken issuer: no retirement warning (it applies to the public cloud only)', async () => {
+    const c = addFederatedConnection(emu, 'usgov-deploy');
+    emu.assignRole({ principalId: c.clientId, scope: `/subscriptions/${SUB}`, role: 'Reader' });
+    const r = await validate(conn(c), {}, { [`ENDPOINT_DATA_${c.id}_ENVIRONMENT`]: 'AzureUSGovernment', [`ENDPOINT_DATA_${c.id}_ACTIVEDIRECTORYSERVICEENDPOINTRESOURCEID`]: 'https://management.azure.com/' });
+    assert.match(c.expected.issuer, /^https:\/\/vstoken\.dev\.azure\.com\//);
+    assert.match(row(r, 'idToken'), /^PASS/);
+    assert.doesNotMatch(r.stdout, /2027/);
+    assert.doesNotMatch(summaryOf(r), /2027|retire/);
   });
 
   it('bad inputs name the input', async () => {

@@ -9,13 +9,17 @@ const tmr = new TaskMockRunner(path.join(__dirname, '..', '..', 'tasks', 'Valida
 const CONN = 'a11ce000-0000-4000-8000-0000000000v1';
 process.env.AGENT_TEMPDIRECTORY = process.env.L0_TEMP ?? '';
 process.env.ENDPOINT_AUTH_SYSTEMVSSCONNECTION = JSON.stringify({ parameters: { AccessToken: 'l0-job-access-token' }, scheme: 'OAuth' });
-process.env[`ENDPOINT_AUTH_${CONN}`] = JSON.stringify({ parameters: { tenantid: 'tenant-1', serviceprincipalid: 'client-1' }, scheme: 'WorkloadIdentityFederation' });
+// L0_NO_CONNECTION: the agent passes no connection (the task cannot read it).
+if (!process.env.L0_NO_CONNECTION) process.env[`ENDPOINT_AUTH_${CONN}`] = JSON.stringify({ parameters: { tenantid: 'tenant-1', serviceprincipalid: 'client-1' }, scheme: 'WorkloadIdentityFederation' });
 process.env[`ENDPOINT_URL_${CONN}`] = 'https://management.azure.com/';
 tmr.setInput('connectedServiceNameARM', CONN);
 for (const [k, v] of Object.entries(JSON.parse(process.env.L0_INPUTS ?? '{}') as Record<string, string>)) tmr.setInput(k, v);
 
 const rows = JSON.parse(process.env.L0_ROWS ?? '[]') as { status: string }[];
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const real = require(path.join(__dirname, '..', '..', 'tasks', 'core', 'validation')) as typeof import('../../tasks/core/validation');
 tmr.registerMock('../core/validation', {
+  failureRow: real.failureRow,
   portalLinks: () => [{ title: 'Service connection in Azure DevOps', url: 'https://dev.azure.com/contoso/web/_settings/adminservices?resourceId=x' }],
   validateConnection: async (_ctx: unknown, _conn: unknown, options: { scope?: string; requiredRoles: string[]; secretExpiryWarningDays: number }) => {
     console.log(`L0: validate scope=${options.scope ?? '-'} roles=${options.requiredRoles.join('+') || '-'} days=${options.secretExpiryWarningDays}`);

@@ -12,18 +12,25 @@ const PASS = { check: 'Scheme', status: 'pass', summary: 'Workload identity fede
 const WARN = { check: 'idToken', status: 'warning', summary: 'vstoken issuer retires on 2027-07-01.', evidence: [], fix: 'Move to the Entra issuer.' };
 const FAIL = { check: 'Entra ID exchange', status: 'fail', summary: 'AADSTS700213: no federated credential matches the subject.', evidence: ['subject: sc://contoso/web/x'], fix: 'Copy the subject.' };
 
-async function run(rows: object[], inputs: Record<string, string> = {}) {
+async function run(rows: object[], inputs: Record<string, string> = {}, options: { noTemp?: boolean; noConnection?: boolean } = {}) {
   const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-l0-validate-'));
-  Object.assign(process.env, { L0_TEMP: tempDir, L0_INPUTS: JSON.stringify(inputs), L0_ROWS: JSON.stringify(rows) });
+  Object.assign(process.env, { L0_TEMP: options.noTemp ? '' : tempDir, L0_INPUTS: JSON.stringify(inputs), L0_ROWS: JSON.stringify(rows), L0_NO_CONNECTION: options.noConnection ? '1' : '' });
   const tr = new MockTestRunner(runner, taskJson);
   tr.nodePath = process.execPath;
+  const cwdBefore = fs.readdirSync(process.cwd());
   try {
     await tr.runAsync();
   } finally {
-    for (const k of ['L0_TEMP', 'L0_INPUTS', 'L0_ROWS']) delete process.env[k];
+    for (const k of ['L0_TEMP', 'L0_INPUTS', 'L0_ROWS', 'L0_NO_CONNECTION']) delete process.env[k];
   }
+  // task-lib itself puts its vault key (.taskkey) in the working directory when Agent.TempDirectory is not set.
+  const taskKey = path.join(process.cwd(), '.taskkey');
+  if (!cwdBefore.includes('.taskkey')) fs.rmSync(taskKey, { force: true });
   const summaryLine = tr.stdout.split(/\r?\n/).find((l) => l.startsWith('##vso[task.uploadsummary]'));
-  return Object.assign(tr, { summary: summaryLine ? fs.readFileSync(summaryLine.slice(summaryLine.indexOf(']') + 1), 'utf8') : undefined });
+  const summaryFile = summaryLine?.slice(summaryLine.indexOf(']') + 1);
+  const summary = summaryFile ? fs.readFileSync(summaryFile, 'utf8') : undefined;
+  fs.rmSync(tempDir, { recursive: true, force: true });
+  return Object.assign(tr, { summary, summaryFile, tempDir, newInCwd: fs.readdirSync(process.cwd()).filter((f) => !cwdBefore.includes(f)) });
 }
 
 const status = (stdout: string) => /##vso\[task\.setvariable variable=validationStatus;[^\]]*\](\w+)/.exec(stdout)?.[1];
@@ -57,6 +64,31 @@ describe('L0 ValidateServiceConnection@1', function () {
     assert.match(tr.errorIssues[0], /'prod-deploy' failed: Entra ID exchange; warnings: idToken/);
     assert.match(tr.stdout, /^FAIL {5}Entra ID exchange: AADSTS700213.*Fix: Copy the subject\.$/m);
     assert.match(tr.summary ?? '', /\| Entra ID exchange \| ✖ fail \| AADSTS700213: no federated credential matches the subject\.<br>subject: sc:\/\/contoso\/web\/x \| Copy the subject\. \|/);
+  });
+
+  it('the summary goes under Agent.TempDirectory, never the working directory', async () => {
+    const tr = await run([PASS]);
+    assert.ok(tr.summaryFile?.startsWith(tr.tempDir + path.sep), tr.summaryFile);
+    assert.deepEqual(tr.newInCwd, []);
+  });
+
+  it('no Agent.TempDirectory: fails naming it, before any check and with no file in the working directory', async () => {
+    const tr = await run([PASS], {}, { noTemp: true });
+    assert.ok(tr.failed);
+    assert.match(tr.errorIssues[0], /The pipeline variable Agent\.TempDirectory is not set/);
+    assert.doesNotMatch(tr.stdout, /L0: validate/);
+    assert.equal(tr.summary, undefined);
+    assert.deepEqual(tr.newInCwd, []);
+  });
+
+  it('a connection the task cannot read: summary with the failing row and its fix, validationStatus error, failed', async () => {
+    const tr = await run([PASS], {}, { noConnection: true });
+    assert.ok(tr.failed);
+    assert.equal(status(tr.stdout), 'error');
+    assert.match(tr.errorIssues[0], /the agent passed no service connection 'a11ce000-/);
+    assert.match(tr.stdout, /^FAIL {5}Service connection: Input 'azureSubscription': the agent passed no service connection .*Fix: Check the connection's name/m);
+    assert.match(tr.summary ?? '', /^\| Service connection \| ✖ fail \| Input 'azureSubscription': the agent passed no service connection/m);
+    assert.doesNotMatch(tr.stdout, /L0: validate/);
   });
 
   const bad: [Record<string, string>, RegExp][] = [

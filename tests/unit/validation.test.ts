@@ -1,7 +1,11 @@
 /** ARM action matching, missing actions of a role, and the summary's markdown. */
 import * as assert from 'node:assert/strict';
 import { actionMatches, allows, missingActions, Permission } from '../../tasks/core/arm';
-import { renderSummary, logLines } from '../../tasks/core/summary';
+import { renderSummary, logLines, writeSummary } from '../../tasks/core/summary';
+import { vstokenRetirementApplies } from '../../tasks/core/claims';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 
 const ACR_PUSH = { id: '/x/8311e382-0749-4cb8-b61a-304f252e45ec', name: '8311e382-0749-4cb8-b61a-304f252e45ec', roleName: 'AcrPush', permissions: [{ actions: ['Microsoft.ContainerRegistry/registries/pull/read', 'Microsoft.ContainerRegistry/registries/push/write'], notActions: [] }] };
 
@@ -43,5 +47,33 @@ describe('validation summary', () => {
 
   it('logs one line per check', () => {
     assert.deepEqual(logLines(rows), ['PASS     Scheme: Workload identity federation.', 'FAIL     Entra ID exchange: AADSTS700213 | pipes <b>  Fix: Copy the subject.']);
+  });
+
+  it('names the checks that could not run under the verdict', () => {
+    const notRun = [...rows, { check: 'Secret expiry', status: 'skipped' as const, summary: 'Could not run: Microsoft Graph could not be reached.', evidence: [], notRun: true }];
+    assert.match(renderSummary({ title: 't', status: 'error', facts: [], links: [] }, notRun), /^Could not be checked in this run \(see each row for why\): Secret expiry\.$/m);
+    assert.doesNotMatch(renderSummary({ title: 't', status: 'error', facts: [], links: [] }, rows), /Could not be checked/);
+  });
+
+  it('writes the file in the directory given, with a name that cannot leave it', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-unit-summary-'));
+    try {
+      const file = writeSummary(dir, 'service-connection-../../x y', '# t\n');
+      assert.equal(path.dirname(file), dir);
+      assert.equal(path.basename(file), 'service-connection-______x_y.md');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('vstoken issuer retirement', () => {
+  it('applies to the vstoken issuer on the public cloud only', () => {
+    const vstoken = 'https://vstoken.dev.azure.com/5b1c6b0e-7d3a-4f0e-9c52-1d8e2f4a6b71';
+    assert.ok(vstokenRetirementApplies(vstoken, 'AzureCloud'));
+    assert.ok(!vstokenRetirementApplies(vstoken, 'AzureUSGovernment'));
+    assert.ok(!vstokenRetirementApplies(vstoken, 'AzureChinaCloud'));
+    assert.ok(!vstokenRetirementApplies(vstoken, 'AzureStack'));
+    assert.ok(!vstokenRetirementApplies('https://login.microsoftonline.com/t/v2.0', 'AzureCloud'));
   });
 });
