@@ -316,7 +316,9 @@ describe('E2E ValidateServiceConnection@1 (bundled task against the emulator)', 
     assert.equal(Object.values(emu.counts()).reduce((a, b) => a + b, 0), 0, 'no request for a bad input');
   });
 
-  it('renders a summary in headless Chromium for the marketplace page (images/validate-summary.png)', async function () {
+  // npm test writes the picture into build/screenshots (no tracked file changes); `npm run
+  // screenshots` runs this test with SCREENSHOT_DIR=images to refresh the marketplace picture.
+  it('renders a summary in headless Chromium for the marketplace page (validate-summary.png)', async function () {
     if (!chromiumBinary()) assert.fail('chromium is not installed: apt-get install -y chromium (.ci/run does this)');
     const c = addFederatedConnection(emu, 'prod-deploy-2');
     emu.assignRole({ principalId: c.clientId, scope: `/subscriptions/${SUB}`, role: 'Reader' });
@@ -324,7 +326,9 @@ describe('E2E ValidateServiceConnection@1 (bundled task against the emulator)', 
     const r = await validate(conn(c), { scope: REGISTRY, requiredRoles: 'AcrPush' });
     const html = await renderSummaryHtml(summaryOf(r), 'Service connection');
     assert.match(html, /<table>/);
-    const out = path.join(root, 'images', 'validate-summary.png');
+    const dir = path.resolve(root, process.env.SCREENSHOT_DIR ?? path.join('build', 'screenshots'));
+    fs.mkdirSync(dir, { recursive: true });
+    const out = path.join(dir, 'validate-summary.png');
     const tmp = `${out}.tmp.png`;
     await screenshot(html, tmp, { width: 1280, height: 760 });
     const png = fs.readFileSync(tmp);
