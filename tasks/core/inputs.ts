@@ -1,7 +1,7 @@
 /** Reading and validating task inputs: every message names the input and the fix. */
 import * as tl from 'azure-pipelines-task-lib/task';
 import { InputError } from './failures';
-import { neutralize, safe } from './output';
+import { safe } from './output';
 
 export function stringInput(name: string): string | undefined {
   const v = tl.getInput(name, false);

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startEmulator, Emulator } from '../emulator';
-import { addFederatedConnection, E2eRuns, TENANT, wif, FederatedConnection } from '../helpers/e2e';
+import { addFederatedConnection, E2eRuns, FederatedConnection, postJobEnv, TENANT, wif } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
 
 const ACR_USER = '00000000-0000-0000-0000-000000000000';
@@ -46,11 +46,6 @@ describe('E2E AcrLoginFederated@1 user scope: one docker config shared by concur
     return d;
   }
 
-  function postState(r: TaskRun): Record<string, string> {
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(r.taskVariables)) env[`VSTS_TASKVARIABLE_${k.replace(/\./g, '_').toUpperCase()}`] = v;
-    return env;
-  }
 
   interface Job {
     c: FederatedConnection;
@@ -69,7 +64,7 @@ describe('E2E AcrLoginFederated@1 user scope: one docker config shared by concur
   }
 
   async function post(j: Job, home: string): Promise<TaskRun> {
-    return e2e.run({ task: 'AcrLoginFederatedV1', conn: wif(j.c), job: j.job, env: { DOCKER_CONFIG: home, ...postState(j.main!) }, entry: 'post.js' });
+    return e2e.run({ task: 'AcrLoginFederatedV1', conn: wif(j.c), job: j.job, env: { DOCKER_CONFIG: home, ...postJobEnv(j.main!) }, entry: 'post.js' });
   }
 
   function auths(file: string): Record<string, { auth?: string }> {

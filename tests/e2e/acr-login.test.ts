@@ -8,8 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startEmulator, Emulator } from '../emulator';
-import { addFederatedConnection, E2eRuns, TENANT, wif } from '../helpers/e2e';
-import { TaskRun } from '../helpers/task-process';
+import { addFederatedConnection, E2eRuns, postJobEnv, TENANT, wif } from '../helpers/e2e';
 import { startRegistry, RunningRegistry } from '../helpers/registry';
 import { makeOciLayout, pullDigest, push } from '../helpers/oci';
 
@@ -38,11 +37,6 @@ describe('E2E AcrLoginFederated@1 (bundled task, emulator, real registry, skopeo
     emu.resetCounts();
   });
 
-  function postState(r: TaskRun): Record<string, string> {
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(r.taskVariables)) env[`VSTS_TASKVARIABLE_${k.replace(/\./g, '_').toUpperCase()}`] = v;
-    return env;
-  }
 
   function dockerHome(): string {
     return fs.mkdtempSync(path.join(os.tmpdir(), 'wit-docker-home-'));
@@ -68,7 +62,7 @@ describe('E2E AcrLoginFederated@1 (bundled task, emulator, real registry, skopeo
     assert.equal(pushed.code, 0, `${pushed.stderr}\n${registry.logs()}`);
     assert.equal(await pullDigest(emu, `${emu.host}/app:v1`, authFile), image.manifestDigest);
 
-    const post = await e2e.run({ task: 'AcrLoginFederatedV1', conn: wif(c), job, env: { ...env, ...postState(r) }, entry: 'post.js' });
+    const post = await e2e.run({ task: 'AcrLoginFederatedV1', conn: wif(c), job, env: { ...env, ...postJobEnv(r) }, entry: 'post.js' });
     assert.equal(post.result, 'Succeeded', post.stdout);
     assert.ok(!fs.existsSync(authFile), 'the auth file is gone');
     const again = await push(emu, image.layout, `${emu.host}/app:v2`, authFile);
@@ -105,7 +99,7 @@ describe('E2E AcrLoginFederated@1 (bundled task, emulator, real registry, skopeo
     const pushed = await push(emu, image.layout, `${emu.host}/user-scope:v1`, file, 'user');
     assert.equal(pushed.code, 0, pushed.stderr);
 
-    const post = await e2e.run({ task: 'AcrLoginFederatedV1', conn: wif(c), job, env: { DOCKER_CONFIG: home, ...postState(r) }, entry: 'post.js' });
+    const post = await e2e.run({ task: 'AcrLoginFederatedV1', conn: wif(c), job, env: { DOCKER_CONFIG: home, ...postJobEnv(r) }, entry: 'post.js' });
     assert.equal(post.result, 'Succeeded', post.stdout);
     assert.equal(fs.readFileSync(file, 'utf8'), original);
   });

@@ -10,7 +10,7 @@ import { GetCallerIdentityCommand, STSClient, STSClientConfig } from '@aws-sdk/c
 import { fromTokenFile } from '@aws-sdk/credential-provider-web-identity';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { startEmulator, Emulator, stsFault } from '../emulator';
-import { addFederatedConnection, E2eRuns, FederatedConnection, wif } from '../helpers/e2e';
+import { addFederatedConnection, E2eRuns, FederatedConnection, postJobEnv, wif } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
 
 const ACCOUNT = '123456789012';
@@ -81,8 +81,7 @@ describe('E2E AwsAssumeRoleFederated@1 (bundled task, emulated STS, the AWS SDK)
     const credentials = fromTokenFile({ webIdentityTokenFile: file, roleArn: r.variables.AWS_ROLE_ARN.value, roleSessionName: r.variables.AWS_ROLE_SESSION_NAME.value, clientConfig: { region: 'us-east-1', endpoint: `${emu.url}/`, requestHandler: handler, maxAttempts: 1 } });
     const who = await sdk(credentials).send(new GetCallerIdentityCommand({}));
     assert.equal(who.Arn, `arn:aws:sts::${ACCOUNT}:assumed-role/azure-pipelines-deploy/sdk-from-file`);
-    const state: Record<string, string> = {};
-    for (const [k, val] of Object.entries(r.taskVariables)) state[`VSTS_TASKVARIABLE_${k.replace(/\./g, '_').toUpperCase()}`] = val;
+    const state = postJobEnv(r);
     const post = await assume(conn, {}, state, 'post.js');
     assert.equal(post.result, 'Succeeded', post.stdout);
     assert.ok(!fs.existsSync(file));

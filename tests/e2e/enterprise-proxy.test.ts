@@ -15,10 +15,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startEmulator, Emulator } from '../emulator';
 import { ConnectionEnv, JobOptions, PUBLIC_COLLECTION_HOST } from '../helpers/agent';
-import { addFederatedConnection, E2eRuns, FederatedConnection, TENANT, wif } from '../helpers/e2e';
+import { addFederatedConnection, E2eRuns, FederatedConnection, postJobEnv, TENANT, wif } from '../helpers/e2e';
 import { startCanary, startMappingProxy, MappingProxy } from '../helpers/connect-proxy';
 import { startTinyproxy } from '../helpers/tinyproxy';
-import { TaskRun } from '../helpers/task-process';
 
 const ACCOUNT = '123456789012';
 const ROLE = `arn:aws:iam::${ACCOUNT}:role/azure-pipelines-deploy`;
@@ -71,11 +70,6 @@ describe('E2E through the agent proxy: public host names only a proxy can reach'
   const proxyEnv = (url = proxy.url): Record<string, string> => ({ AGENT_PROXYURL: url, AGENT_PROXYUSERNAME: PROXY_USER, SECRET_AGENT_PROXYPASSWORD: PROXY_PASSWORD });
   const job = (extra: JobOptions = {}): JobOptions => ({ publicHosts: true, tempDirectory: fs.mkdtempSync(path.join(os.tmpdir(), 'wit-job-')), ...extra });
 
-  function postState(r: TaskRun): Record<string, string> {
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(r.taskVariables)) env[`VSTS_TASKVARIABLE_${k.replace(/\./g, '_').toUpperCase()}`] = v;
-    return env;
-  }
 
   /** Every request reached the emulator through the proxy, at the right service's name, with the agent's credentials. */
   function assertAllThroughProxy(expectedAuthorities: string[]): void {
@@ -114,7 +108,7 @@ describe('E2E through the agent proxy: public host names only a proxy can reach'
         assert.ok(refresherConnects.length >= 2, 'the refresher reached Azure DevOps through the proxy too');
         assertAllThroughProxy([PUBLIC_COLLECTION_HOST, 'login.microsoftonline.com']);
         const before = proxy.connects.length;
-        const post = await e2e.run({ task: 'FetchOidcTokenV1', conn: publicConn(conn), job: j, env: { ...proxyEnv(), ...postState(r) }, entry: 'post.js', node });
+        const post = await e2e.run({ task: 'FetchOidcTokenV1', conn: publicConn(conn), job: j, env: { ...proxyEnv(), ...postJobEnv(r) }, entry: 'post.js', node });
         assert.equal(post.result, 'Succeeded', post.stdout);
         assert.ok(!fs.existsSync(file));
         assert.equal(proxy.connects.length, before, 'the post-job step makes no request');

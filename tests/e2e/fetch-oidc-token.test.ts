@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { startEmulator, Emulator } from '../emulator';
 import { connectionEnv, ConnectionEnv, jobEnv, JobOptions } from '../helpers/agent';
-import { addFederatedConnection, E2eRuns, TENANT, wif } from '../helpers/e2e';
+import { addFederatedConnection, E2eRuns, postJobEnv, TENANT, wif } from '../helpers/e2e';
 import { runTaskProcess, TaskRun } from '../helpers/task-process';
 import { startCanary } from '../helpers/connect-proxy';
 
@@ -69,8 +69,7 @@ describe('E2E FetchOidcToken@1 (bundled task against the emulator)', function ()
     const file = r.variables.AZURE_FEDERATED_TOKEN_FILE.value;
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
     // The post-job step on Node 24 too: the refresher stopped, the file gone.
-    const state: Record<string, string> = {};
-    for (const [k, v] of Object.entries(r.taskVariables)) state[`VSTS_TASKVARIABLE_${k.replace(/\./g, '_').toUpperCase()}`] = v;
+    const state = postJobEnv(r);
     const post = await run(wif(c), {}, {}, state, 'post.js', node24);
     assert.equal(post.result, 'Succeeded', post.stdout);
     assert.match(post.log, /Stopped the token refresher/);
@@ -353,8 +352,7 @@ describe('E2E FetchOidcToken@1 (bundled task against the emulator)', function ()
     assert.ok(r.variables.ARM_OIDC_REQUEST_TOKEN.secret);
     assert.equal(r.variables.ARM_OIDC_REQUEST_URL.value.split('?')[0], r.variables.ARM_OIDC_REQUEST_URL.value);
     // The post-job step gets the task variables the main step set, as the agent passes them.
-    const state: Record<string, string> = {};
-    for (const [k, v] of Object.entries(r.taskVariables)) state[`VSTS_TASKVARIABLE_${k.replace(/\./g, '_').toUpperCase()}`] = v;
+    const state = postJobEnv(r);
     const post = await run(wif(c), {}, job, state, 'post.js');
     assert.equal(post.result, 'Succeeded', post.stdout);
     assert.ok(!fs.existsSync(file), 'token file removed');

@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startEmulator, Emulator, stsFault } from '../emulator';
 import { ConnectionEnv } from '../helpers/agent';
-import { E2eRuns, TENANT, unintendedOutput } from '../helpers/e2e';
+import { E2eRuns, postJobEnv, TENANT, unintendedOutput } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
 
 const SUB = '6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f';
@@ -91,7 +91,6 @@ describe('E2E no logging-command injection (every bundled task, outside text car
     for (const s of shown) assert.ok(seen.includes(s), `the payload is visible, defused, as ${JSON.stringify(s)}:\n${seen}`);
   }
 
-  const postState = (r: TaskRun) => Object.fromEntries(Object.entries(r.taskVariables).map(([k, v]) => [`VSTS_TASKVARIABLE_${k.replace(/\./g, '_').toUpperCase()}`, v]));
 
   for (const [payload, shown] of ALL) {
     it(`FetchOidcToken@1 and its post-job step: a connection named ${JSON.stringify(payload)} (in the subject claim)`, async () => {
@@ -99,7 +98,7 @@ describe('E2E no logging-command injection (every bundled task, outside text car
       const r = await run('FetchOidcTokenV1', c, { accessTokenScope: 'https://management.azure.com/.default', exportAzureIdentityEnv: 'true', keepTokenFileFresh: 'false' });
       assert.equal(r.result, 'Succeeded', r.stdout);
       assertInert(r, [shown]);
-      const post = await run('FetchOidcTokenV1', c, {}, 'post.js', postState(r));
+      const post = await run('FetchOidcTokenV1', c, {}, 'post.js', postJobEnv(r));
       assert.equal(post.result, 'Succeeded', post.stdout);
       assertInert(post, []);
     });
@@ -171,7 +170,7 @@ describe('E2E no logging-command injection (every bundled task, outside text car
       const r = await aws({ exportWebIdentityFile: 'true', keepTokenFileFresh: 'false' });
       assert.equal(r.result, 'Succeeded', r.stdout);
       assertInert(r, [INJECT_SHOWN]);
-      const post = await aws({}, 'post.js', postState(r));
+      const post = await aws({}, 'post.js', postJobEnv(r));
       assert.equal(post.result, 'Succeeded', post.stdout);
       assertInert(post, []);
     });
@@ -212,7 +211,7 @@ describe('E2E no logging-command injection (every bundled task, outside text car
       const ok = await run('AcrLoginFederatedV1', c, { registries: emu.host, trustedRegistryHosts: emu.host });
       assert.equal(ok.result, 'Succeeded', ok.stdout);
       assertInert(ok, [INJECT_SHOWN]);
-      const post = await run('AcrLoginFederatedV1', c, {}, 'post.js', postState(ok));
+      const post = await run('AcrLoginFederatedV1', c, {}, 'post.js', postJobEnv(ok));
       assert.equal(post.result, 'Succeeded', post.stdout);
       assertInert(post, []);
       emu.inject('acr.exchange', { kind: 'status', status: 401, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: `denied ${INJECT} ${CREATOR}${LINE}`, detail: null }] }) }, 1);

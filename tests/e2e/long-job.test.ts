@@ -14,27 +14,14 @@ import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromTokenFile } from '@aws-sdk/credential-provider-web-identity';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { startEmulator, Emulator } from '../emulator';
-import { addFederatedConnection, E2eRuns, wif } from '../helpers/e2e';
+import { addFederatedConnection, E2eRuns, isAlive, postJobEnv, wif } from '../helpers/e2e';
 import { newTempDirectory } from '../helpers/agent';
 import { TaskRun } from '../helpers/task-process';
 
 const ACCOUNT = '123456789012';
 const ROLE = `arn:aws:iam::${ACCOUNT}:role/long-job`;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
-function postEnv(r: TaskRun): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(r.taskVariables)) env[`VSTS_TASKVARIABLE_${k.replace(/\./g, '_').toUpperCase()}`] = v;
-  return env;
-}
 
 /** The pid in the refresher record the main step left for its post-job step. */
 const refresherPid = (r: TaskRun, stateKey: string): number => JSON.parse(r.taskVariables[`${stateKey}.Refresher`]).pid;
@@ -79,12 +66,12 @@ describe('E2E long jobs: token files kept fresh (keepTokenFileFresh)', function 
     const fetch = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(azure), inputs: { exportAzureIdentityEnv: 'true' }, job });
     assert.equal(fetch.result, 'Succeeded', fetch.stdout);
     const azurePid = refresherPid(fetch, 'WorkloadIdentity.FetchOidcToken.TokenFile');
-    assert.ok(!alive(firstPid), 'the first refresher was replaced');
-    assert.ok(alive(azurePid));
+    assert.ok(!isAlive(firstPid), 'the first refresher was replaced');
+    assert.ok(isAlive(azurePid));
     const assume = await e2e.run({ task: 'AwsAssumeRoleFederatedV1', conn: wif(aws), inputs: { roleArn: ROLE, stsEndpoint: `${emu.url}/`, exportWebIdentityFile: 'true' }, job });
     assert.equal(assume.result, 'Succeeded', assume.stdout);
     const awsPid = refresherPid(assume, 'WorkloadIdentity.AwsAssumeRole.TokenFile');
-    assert.ok(alive(awsPid));
+    assert.ok(isAlive(awsPid));
     const azureFile = fetch.variables.AZURE_FEDERATED_TOKEN_FILE.value;
     const awsFile = assume.variables.AWS_WEB_IDENTITY_TOKEN_FILE.value;
     assert.notEqual(azureFile, awsFile, 'two connections, two files');
@@ -125,12 +112,12 @@ describe('E2E long jobs: token files kept fresh (keepTokenFileFresh)', function 
     }
 
     // Post-job: no process, no file.
-    const postAzure = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(azure), job, env: postEnv(fetch), entry: 'post.js' });
-    const postAws = await e2e.run({ task: 'AwsAssumeRoleFederatedV1', conn: wif(aws), job, env: postEnv(assume), entry: 'post.js' });
+    const postAzure = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(azure), job, env: postJobEnv(fetch), entry: 'post.js' });
+    const postAws = await e2e.run({ task: 'AwsAssumeRoleFederatedV1', conn: wif(aws), job, env: postJobEnv(assume), entry: 'post.js' });
     assert.equal(postAzure.result, 'Succeeded', postAzure.stdout);
     assert.equal(postAws.result, 'Succeeded', postAws.stdout);
     assert.match(postAzure.log, new RegExp(`Stopped the token refresher \\(pid ${azurePid}\\)`));
-    for (const pid of [firstPid, azurePid, awsPid]) assert.ok(!alive(pid), `refresher ${pid} is gone`);
+    for (const pid of [firstPid, azurePid, awsPid]) assert.ok(!isAlive(pid), `refresher ${pid} is gone`);
     for (const file of [azureFile, awsFile]) {
       assert.ok(!fs.existsSync(file) && !fs.existsSync(path.dirname(file)), `${file} is gone`);
     }
@@ -147,15 +134,15 @@ describe('E2E long jobs: token files kept fresh (keepTokenFileFresh)', function 
     emu.jobAccessToken = 'the-job-is-over';
     try {
       const deadline = Date.now() + 15_000;
-      while (alive(pid) && Date.now() < deadline) await sleep(200);
-      assert.ok(!alive(pid), 'the refresher stopped by itself');
+      while (isAlive(pid) && Date.now() < deadline) await sleep(200);
+      assert.ok(!isAlive(pid), 'the refresher stopped by itself');
       const status = JSON.parse(fs.readFileSync(`${file}.status.json`, 'utf8'));
       assert.equal(status.state, 'stopped');
       assert.match(status.reason, /job's access token was refused \(HTTP 203\)/);
     } finally {
       emu.jobAccessToken = token;
     }
-    const post = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(c), env: postEnv(r), entry: 'post.js' });
+    const post = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(c), env: postJobEnv(r), entry: 'post.js' });
     assert.equal(post.result, 'Succeeded', post.stdout);
     assert.match(post.log, /had already stopped/);
   });

@@ -8,29 +8,15 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startEmulator, Emulator } from '../emulator';
-import { addFederatedConnection, E2eRuns, FederatedConnection, wif } from '../helpers/e2e';
+import { addFederatedConnection, E2eRuns, FederatedConnection, isAlive, postJobEnv, wif } from '../helpers/e2e';
 import { newTempDirectory } from '../helpers/agent';
-import { TaskRun } from '../helpers/task-process';
 
 const leftAlone = (pid: number) => new RegExp(`^Left pid ${pid} alone: it is not this task's token refresher \\(stale or planted pid file: .+\\)\\.$`, 'm');
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const stateEnv = (stateKey: string, values: Record<string, string>) =>
   Object.fromEntries(Object.entries(values).map(([k, v]) => [`VSTS_TASKVARIABLE_${`${stateKey}.${k}`.replace(/\./g, '_').toUpperCase()}`, v]));
 
-function postEnv(r: TaskRun): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(r.taskVariables)) env[`VSTS_TASKVARIABLE_${k.replace(/\./g, '_').toUpperCase()}`] = v;
-  return env;
-}
 
 describe('E2E planted refresher pids are never signalled', function () {
   this.timeout(90_000);
@@ -54,7 +40,7 @@ describe('E2E planted refresher pids are never signalled', function () {
   });
   afterEach(function () {
     planted.kill('SIGKILL');
-    for (const pid of refreshers.splice(0)) if (alive(pid)) process.kill(pid, 'SIGTERM');
+    for (const pid of refreshers.splice(0)) if (isAlive(pid)) process.kill(pid, 'SIGTERM');
     e2e.scan(this.currentTest?.title);
   });
 
@@ -68,17 +54,17 @@ describe('E2E planted refresher pids are never signalled', function () {
     const own = JSON.parse(run.taskVariables['WorkloadIdentity.FetchOidcToken.TokenFile.Refresher'] ?? '{}');
     if (own.pid) refreshers.push(own.pid);
     assert.equal(run.result, 'Succeeded', run.stdout);
-    assert.ok(alive(planted.pid!), 'the planted sleep is still running');
+    assert.ok(isAlive(planted.pid!), 'the planted sleep is still running');
     assert.match(run.log, leftAlone(planted.pid!));
     assert.notEqual(own.pid, planted.pid);
-    assert.ok(alive(own.pid));
+    assert.ok(isAlive(own.pid));
     assert.equal(JSON.parse(fs.readFileSync(registry, 'utf8')).pid, own.pid, 'the registry now names its own refresher');
 
-    const post = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(conn), job, env: postEnv(run), entry: 'post.js' });
+    const post = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(conn), job, env: postJobEnv(run), entry: 'post.js' });
     assert.equal(post.result, 'Succeeded', post.stdout);
     assert.match(post.log, new RegExp(`Stopped the token refresher \\(pid ${own.pid}\\)`));
-    assert.ok(!alive(own.pid), 'its own refresher is gone');
-    assert.ok(alive(planted.pid!), 'the planted sleep is still running');
+    assert.ok(!isAlive(own.pid), 'its own refresher is gone');
+    assert.ok(isAlive(planted.pid!), 'the planted sleep is still running');
   });
 
   const forged = (dir: string, pid: number, instanceId: string) => {
@@ -103,7 +89,7 @@ describe('E2E planted refresher pids are never signalled', function () {
       const post = await e2e.run({ task, conn: wif(conn), job, env: stateEnv(stateKey, { Dir: dir, ...state(dir, planted.pid!) }), entry: 'post.js' });
       assert.equal(post.result, 'Succeeded', post.stdout);
       await new Promise((r) => setTimeout(r, 200));
-      assert.ok(alive(planted.pid!), 'the planted sleep is still running');
+      assert.ok(isAlive(planted.pid!), 'the planted sleep is still running');
       assert.equal(planted.signalCode, null);
       assert.match(post.log, leftAlone(planted.pid!));
       assert.match(post.log, /Removed the token file folder/);

@@ -139,3 +139,18 @@ export class E2eRuns {
     }
   }
 }
+
+/** The task state a main step set, as the agent hands it to the post-job step (VSTS_TASKVARIABLE_*). */
+export function postJobEnv(r: Pick<TaskRun, 'taskVariables'>): Record<string, string> {
+  return Object.fromEntries(Object.entries(r.taskVariables).map(([k, v]) => [`VSTS_TASKVARIABLE_${k.replace(/\./g, '_').toUpperCase()}`, v]));
+}
+
+/** Whether a process is still running (signal 0 checks without signalling). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
