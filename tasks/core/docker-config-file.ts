@@ -12,7 +12,7 @@ import { TaskFailure } from './failures';
 import { log, safe } from './output';
 
 export interface ConfigTarget {
-  /** The path as docker finds it ($DOCKER_CONFIG/config.json or ~/.docker/config.json). */
+  /** The path as docker finds it ($DOCKER_CONFIG/config.json, else .docker/config.json in the home folder). */
   file: string;
   /** Where its bytes live: the symlink's final target, in its real folder. */
   real: string;

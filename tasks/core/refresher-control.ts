@@ -27,7 +27,9 @@ export type StopOutcome = { kind: 'stopped' } | { kind: 'gone' } | { kind: 'not-
 
 /**
  * Stops the refresher a record describes: SIGTERM, then SIGKILL if it is still there after
- * `graceMs`. A pid that cannot be shown to be that refresher is never signalled.
+ * `graceMs`. A pid that cannot be shown to be that refresher is never signalled. Whether it stopped
+ * is judged by its process being gone, not by its status file: on Windows a signal ends a process
+ * without running its handlers, so it cannot write 'stopped' itself; then this does it for it.
  */
 export async function stopRefresher(record: RefresherRecord, graceMs = 2000): Promise<StopOutcome> {
   const owner = checkOwnership(record);
@@ -41,7 +43,10 @@ export async function stopRefresher(record: RefresherRecord, graceMs = 2000): Pr
   }
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline) {
-    if (!isAlive(pid)) return { kind: 'stopped' };
+    if (!isAlive(pid)) {
+      markStopped(record);
+      return { kind: 'stopped' };
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   // Checked again: in the grace period the refresher may have exited and its pid been reused.
@@ -51,7 +56,26 @@ export async function stopRefresher(record: RefresherRecord, graceMs = 2000): Pr
   } catch {
     /* gone */
   }
+  for (let i = 0; i < 20 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  if (!isAlive(pid)) markStopped(record);
   return { kind: 'stopped' };
+}
+
+/**
+ * After its process is gone: a status file that still says 'running' for this refresher (it was
+ * ended without running its handlers: Windows, or SIGKILL) is set to 'stopped', so that no later
+ * check takes a reused pid for it.
+ */
+function markStopped(record: RefresherRecord): void {
+  if (!record.statusFile || !record.instanceId) return;
+  try {
+    const status = JSON.parse(fs.readFileSync(record.statusFile, 'utf8')) as Record<string, unknown>;
+    if (status.state !== 'running' || status.instanceId !== record.instanceId || status.pid !== record.pid) return;
+    const updatedAt = new Date().toISOString();
+    writeSecretFile(record.statusFile, JSON.stringify({ ...status, state: 'stopped', reason: 'stopped by the post-job step (ended before it could say so)', nextRefreshAt: undefined, updatedAt }, null, 2) + '\n');
+  } catch {
+    /* no status file (its folder was removed), or it cannot be rewritten now: the process is gone either way */
+  }
 }
 
 /** Resolves once the refresher has written its first status (so its record can be verified), has exited, or after ANNOUNCE_MS. */
@@ -94,7 +118,9 @@ export async function startRefresher(ctx: Pick<PipelineContext, 'tempDirectory'>
     if (outcome.kind === 'not-ours') log(outcome.line);
   }
   const instanceId = crypto.randomBytes(16).toString('hex');
-  const child = spawn(process.execPath, [script], { detached: true, stdio: ['pipe', 'ignore', 'ignore'], cwd: path.dirname(script), env: { ...process.env } });
+  // Detached (it outlives this step) and, on Windows, without a console window of its own; its
+  // stdout and stderr go nowhere, so it holds no handle of the agent's.
+  const child = spawn(process.execPath, [script], { detached: true, windowsHide: true, stdio: ['pipe', 'ignore', 'ignore'], cwd: path.dirname(script), env: { ...process.env } });
   child.stdin!.end(JSON.stringify({ ...config, instanceId } satisfies RefresherConfig));
   child.unref();
   if (!child.pid) throw new Error('the token refresher did not start');

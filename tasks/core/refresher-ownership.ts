@@ -3,6 +3,7 @@
  * stale (the refresher ended and the pid was reused) or planted; signalling it blindly could kill
  * an unrelated process. The refresher proves itself with the random instance id it was started
  * with, which it echoes in its status file; on Linux its command line must also name its script.
+ * On Windows (no /proc) the status file's random id is the whole proof.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -52,9 +53,12 @@ export function isAlive(pid: number): boolean {
 
 /**
  * The process's arguments from /proc, or undefined where they cannot be read (Windows, macOS,
- * /proc mounted with hidepid): there the status file is the whole check.
+ * /proc mounted with hidepid): there the status file is the whole check. Only on Linux: elsewhere a
+ * path `/proc/<pid>` names something else (under Wine, the Linux process with that number, which
+ * is not the Windows process with that pid).
  */
 function commandLine(pid: number): string[] | undefined {
+  if (process.platform !== 'linux') return undefined;
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
   } catch {

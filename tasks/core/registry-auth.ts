@@ -30,7 +30,7 @@ export function authEntry(refreshToken: string): { auth: string } {
   return { auth: Buffer.from(`${ACR_USER}:${refreshToken}`).toString('base64') };
 }
 
-/** The user's docker config file: $DOCKER_CONFIG/config.json, else ~/.docker/config.json. */
+/** The user's docker config file where docker reads it: $DOCKER_CONFIG/config.json, else config.json in the home folder's .docker (os.homedir(): %USERPROFILE% on Windows). */
 export function userConfigPath(env: NodeJS.ProcessEnv = process.env): string {
   const dir = env.DOCKER_CONFIG?.trim() || path.join(os.homedir(), '.docker');
   return path.join(dir, 'config.json');

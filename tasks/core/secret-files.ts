@@ -50,7 +50,12 @@ export function writeFileAtomic(file: string, content: string | Buffer, mode: nu
     if (owner && process.getuid?.() === 0) fs.chownSync(tmp, owner.uid, owner.gid);
     fs.renameSync(tmp, file);
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    // The caller gets the write's own error (EPERM when Windows refuses the rename), never the clean-up's.
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      /* held by a scanner for a moment (Windows): its folder under Agent.TempDirectory goes at the end of the job */
+    }
     throw e;
   }
 }

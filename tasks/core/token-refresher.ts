@@ -5,11 +5,34 @@
  * after a bounded number of failures, or past its maximum lifetime. It prints nothing; its state is
  * in a status file beside the token file, for later steps to read. It never writes an expired or
  * empty token. This module has no task-lib: the agent's environment is gone once it runs.
+ *
+ * On Windows a file another process holds open (an SDK reading it, a scanner, an antivirus) cannot
+ * be replaced: the rename fails with EPERM (or EACCES, EBUSY). Such a refusal is retried with a
+ * short bounded backoff, the fresh token kept in memory, until the file can be replaced; the status
+ * file says why only once the token in the file would expire first, and a later success clears it.
  */
 import * as fs from 'node:fs';
 import { HttpClient, HttpPolicy, parseJson, ProxySettings, TlsSettings } from './http';
 import { TaskFailure } from './failures';
 import { writeSecretFile } from './secret-files';
+
+/** How a file another process holds open is retried (Windows refuses to replace it). */
+export interface HeldFileRetry {
+  /** The first wait after a refused replacement; doubled on each further refusal. */
+  initialMs: number;
+  /** The longest wait between two attempts. */
+  maxMs: number;
+  /** The status file says why once the token in the file expires within this margin and the file is still held. */
+  safetyMarginMs: number;
+}
+
+export const HELD_FILE_RETRY: HeldFileRetry = { initialMs: 250, maxMs: 2000, safetyMarginMs: 30_000 };
+
+/** Errors with which a replacement is refused while another process holds the file open (Windows). */
+const HELD_CODES = new Set(['EPERM', 'EACCES', 'EBUSY']);
+
+/** Writes a file atomically with mode 0600 (the seam tests use to refuse a replacement). */
+export type SecretFileWriter = (file: string, content: string) => void;
 
 export interface RefresherConfig {
   /** The Oidctoken URL, with api-version and serviceConnectionId. */
@@ -28,6 +51,8 @@ export interface RefresherConfig {
   maxFailures: number;
   /** Never wait less than this between refreshes. */
   minDelayMs: number;
+  /** Retries of a token file that cannot be replaced because it is held open; HELD_FILE_RETRY when absent. */
+  heldFileRetry?: HeldFileRetry;
 }
 
 export interface RefresherStatus {
@@ -67,8 +92,17 @@ export class TokenRefresher {
   private stopped = false;
   private readonly http: HttpClient;
   private readonly started = Date.now();
+  /** Expiry of the token in the file (the one readers get now). */
+  private fileExpiresAt?: number;
+  /** A fresh token not yet written because the file is held open, and how often it was refused. */
+  private pending?: { token: string; exp: number; refusals: number; reported: boolean };
+  private statusRetry?: NodeJS.Timeout;
 
-  constructor(private readonly config: RefresherConfig, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly config: RefresherConfig,
+    private readonly now: () => number = Date.now,
+    private readonly writeFile: SecretFileWriter = writeSecretFile,
+  ) {
     const proxy: ProxySettings | undefined = config.proxy ? { ...config.proxy, bypass: config.proxy.bypass.map((b) => new RegExp(b, 'i')) } : undefined;
     this.http = new HttpClient(config.policy, proxy, config.tls);
     const t = new Date(this.now()).toISOString();
@@ -84,6 +118,7 @@ export class TokenRefresher {
     } catch {
       current = undefined;
     }
+    this.fileExpiresAt = current;
     this.schedule(nextDelay(current, this.now(), this.config.minDelayMs), current);
   }
 
@@ -91,16 +126,22 @@ export class TokenRefresher {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.statusRetry) clearTimeout(this.statusRetry);
+    this.pending = undefined;
     this.write({ state, reason, nextRefreshAt: undefined });
   }
 
   private schedule(delay: number, tokenExpiresAt: number | undefined): void {
     if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    const expires = tokenExpiresAt ? new Date(tokenExpiresAt).toISOString() : undefined;
     if (this.now() - this.started + delay > this.config.maxLifetimeMs) {
+      // The last refresh's count and expiry are written even when none follows.
+      this.write({ tokenExpiresAt: expires, nextRefreshAt: undefined });
       this.timer = setTimeout(() => this.stop('stopped', 'reached its maximum lifetime'), Math.max(0, this.config.maxLifetimeMs - (this.now() - this.started)));
       return;
     }
-    this.write({ tokenExpiresAt: tokenExpiresAt ? new Date(tokenExpiresAt).toISOString() : undefined, nextRefreshAt: new Date(this.now() + delay).toISOString() });
+    this.write({ tokenExpiresAt: expires, nextRefreshAt: new Date(this.now() + delay).toISOString() });
     this.timer = setTimeout(() => void this.refresh(), delay);
   }
 
@@ -125,14 +166,45 @@ export class TokenRefresher {
     const token = parseJson<{ oidcToken?: string | null }>(res.body)?.oidcToken;
     const exp = typeof token === 'string' ? expiryOf(token) : undefined;
     if (!token || !exp || exp <= this.now()) return this.failed(token ? 'the new idToken had no future expiry' : 'the answer held no idToken');
-    try {
-      writeSecretFile(this.config.tokenFile, token);
-    } catch (e) {
-      return this.stop('failed', `could not write the token file: ${(e as Error).message}`);
+    this.pending = { token, exp, refusals: this.pending?.refusals ?? 0, reported: this.pending?.reported ?? false };
+    this.writeToken();
+  }
+
+  /** Writes the pending token; a replacement refused because the file is held open is retried. */
+  private writeToken(): void {
+    const p = this.pending;
+    if (this.stopped || !p) return;
+    const retry = this.config.heldFileRetry ?? HELD_FILE_RETRY;
+    if (this.now() - this.started > this.config.maxLifetimeMs) return this.stop('stopped', 'reached its maximum lifetime');
+    // Never write an expired token: one that expired while the file was held is fetched again.
+    if (p.exp <= this.now()) {
+      void this.refresh();
+      return;
     }
+    try {
+      this.writeFile(this.config.tokenFile, p.token);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? '';
+      if (code === 'ENOENT') return this.stop('stopped', 'the token file\'s folder is gone: the job is over');
+      if (!HELD_CODES.has(code)) return this.stop('failed', `could not write the token file: ${(e as Error).message}`);
+      p.refusals++;
+      const delay = Math.min(retry.maxMs, retry.initialMs * 2 ** Math.min(p.refusals - 1, 16));
+      // Quiet while the token readers have now stays good; said once it would expire first.
+      if (!p.reported && (this.fileExpiresAt === undefined || this.now() + delay >= this.fileExpiresAt - retry.safetyMarginMs)) {
+        p.reported = true;
+        const expires = this.fileExpiresAt === undefined ? 'the token in it may already have expired' : `the token in it expires at ${new Date(this.fileExpiresAt).toISOString()}`;
+        this.write({ reason: `the token file is held open by another process (${code}): it cannot be replaced yet and ${expires}; retrying every ${retry.maxMs} ms at most` });
+      }
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.writeToken(), delay);
+      return;
+    }
+    this.pending = undefined;
+    this.fileExpiresAt = p.exp;
     this.status.refreshes++;
     this.status.failures = 0;
-    this.schedule(nextDelay(exp, this.now(), this.config.minDelayMs), exp);
+    this.status.reason = undefined;
+    this.schedule(nextDelay(p.exp, this.now(), this.config.minDelayMs), p.exp);
   }
 
   private failed(reason: string): void {
@@ -150,12 +222,19 @@ export class TokenRefresher {
     this.schedule(delay, current);
   }
 
-  private write(patch: Partial<RefresherStatus>): void {
-    this.status = { ...this.status, ...patch, updatedAt: new Date(this.now()).toISOString() };
+  private write(patch: Partial<RefresherStatus>, attempt = 0): void {
+    if (attempt === 0) this.status = { ...this.status, ...patch, updatedAt: new Date(this.now()).toISOString() };
+    if (this.statusRetry) clearTimeout(this.statusRetry);
+    this.statusRetry = undefined;
     try {
-      writeSecretFile(this.config.statusFile, JSON.stringify(this.status, null, 2) + '\n');
-    } catch {
-      /* the folder is gone: the post-job step removed it, and will stop us */
+      this.writeFile(this.config.statusFile, JSON.stringify(this.status, null, 2) + '\n');
+    } catch (e) {
+      // Held open by a reader (Windows): written again shortly, a few times, unless a newer write comes first.
+      if (HELD_CODES.has((e as NodeJS.ErrnoException).code ?? '') && attempt < 5) {
+        this.statusRetry = setTimeout(() => this.write({}, attempt + 1), 250 * 2 ** attempt);
+        this.statusRetry.unref();
+      }
+      /* otherwise the folder is gone: the post-job step removed it, and will stop us */
     }
   }
 }

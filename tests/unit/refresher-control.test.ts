@@ -8,8 +8,11 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as sinon from 'sinon';
 import { startRefresher, stopRefresher } from '../../tasks/core/refresher-control';
-import { isAlive } from '../../tasks/core/refresher-ownership';
+import { checkOwnership, isAlive } from '../../tasks/core/refresher-ownership';
+// The module object itself, so that a spy sees the product's calls.
+import childProcess = require('node:child_process');
 import type { RefresherStatus } from '../../tasks/core/token-refresher';
 
 const SCRIPT = path.join(__dirname, '..', '..', 'tasks', 'FetchOidcTokenV1', 'refresher.js');
@@ -132,5 +135,52 @@ describe('refresher control: only its own refresher is signalled', function () {
     assert.equal(status(j.statusFile).instanceId, second.instanceId);
     assert.deepEqual(await stopRefresher(second), { kind: 'gone' }, 'safe to run twice');
     assert.ok(isAlive(planted.pid!));
+  });
+
+  it('starts the refresher detached and hidden (windowsHide), its stdout and stderr going nowhere', async () => {
+    const j = job();
+    const spy = sinon.spy(childProcess, 'spawn');
+    try {
+      const record = await startRefresher(j.ctx, 'FetchOidcToken-c1', SCRIPT, j.config, assert.fail);
+      started.push(record.pid);
+      assert.equal(spy.callCount, 1);
+      const options = spy.firstCall.args[2] as childProcess.SpawnOptions;
+      assert.deepEqual([options.detached, options.windowsHide, options.stdio], [true, true, ['pipe', 'ignore', 'ignore']]);
+      assert.deepEqual(await stopRefresher(record), { kind: 'stopped' });
+    } finally {
+      spy.restore();
+    }
+  });
+
+  it('a refresher ended without running its handlers (as on Windows) is still stopped, and its status is set to "stopped" for it', async () => {
+    const j = job();
+    // A refresher that, like one on Windows, never writes its final state: it ignores SIGTERM and is killed.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-mute-'));
+    const mute = path.join(dir, 'refresher.js');
+    fs.writeFileSync(mute, `const fs = require('fs');
+process.on('SIGTERM', () => {});
+let input = '';
+process.stdin.on('data', (d) => (input += d)).on('end', () => {
+  const c = JSON.parse(input);
+  fs.writeFileSync(c.statusFile, JSON.stringify({ state: 'running', pid: process.pid, instanceId: c.instanceId }));
+  setInterval(() => {}, 1000);
+});
+`);
+    try {
+      const record = await startRefresher(j.ctx, 'FetchOidcToken-c1', mute, j.config, assert.fail);
+      started.push(record.pid);
+      assert.equal(status(j.statusFile).state, 'running');
+      assert.deepEqual(await stopRefresher(record, 300), { kind: 'stopped' });
+      assert.ok(!isAlive(record.pid), 'ended although it ran no handler');
+      const st = status(j.statusFile);
+      assert.deepEqual([st.state, st.pid, st.instanceId], ['stopped', record.pid, record.instanceId]);
+      assert.match(st.reason ?? '', /^stopped by the post-job step/);
+      assert.equal(fs.statSync(j.statusFile).mode & 0o777, 0o600);
+      // A later check (a re-run, a second post-job step) no longer takes that pid for a running refresher.
+      assert.deepEqual(checkOwnership(record), { kind: 'gone' });
+      assert.deepEqual(await stopRefresher(record), { kind: 'gone' });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
