@@ -72,7 +72,9 @@ export interface ServerOptions {
   cert: string;
   router: Router;
   intercept: Interceptor;
-  onUnmatched(): void;
+  onUnmatched(ctx: RequestContext): void;
+  /** milliseconds each request waits before it is handled (simulated network latency) */
+  latencyMs?(): number;
 }
 
 export class EmulatorServer {
@@ -115,12 +117,14 @@ export class EmulatorServer {
   }
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const latency = this.options.latencyMs?.() ?? 0;
+    if (latency > 0) await new Promise((r) => setTimeout(r, latency));
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
     const match = this.options.router.match(req.method ?? 'GET', url.pathname);
     const ctx = createContext(req, res, url, match?.params ?? {});
     try {
       if (!match) {
-        this.options.onUnmatched();
+        this.options.onUnmatched(ctx);
         ctx.json(404, { error: 'not_found', message: `The emulator has no route for ${req.method} ${url.pathname}` });
         return;
       }
