@@ -148,16 +148,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       // The status is known once the head is written, which may be before 'finish' is emitted.
       Object.defineProperty(entry, 'status', { enumerable: true, configurable: true, get: () => (ctx.res.headersSent ? ctx.res.statusCode : undefined) });
       log.push(entry);
-      inFlight.now++;
-      inFlight.max = Math.max(inFlight.max, inFlight.now);
-      let done = false;
-      const end = () => {
-        if (done) return;
-        done = true;
-        inFlight.now--;
-      };
-      ctx.res.once('finish', end);
-      ctx.res.once('close', end);
     };
     const faults = new FaultQueue();
     // Counts the request at its route and applies the route's next fault, if any. STS's `POST /`
@@ -209,6 +199,16 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         counters.set(UNMATCHED, (counters.get(UNMATCHED) ?? 0) + 1);
       },
       latencyMs: () => world.latencyMs,
+      // From arrival, latency included: what the client has in flight.
+      inFlight: {
+        enter: () => {
+          inFlight.now++;
+          inFlight.max = Math.max(inFlight.max, inFlight.now);
+        },
+        leave: () => {
+          inFlight.now--;
+        },
+      },
     });
     const port = await server.listen(options.port ?? 0);
     world.url = `https://127.0.0.1:${port}`;

@@ -75,6 +75,8 @@ export interface ServerOptions {
   onUnmatched(ctx: RequestContext): void;
   /** milliseconds each request waits before it is handled (simulated network latency) */
   latencyMs?(): number;
+  /** Called when a request arrives (before any latency) and when its answer is done or the connection closes. */
+  inFlight?: { enter(): void; leave(): void };
 }
 
 export class EmulatorServer {
@@ -117,6 +119,17 @@ export class EmulatorServer {
   }
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const tracker = this.options.inFlight;
+    if (tracker) {
+      tracker.enter();
+      let left = false;
+      const leave = () => {
+        if (!left) tracker.leave();
+        left = true;
+      };
+      res.once('finish', leave);
+      res.once('close', leave);
+    }
     const latency = this.options.latencyMs?.() ?? 0;
     if (latency > 0) await new Promise((r) => setTimeout(r, latency));
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
