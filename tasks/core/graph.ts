@@ -2,7 +2,7 @@
 import { Cloud } from './clouds';
 import { PipelineContext } from './pipeline-context';
 import { quoteServiceText } from './failures';
-import { parseJson } from './http';
+import { parseJson, RequestGate } from './http';
 
 export const GRAPH_SERVICE = 'Microsoft Graph';
 
@@ -42,9 +42,9 @@ interface ApplicationJson {
 
 export type GraphAnswer = { ok: true; displayName?: string; credentials: Credential[] } | { ok: false; status: number; code?: string; message?: string; attempts?: number };
 
-export async function getApplicationCredentials(ctx: PipelineContext, baseUrl: string, token: string, clientId: string): Promise<GraphAnswer> {
+export async function getApplicationCredentials(ctx: PipelineContext, baseUrl: string, token: string, clientId: string, gate?: RequestGate): Promise<GraphAnswer> {
   const url = `${baseUrl}/v1.0/applications(appId='${encodeURIComponent(clientId)}')?$select=id,appId,displayName,passwordCredentials,keyCredentials`;
-  const res = await ctx.http.request({ method: 'GET', url, service: GRAPH_SERVICE, headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } });
+  const res = await ctx.http.request({ method: 'GET', url, service: GRAPH_SERVICE, gate, headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } });
   const json = parseJson<ApplicationJson & { error?: { code?: string; message?: string } }>(res.body);
   if (res.status !== 200 || !json || typeof json !== 'object') {
     const e = json && typeof json === 'object' ? json.error : undefined;

@@ -48,6 +48,19 @@ export interface HttpRequest {
   service: string;
   headers?: Record<string, string>;
   body?: string;
+  /**
+   * Shared by every request to one service: each attempt waits until the gate is open, and a
+   * Retry-After the service sends closes it for all of them, not only for the request that got it.
+   */
+  gate?: RequestGate;
+}
+
+/** What a shared throttling gate offers the HTTP layer (see tasks/core/devops/throttle.ts). */
+export interface RequestGate {
+  /** Resolves when a request may be sent; rejects when the service asked for a wait longer than the policy allows. */
+  wait(): Promise<void>;
+  /** The service asked (Retry-After) for `ms` without requests. */
+  pause(ms: number): void;
 }
 
 export interface HttpResponse {
@@ -154,6 +167,8 @@ export class HttpClient {
     for (let attempt = 1; ; attempt++) {
       let res: HttpResponse | undefined;
       let netErr: (NodeJS.ErrnoException & { attempts?: number; timeoutMs?: number }) | undefined;
+      // Outside the try: a gate that refuses (a wait too long) is the caller's to explain, not a network error.
+      await req.gate?.wait();
       try {
         res = { ...(await this.once(req)), attempts: attempt };
       } catch (e) {
@@ -164,6 +179,7 @@ export class HttpClient {
       let delay = this.backoff(attempt);
       if (res) {
         const ra = retryAfterMs(res.headers['retry-after']);
+        if (ra !== undefined) req.gate?.pause(ra);
         if (ra !== undefined) {
           // Waiting that long would hold the job for nothing: return the answer at once, saying why.
           if (ra > this.policy.maxRetryAfterMs) return { ...res, retryAfterTooLong: { askedMs: ra, limitMs: this.policy.maxRetryAfterMs } };

@@ -13,11 +13,11 @@ const LOG: Record<RowStatus, string> = { pass: 'PASS   ', warning: 'WARNING', fa
  * characters: see output.ts), no pipes, no HTML from the services. Lines are joined with <br> by
  * the callers, never by the text.
  */
-function cell(text: string): string {
+export function cell(text: string): string {
   return neutralize(text).replace(/[<>]/g, (c) => (c === '<' ? '&lt;' : '&gt;')).replace(/\|/g, '\\|');
 }
 
-function link(l: Link): string {
+export function link(l: Link): string {
   return `[${cell(l.title)}](${neutralize(l.url).replace(/\)/g, '%29').replace(/ /g, '%20')})`;
 }
 

@@ -61,3 +61,47 @@ export function isAwsStsHost(hostname: string): boolean {
   if (/^sts(-fips)?\.[a-z0-9-]+\.api\.aws$/.test(h)) return true;
   return /^[a-z0-9-]+(\.[a-z0-9-]+)*\.sts(-fips)?\.[a-z0-9-]+\.vpce\.amazonaws\.com(\.cn)?$/.test(h);
 }
+
+/**
+ * The identity service's URL, as the resource-area lookup names it, receives the same token as
+ * the organisation: it must be https and either on the organisation's own origin or the identity
+ * service host of the same cloud (https://vssps.dev.azure.com/<org>/ for https://dev.azure.com/<org>/,
+ * https://<org>.vssps.visualstudio.com/ for https://<org>.visualstudio.com/). Returns it with a
+ * trailing slash.
+ */
+export function checkIdentityServiceUrl(locationUrl: string, collectionUri: string): string {
+  let u: URL;
+  let c: URL;
+  try {
+    u = new URL(locationUrl);
+    c = new URL(collectionUri);
+  } catch {
+    throw refusedIdentityUrl(locationUrl, collectionUri, 'it is not a URL');
+  }
+  if (u.protocol !== 'https:') throw refusedIdentityUrl(locationUrl, collectionUri, 'it is not https');
+  const host = u.host.toLowerCase();
+  const own = c.host.toLowerCase();
+  const orgSegment = c.pathname.split('/').filter(Boolean)[0]?.toLowerCase();
+  const path = u.pathname.toLowerCase();
+  const ok =
+    host === own ||
+    (own === 'dev.azure.com' && host === 'vssps.dev.azure.com' && !!orgSegment && (path === `/${orgSegment}` || path.startsWith(`/${orgSegment}/`))) ||
+    (/^[a-z0-9-]+\.visualstudio\.com$/.test(own) && host === own.replace(/\.visualstudio\.com$/, '.vssps.visualstudio.com'));
+  if (!ok) throw refusedIdentityUrl(locationUrl, collectionUri, 'its host is neither the organization\'s nor the identity service of the same cloud');
+  return u.href.endsWith('/') ? u.href : `${u.href}/`;
+}
+
+function refusedIdentityUrl(locationUrl: string, collectionUri: string, why: string): TaskFailure {
+  let shown = locationUrl;
+  try {
+    shown = new URL(locationUrl).origin;
+  } catch {
+    shown = '(not a URL)';
+  }
+  return new TaskFailure({
+    what: `The identity service URL ${shown} that the resource-area lookup gave is refused: ${why}. The organization's token is sent only to ${originOf(collectionUri) ?? 'the organization'} and its identity service.`,
+    cause: 'An unexpected answer from the resource-area lookup, or a proxy that rewrote it.',
+    fix: 'Re-run; if it persists, report it. The creator column stays unknown meanwhile.',
+    code: 'TOKEN_HOST',
+  });
+}

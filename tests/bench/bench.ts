@@ -14,6 +14,8 @@ import { DIST } from '../helpers/task-process';
 
 const RUNS = Math.max(10, Number(process.env.BENCH_RUNS ?? 15));
 const root = path.resolve(__dirname, '..', '..', '..');
+// The audit case: an organisation of 100 projects x 20 connections, 20 ms per request.
+const AUDIT = { projects: 100, perProject: 20, latencyMs: 20, creators: 150, runs: 3, budgetMs: 20_000, budgetRssMiB: 150 };
 const BUDGET = { ratioWithExchange: 2.0, ratioAcr: 2.5, ratioValidate: 3.0, ratioAws: 2.0, rssMiB: 80, requestsWithout: 1, requestsWith: 2, requestsAcr: 3, requestsValidate: 6, requestsAws: 2, vsixBytes: 1024 * 1024 };
 
 interface Sample { ms: number; cpuMs: number; rssMiB: number; requests?: number }
@@ -166,13 +168,69 @@ async function main(): Promise<void> {
     if (req('taskScope') !== String(BUDGET.requestsWith)) failures.push(`${label}: ${req('taskScope')} requests with exchange, expected ${BUDGET.requestsWith}`);
   }
   await emu.stop();
+  await benchAudit(nodes, temp, probe, probeFile, rows, failures);
   fs.rmSync(temp, { recursive: true, force: true });
   fs.rmSync(emptyDockerHome, { recursive: true, force: true });
   rows.push(`.vsix: ${(vsixBytes / 1024).toFixed(0)} KiB${vsix ? ` (${vsix})` : ' (not built: run npm run package)'}`);
   if (!(vsixBytes <= BUDGET.vsixBytes)) failures.push(`.vsix ${vsixBytes} bytes > ${BUDGET.vsixBytes}`);
   console.log(rows.join('\n'));
-  console.log(failures.length ? `\nOver budget:\n  ${failures.join('\n  ')}` : '\nAll budgets met: ratios <= 2.0 (FetchOidcToken with exchange, AwsAssumeRoleFederated), 2.5 (AcrLoginFederated) and 3.0 (ValidateServiceConnection), peak RSS <= 80 MiB, exact request counts, .vsix <= 1 MiB.');
+  console.log(failures.length ? `\nOver budget:\n  ${failures.join('\n  ')}` : '\nAll budgets met: ratios <= 2.0 (FetchOidcToken with exchange, AwsAssumeRoleFederated), 2.5 (AcrLoginFederated) and 3.0 (ValidateServiceConnection), peak RSS <= 80 MiB, exact request counts, .vsix <= 1 MiB; the audit of 100 x 20 connections under 20 s and 150 MiB with the minimum of requests.');
   process.exitCode = failures.length ? 1 : 0;
+}
+
+/**
+ * AuditServiceConnections@1, organisation scope with the job token, against an emulator of its own
+ * holding 100 projects x 20 connections and answering each request after 20 ms. The fewest requests
+ * the API allows: 1 resource-area lookup + pages of projects + one list per project + one history per
+ * connection + one identity request per 100 creators (no Graph reads with the job token).
+ */
+async function benchAudit(nodes: [string, string][], temp: string, probe: string, probeFile: string, rows: string[], failures: string[]): Promise<void> {
+  const emu = await startEmulator();
+  try {
+    const tenantId = crypto.randomUUID();
+    for (let p = 0; p < AUDIT.projects; p++) {
+      const projectName = `project-${String(p).padStart(3, '0')}`;
+      emu.addProject({ name: projectName });
+      for (let c = 0; c < AUDIT.perProject; c++) {
+        const n = p * AUDIT.perProject + c;
+        const kind = n % 4;
+        emu.addServiceConnection({
+          id: crypto.randomUUID(), name: `conn-${n}`, projectName, tenantId, clientId: crypto.randomUUID(),
+          scheme: kind < 2 ? 'WorkloadIdentityFederation' : 'ServicePrincipal', issuerMode: kind === 1 ? 'entra' : 'vstoken',
+          isReady: kind !== 3, ...(kind === 3 ? { operationStatus: { state: 'Failed', statusMessage: 'rotation failed' } } : {}),
+          createdBy: { displayName: `Creator ${n % AUDIT.creators}`, inactive: n % AUDIT.creators === 7 },
+          ...(n % 5 ? { lastUsed: { pipeline: 'deploy', result: 'succeeded', finishTime: new Date(Date.now() - 86_400_000).toISOString() } } : {}),
+        });
+      }
+    }
+    const projects = AUDIT.projects + 1; // and the default project, web
+    const expected = 1 + Math.ceil(projects / 100) + projects + AUDIT.projects * AUDIT.perProject + Math.ceil(AUDIT.creators / 100);
+    const env = { ...jobEnv(emu, { tempDirectory: temp, debug: false }), INPUT_SCOPE: 'organization', WORKLOADIDENTITY_HTTPRETRIES: '0' };
+    const task = path.join(DIST, 'AuditServiceConnectionsV1', 'index.js');
+    for (const [label, node] of nodes) {
+      const samples: Sample[] = [];
+      for (let i = 0; i < AUDIT.runs; i++) {
+        emu.resetCounts();
+        emu.latencyMs = AUDIT.latencyMs;
+        fs.rmSync(probeFile, { force: true });
+        const r = await run(node, ['-r', probe, task], env, probeFile);
+        emu.latencyMs = 0;
+        if (r.code !== 0 || /result=Failed/.test(r.out)) throw new Error(`${label} audit failed:\n${r.out.slice(-2000)}`);
+        const p = JSON.parse(fs.readFileSync(probeFile, 'utf8')) as { cpuMicros: number; maxRssKiB: number };
+        samples.push({ ms: r.ms, cpuMs: p.cpuMicros / 1000, rssMiB: p.maxRssKiB / 1024, requests: Object.values(emu.counts()).reduce((a, b) => a + b, 0) });
+        if (emu.maxInFlight() > 8) failures.push(`${label}: the audit had ${emu.maxInFlight()} requests in flight (at most 8)`);
+      }
+      const ms = median(samples.map((x) => x.ms));
+      const rss = Math.max(...samples.map((x) => x.rssMiB));
+      const requests = [...new Set(samples.map((x) => x.requests))].join('/');
+      rows.push(`${label}: AuditServiceConnections, ${AUDIT.projects} projects x ${AUDIT.perProject} connections, ${AUDIT.latencyMs} ms per request: wall ${(ms / 1000).toFixed(2)} s (median of ${AUDIT.runs}), cpu ${(median(samples.map((x) => x.cpuMs)) / 1000).toFixed(2)} s, peak RSS ${rss.toFixed(1)} MiB, requests ${requests} (minimum ${expected})`);
+      if (ms > AUDIT.budgetMs) failures.push(`${label}: the audit took ${(ms / 1000).toFixed(1)} s > ${AUDIT.budgetMs / 1000} s`);
+      if (rss > AUDIT.budgetRssMiB) failures.push(`${label}: the audit peaked at ${rss.toFixed(1)} MiB > ${AUDIT.budgetRssMiB} MiB`);
+      if (requests !== String(expected)) failures.push(`${label}: the audit made ${requests} requests, the minimum is ${expected}`);
+    }
+  } finally {
+    await emu.stop();
+  }
 }
 
 main().catch((e) => {

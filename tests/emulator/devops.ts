@@ -5,7 +5,7 @@ import type { ServiceConnection } from './types';
 import { b64url, guidToDotNetBytes, isGuid, nowSeconds, signJwt } from './jwt';
 import { DEFAULT_PROJECT, EXCHANGE_AUDIENCE, ORGANIZATION, PIPELINE_NAME, World, deterministicGuid } from './state';
 
-const DEFAULT_CREATOR = { displayName: 'Contoso Admin', id: '9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d', uniqueName: 'admin@contoso.com' };
+export const DEFAULT_CREATOR = { displayName: 'Contoso Admin', id: '9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d', uniqueName: 'admin@contoso.com' };
 
 /**
  * The operationStatus Azure DevOps shows when it could not rotate an automatic connection's secret,
@@ -144,10 +144,10 @@ function serviceEndpoint(ctx: RequestContext, world: World): void {
   const access = sc.endpointAccess ?? 'ok';
   if (access === 'unauthorized') return sendUnauthorized(ctx, world);
   if (access === 'forbidden') return sendEndpointForbidden(ctx, sc.id, project.name);
-  sendDevOpsJson(ctx, 200, serviceEndpointJson(sc, project));
+  sendDevOpsJson(ctx, 200, serviceEndpointJson(sc, project, (n) => world.findProject(n)));
 }
 
-function serviceEndpointJson(sc: ServiceConnection, project: { id: string; name: string }): unknown {
+export function serviceEndpointJson(sc: ServiceConnection, project: { id: string; name: string }, projectOf: (name: string) => { id: string; name: string } | undefined = () => undefined): unknown {
   const parameters: Record<string, string | null> = {
     tenantid: sc.tenantId,
     serviceprincipalid: sc.clientId,
@@ -156,6 +156,7 @@ function serviceEndpointJson(sc: ServiceConnection, project: { id: string; name:
     const fed = federationOf(sc);
     parameters.workloadIdentityFederationIssuer = sc.expectedIssuer ?? fed.issuer;
     parameters.workloadIdentityFederationSubject = sc.expectedSubject ?? fed.subject;
+    parameters.workloadIdentityFederationIssuerType = (sc.issuerMode ?? 'vstoken') === 'entra' ? 'EntraID' : 'AzureDevOps';
   } else if (sc.scheme === 'ServicePrincipal') {
     const certificate = sc.authenticationType === 'spnCertificate' || (!sc.authenticationType && sc.servicePrincipalCertificate);
     parameters.authenticationType = certificate ? 'spnCertificate' : 'spnKey';
@@ -166,26 +167,30 @@ function serviceEndpointJson(sc: ServiceConnection, project: { id: string; name:
   }
   const subscription = subscriptionOf(sc);
   const ready = sc.isReady ?? true;
+  const type = sc.type ?? 'azurerm';
+  const environment = sc.environment ?? 'AzureCloud';
+  const home = projectOf(sc.projectName ?? DEFAULT_PROJECT.name) ?? project;
+  const references = [home, ...(sc.sharedWith ?? []).map((p) => projectOf(p) ?? { id: deterministicGuid(`project:${p.toLowerCase()}`), name: p })];
+  const data: Record<string, string> =
+    type === 'dockerregistry'
+      ? { registrytype: 'ACR', registryId: `/subscriptions/${subscription.id}/resourceGroups/build/providers/Microsoft.ContainerRegistry/registries/contosoimages`, subscriptionId: subscription.id, subscriptionName: subscription.name, environment }
+      : { subscriptionId: subscription.id, subscriptionName: subscription.name, environment, scopeLevel: 'Subscription', creationMode: sc.creationMode ?? 'Automatic' };
+  if (type === 'dockerregistry') data.creationMode = sc.creationMode ?? 'Automatic';
+  const urls: Record<string, string> = { AzureCloud: 'https://management.azure.com/', AzureUSGovernment: 'https://management.usgovcloudapi.net/', AzureChinaCloud: 'https://management.chinacloudapi.cn/' };
   return {
-    data: {
-      subscriptionId: subscription.id,
-      subscriptionName: subscription.name,
-      environment: 'AzureCloud',
-      scopeLevel: 'Subscription',
-      creationMode: 'Automatic',
-    },
+    data,
     id: sc.id,
     name: sc.name,
-    type: 'azurerm',
-    url: 'https://management.azure.com/',
+    type,
+    url: type === 'dockerregistry' ? 'https://contosoimages.azurecr.io' : urls[environment] ?? 'https://management.local.azurestack.external/',
     createdBy: sc.createdBy ? creatorOf(sc.createdBy) : DEFAULT_CREATOR,
     description: '',
     authorization: { parameters, scheme: sc.scheme },
-    isShared: false,
+    isShared: references.length > 1,
     isReady: ready,
     operationStatus: sc.operationStatus ?? { state: ready ? 'Ready' : 'Failed', statusMessage: '' },
     owner: 'library',
-    serviceEndpointProjectReferences: [{ projectReference: { id: project.id, name: project.name }, name: sc.name, description: '' }],
+    serviceEndpointProjectReferences: references.map((p) => ({ projectReference: { id: p.id, name: p.name }, name: sc.name, description: '' })),
   };
 }
 
@@ -199,7 +204,7 @@ function creatorOf(c: NonNullable<ServiceConnection['createdBy']>): Record<strin
 }
 
 // The job token arrives as a Bearer token, or as the password of Basic auth (what PAT-style clients send).
-function authorized(ctx: RequestContext, world: World): boolean {
+export function authorized(ctx: RequestContext, world: World): boolean {
   const header = ctx.req.headers.authorization ?? '';
   const bearer = /^Bearer\s+(.+)$/i.exec(header);
   if (bearer) return bearer[1].trim() === world.jobAccessToken;
@@ -211,7 +216,7 @@ function authorized(ctx: RequestContext, world: World): boolean {
   return false;
 }
 
-function hasApiVersion(ctx: RequestContext): boolean {
+export function hasApiVersion(ctx: RequestContext): boolean {
   return !!ctx.query('api-version') || /api-version=/i.test(String(ctx.req.headers.accept ?? ''));
 }
 
@@ -219,7 +224,7 @@ function devopsHeaders(): Record<string, string> {
   return { ActivityId: crypto.randomUUID(), 'X-TFS-Session': crypto.randomUUID(), 'X-VSS-E2EID': crypto.randomUUID() };
 }
 
-function sendDevOpsJson(ctx: RequestContext, status: number, value: unknown): void {
+export function sendDevOpsJson(ctx: RequestContext, status: number, value: unknown): void {
   const version = ctx.query('api-version') ?? '7.1';
   ctx.send({
     status,
@@ -276,7 +281,7 @@ function sendUnauthorized(ctx: RequestContext, world: World): void {
   });
 }
 
-function sendProjectNotFound(ctx: RequestContext): void {
+export function sendProjectNotFound(ctx: RequestContext): void {
   sendDevOpsJson(
     ctx,
     404,
@@ -288,7 +293,7 @@ function sendProjectNotFound(ctx: RequestContext): void {
   );
 }
 
-function sendVersionMissing(ctx: RequestContext): void {
+export function sendVersionMissing(ctx: RequestContext): void {
   sendDevOpsJson(
     ctx,
     400,
@@ -300,7 +305,7 @@ function sendVersionMissing(ctx: RequestContext): void {
   );
 }
 
-function devopsFaultAnswer(status: number): Answer {
+export function devopsFaultAnswer(status: number): Answer {
   const activity = crypto.randomUUID();
   let body: Record<string, unknown>;
   if (status === 429) {

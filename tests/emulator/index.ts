@@ -14,8 +14,11 @@ import type {
   Emulator,
   EmulatorOptions,
   Fault,
+  IdentityRegistration,
   Jwk,
   ManagedIdentity,
+  ProjectRegistration,
+  RequestRecord,
   RegistryRegistration,
   RegistryTokenSigner,
   RoleAssignment,
@@ -30,6 +33,7 @@ import { FaultQueue, applyFault } from './faults';
 import { loadOrCreatePki, makeSelfSignedCertificate } from './pki';
 import { World, ORGANIZATION, DEFAULT_PROJECT } from './state';
 import { federationOf, registerDevOps } from './devops';
+import { registerDevOpsOrganization } from './devops-org';
 import { devopsJwk, entraJwk, registerEntra } from './entra';
 import { registerImds } from './imds';
 import { registerAcr, registryTokenSigner } from './acr';
@@ -47,7 +51,10 @@ export type {
   EmulatorOptions,
   Fault,
   FederatedCredential,
+  IdentityRegistration,
   Jwk,
+  ProjectRegistration,
+  RequestRecord,
   ManagedIdentity,
   RegistryRegistration,
   RegistryTokenSigner,
@@ -61,6 +68,7 @@ export type {
   TokenRequestRecord,
 } from './types';
 export { SECRET_ROTATION_FAILED } from './devops';
+export { DEVOPS_RESOURCE, IDENTITY_AREA } from './devops-org';
 export { GRAPH_READ_ROLE } from './graph';
 export { ACR_TOKEN_USERNAME, REGISTRY_AUDIENCE, REGISTRY_TOKEN_ISSUER } from './acr';
 export { addDemoScenario, agentEnvironment } from './scenario';
@@ -69,6 +77,11 @@ export { STS_NAMESPACE, stsErrorBody, stsFault } from './sts';
 export const ROUTE_NAMES: readonly RouteName[] = [
   'oidctoken',
   'serviceendpoint',
+  'devops.projects',
+  'devops.endpoints',
+  'devops.executionHistory',
+  'devops.resourceArea',
+  'devops.identities',
   'entra.token',
   'entra.openid',
   'entra.discovery',
@@ -99,6 +112,8 @@ export const MISDIRECTED = 'misdirected';
 const SERVICE_HOSTS: [routePrefix: string, host: RegExp][] = [
   ['oidctoken', /^dev\.azure\.com$/],
   ['serviceendpoint', /^dev\.azure\.com$/],
+  // vssps.dev.azure.com is the identity service's own host in the cloud.
+  ['devops.', /^(vssps\.)?dev\.azure\.com$/],
   ['entra.', /^(login\.microsoftonline\.(com|us)|login\.chinacloudapi\.cn)$/],
   ['acr.', /^[a-z0-9]+\.azurecr\.(io|us|cn)$/],
   ['arm.', /^management\.(azure\.com|usgovcloudapi\.net|chinacloudapi\.cn)$/],
@@ -126,6 +141,14 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const router = new Router();
     const counters = new Map<string, number>();
     const hostsSeen: { route: string; host: string }[] = [];
+    const log: RequestRecord[] = [];
+    const inFlight = { now: 0, max: 0 };
+    const record = (route: string, ctx: import('./server').RequestContext) => {
+      const entry: RequestRecord = { route, method: ctx.req.method ?? '', host: String(ctx.req.headers.host ?? '').toLowerCase(), path: `${ctx.url.pathname}${ctx.url.search}`, at: Date.now() };
+      // The status is known once the head is written, which may be before 'finish' is emitted.
+      Object.defineProperty(entry, 'status', { enumerable: true, configurable: true, get: () => (ctx.res.headersSent ? ctx.res.statusCode : undefined) });
+      log.push(entry);
+    };
     const faults = new FaultQueue();
     // Counts the request at its route and applies the route's next fault, if any. STS's `POST /`
     // is only named once its form is read, so its module calls this itself with the action's route.
@@ -137,6 +160,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       return true;
     };
     registerDevOps(router, world);
+    registerDevOpsOrganization(router, world);
     registerEntra(router, world);
     registerImds(router, world);
     registerAcr(router, world);
@@ -148,6 +172,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const resetCounters = () => {
       for (const name of [...routeNames, UNMATCHED, MISDIRECTED]) counters.set(name, 0);
       hostsSeen.length = 0;
+      log.length = 0;
+      inFlight.max = inFlight.now;
     };
     resetCounters();
     const server = new EmulatorServer({
@@ -157,6 +183,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       intercept: (route, ctx) => {
         const host = String(ctx.req.headers.host ?? '').toLowerCase();
         hostsSeen.push({ route: route.name, host });
+        record(route.name, ctx);
         if (!servedAt(route.name, host)) {
           counters.set(MISDIRECTED, (counters.get(MISDIRECTED) ?? 0) + 1);
           ctx.json(421, { error: 'misdirected_request', message: `${host} does not serve ${route.name}` });
@@ -167,13 +194,27 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         if (ctx.req.method !== 'POST') counters.set(UNMATCHED, (counters.get(UNMATCHED) ?? 0) + 1);
         return false;
       },
-      onUnmatched: () => counters.set(UNMATCHED, (counters.get(UNMATCHED) ?? 0) + 1),
+      onUnmatched: (ctx) => {
+        record(UNMATCHED, ctx);
+        counters.set(UNMATCHED, (counters.get(UNMATCHED) ?? 0) + 1);
+      },
+      latencyMs: () => world.latencyMs,
+      // From arrival, latency included: what the client has in flight.
+      inFlight: {
+        enter: () => {
+          inFlight.now++;
+          inFlight.max = Math.max(inFlight.max, inFlight.now);
+        },
+        leave: () => {
+          inFlight.now--;
+        },
+      },
     });
     const port = await server.listen(options.port ?? 0);
     world.url = `https://127.0.0.1:${port}`;
     world.host = `127.0.0.1:${port}`;
 
-    return new EmulatorImpl(world, server, faults, counters, resetCounters, routeNames, ownDir ? dir : undefined, hostsSeen);
+    return new EmulatorImpl(world, server, faults, counters, resetCounters, routeNames, ownDir ? dir : undefined, hostsSeen, log, inFlight);
   } catch (e) {
     if (ownDir) fs.rmSync(dir, { recursive: true, force: true });
     throw e;
@@ -200,6 +241,8 @@ class EmulatorImpl implements Emulator {
     private readonly routeNames: string[],
     private readonly dirToRemove: string | undefined,
     private readonly hostsSeen: { route: string; host: string }[],
+    private readonly log: RequestRecord[],
+    private readonly inFlight: { now: number; max: number },
   ) {
     this.url = world.url;
     this.host = world.host;
@@ -221,6 +264,52 @@ class EmulatorImpl implements Emulator {
 
   set idTokenLifetimeSeconds(value: number) {
     this.world.idTokenLifetimeSeconds = value;
+  }
+
+  get latencyMs(): number {
+    return this.world.latencyMs;
+  }
+
+  set latencyMs(value: number) {
+    if (!(value >= 0)) throw new RangeError(`latencyMs must be 0 or more, got ${value}`);
+    this.world.latencyMs = value;
+  }
+
+  get projectPageSize(): number {
+    return this.world.projectPageSize;
+  }
+
+  set projectPageSize(value: number) {
+    if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`projectPageSize must be a positive integer, got ${value}`);
+    this.world.projectPageSize = value;
+  }
+
+  get identityServiceUrl(): string | undefined {
+    return this.world.identityServiceUrl;
+  }
+
+  set identityServiceUrl(value: string | undefined) {
+    this.world.identityServiceUrl = value;
+  }
+
+  addProject(project: ProjectRegistration): void {
+    this.world.addProject(project);
+  }
+
+  addIdentity(identity: IdentityRegistration): void {
+    this.world.addIdentity(identity);
+  }
+
+  addOrganizationMember(clientIdOrObjectId: string): void {
+    this.world.addMember(clientIdOrObjectId);
+  }
+
+  requestLog(): RequestRecord[] {
+    return this.log.map((r) => ({ ...r }));
+  }
+
+  maxInFlight(): number {
+    return this.inFlight.max;
   }
 
   addApp(app: AppRegistration): void {

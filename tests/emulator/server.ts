@@ -72,7 +72,11 @@ export interface ServerOptions {
   cert: string;
   router: Router;
   intercept: Interceptor;
-  onUnmatched(): void;
+  onUnmatched(ctx: RequestContext): void;
+  /** milliseconds each request waits before it is handled (simulated network latency) */
+  latencyMs?(): number;
+  /** Called when a request arrives (before any latency) and when its answer is done or the connection closes. */
+  inFlight?: { enter(): void; leave(): void };
 }
 
 export class EmulatorServer {
@@ -115,12 +119,25 @@ export class EmulatorServer {
   }
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const tracker = this.options.inFlight;
+    if (tracker) {
+      tracker.enter();
+      let left = false;
+      const leave = () => {
+        if (!left) tracker.leave();
+        left = true;
+      };
+      res.once('finish', leave);
+      res.once('close', leave);
+    }
+    const latency = this.options.latencyMs?.() ?? 0;
+    if (latency > 0) await new Promise((r) => setTimeout(r, latency));
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
     const match = this.options.router.match(req.method ?? 'GET', url.pathname);
     const ctx = createContext(req, res, url, match?.params ?? {});
     try {
       if (!match) {
-        this.options.onUnmatched();
+        this.options.onUnmatched(ctx);
         ctx.json(404, { error: 'not_found', message: `The emulator has no route for ${req.method} ${url.pathname}` });
         return;
       }

@@ -10,6 +10,9 @@ import type {
   ServiceConnection,
   SubscriptionRegistration,
   TokenRequestRecord,
+  Fault,
+  IdentityRegistration,
+  ProjectRegistration,
 } from './types';
 import { isGuid, randomSecret } from './jwt';
 
@@ -61,6 +64,8 @@ export function awsProviderUrl(url: string): string {
 export interface Project {
   name: string;
   id: string;
+  /** what every request about the project answers with, while set */
+  fault?: Fault;
 }
 
 /** Everything the service modules share: registrations, issued secrets, the last token request. */
@@ -68,6 +73,9 @@ export class World {
   url = '';
   host = '';
   idTokenLifetimeSeconds = 600;
+  latencyMs = 0;
+  projectPageSize = 100;
+  identityServiceUrl: string | undefined;
   lastTokenRequest: TokenRequestRecord | undefined;
 
   private readonly registeredApps: RegisteredApp[] = [];
@@ -80,6 +88,8 @@ export class World {
   private readonly awsRoles = new Map<string, StoredAwsRole>();
   private readonly awsSessionList: AwsSession[] = [];
   private readonly projects = new Map<string, Project>([[DEFAULT_PROJECT.name, { ...DEFAULT_PROJECT }]]);
+  private readonly identityMap = new Map<string, IdentityRegistration>();
+  private readonly members = new Set<string>();
   // Insertion-ordered and de-duplicated; read by leak scans.
   private readonly secrets = new Set<string>();
   private currentJobToken: string;
@@ -139,9 +149,10 @@ export class World {
     requireGuid(sc.id, 'id');
     requireGuid(sc.tenantId, 'tenantId');
     requireGuid(sc.clientId, 'clientId');
-    const projectName = sc.projectName ?? DEFAULT_PROJECT.name;
-    if (!this.findProject(projectName)) {
-      this.projects.set(projectName.toLowerCase(), { name: projectName, id: deterministicGuid(`project:${projectName.toLowerCase()}`) });
+    for (const projectName of [sc.projectName ?? DEFAULT_PROJECT.name, ...(sc.sharedWith ?? [])]) {
+      if (!this.findProject(projectName)) {
+        this.projects.set(projectName.toLowerCase(), { name: projectName, id: deterministicGuid(`project:${projectName.toLowerCase()}`) });
+      }
     }
     this.connections.set(sc.id.toLowerCase(), structuredClone(sc));
     this.recordSecret(sc.servicePrincipalKey);
@@ -151,9 +162,53 @@ export class World {
     return this.connections.get(id.toLowerCase());
   }
 
+  /** The connections a project sees: its own and those shared with it, in the order added. */
+  connectionsOf(project: Project): ServiceConnection[] {
+    const name = project.name.toLowerCase();
+    return [...this.connections.values()].filter((c) => (c.projectName ?? DEFAULT_PROJECT.name).toLowerCase() === name || (c.sharedWith ?? []).some((p) => p.toLowerCase() === name));
+  }
+
+  addProject(p: ProjectRegistration): void {
+    if (typeof p.name !== 'string' || !p.name.trim()) throw new TypeError('a project needs a name');
+    if (p.id !== undefined) requireGuid(p.id, 'id');
+    const existing = this.findProject(p.name);
+    this.projects.set(p.name.toLowerCase(), { name: p.name, id: (p.id ?? existing?.id ?? deterministicGuid(`project:${p.name.toLowerCase()}`)).toLowerCase(), fault: p.fault && structuredClone(p.fault) });
+  }
+
+  /** Every project, sorted by name (as _apis/projects lists them). */
+  projectList(): Project[] {
+    return [...this.projects.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  addIdentity(i: IdentityRegistration): void {
+    requireGuid(i.id, 'id');
+    this.identityMap.set(i.id.toLowerCase(), { ...i });
+  }
+
+  /** An identity by id: a registered one, or a connection's creator (active unless createdBy.inactive). */
+  findIdentity(id: string): IdentityRegistration | undefined {
+    const key = id.toLowerCase();
+    const known = this.identityMap.get(key);
+    if (known) return known;
+    for (const c of this.connections.values()) {
+      const by = c.createdBy;
+      if (by && (by.id ?? deterministicGuid(`identity:${by.displayName}`)).toLowerCase() === key) return { id: key, displayName: by.displayName, isActive: !by.inactive };
+    }
+    return undefined;
+  }
+
+  addMember(id: string): void {
+    requireGuid(id, 'clientIdOrObjectId');
+    this.members.add(id.toLowerCase());
+  }
+
+  isMember(ids: string[]): boolean {
+    return ids.some((i) => this.members.has(i.toLowerCase()));
+  }
+
   findProject(nameOrId: string): Project | undefined {
     const key = nameOrId.toLowerCase();
-    for (const p of this.projects.values()) if (p.name.toLowerCase() === key || p.id === key) return p;
+    for (const p of this.projects.values()) if (p.name.toLowerCase() === key || p.id.toLowerCase() === key) return p;
     return undefined;
   }
 

@@ -3,6 +3,11 @@
 export type RouteName =
   | 'oidctoken'
   | 'serviceendpoint'
+  | 'devops.projects'
+  | 'devops.endpoints'
+  | 'devops.executionHistory'
+  | 'devops.resourceArea'
+  | 'devops.identities'
   | 'entra.token'
   | 'entra.openid'
   | 'entra.discovery'
@@ -109,6 +114,51 @@ export interface ServiceConnection {
   servicePrincipalKey?: string;
   /** PEM with the certificate and its unencrypted private key, as the agent passes it */
   servicePrincipalCertificate?: string;
+  /** The endpoint type the list API filters on: default 'azurerm'; 'dockerregistry' for a Docker registry (ACR) connection. */
+  type?: 'azurerm' | 'dockerregistry' | (string & {});
+  /** data.environment: default 'AzureCloud' (also 'AzureUSGovernment', 'AzureChinaCloud', 'AzureStack') */
+  environment?: string;
+  /** data.creationMode: default 'Automatic' */
+  creationMode?: 'Automatic' | 'Manual';
+  /** Further projects the connection is shared with (serviceEndpointProjectReferences; isShared true). */
+  sharedWith?: string[];
+  /** The last run that used the connection (executionhistory); default none: never used. */
+  lastUsed?: { pipeline: string; runName?: string; result: 'succeeded' | 'failed' | 'canceled' | (string & {}); finishTime: string };
+}
+
+/** A project of the organisation, listed by GET _apis/projects (paged). */
+export interface ProjectRegistration {
+  name: string;
+  /** default a GUID derived from the name */
+  id?: string;
+  /**
+   * A fault every request about this project answers with (its endpoint list and the connections'
+   * execution histories), e.g. { kind: 'status', status: 403 } or 500, for as long as it is set.
+   */
+  fault?: Fault;
+}
+
+/** An Azure DevOps identity (a user or a service principal), as GET _apis/identities returns it. */
+export interface IdentityRegistration {
+  id: string;
+  displayName: string;
+  /** default true; false for someone who has left the organisation */
+  isActive?: boolean;
+}
+
+/** One request the emulator received, in arrival order. */
+export interface RequestRecord {
+  /** the route's name, or 'unmatched' */
+  route: string;
+  method: string;
+  /** the Host header */
+  host: string;
+  /** path and query */
+  path: string;
+  /** Date.now() when it arrived (after any latency it waited) */
+  at: number;
+  /** the status answered, once answered */
+  status?: number;
 }
 
 export interface ManagedIdentity {
@@ -278,6 +328,25 @@ export interface Emulator {
   jobAccessToken: string;
   /** default 600; negative makes idTokens already expired */
   idTokenLifetimeSeconds: number;
+  /** milliseconds every request waits before it is handled (default 0): the bench's network latency */
+  latencyMs: number;
+  /** the largest page GET _apis/projects answers, whatever $top asks (default 100) */
+  projectPageSize: number;
+  /**
+   * The identity service's locationUrl the resource-area lookup answers; default the collection
+   * URL at the host the request came to (same origin as the collection).
+   */
+  identityServiceUrl?: string;
+  /** a project (listed by _apis/projects); adding it again replaces it (its fault too) */
+  addProject(project: ProjectRegistration): void;
+  /** an identity for _apis/identities; connections' creators are identities too (active unless createdBy.inactive) */
+  addIdentity(identity: IdentityRegistration): void;
+  /** lets an Entra access token for Azure DevOps (aud 499b84ac-...) of this app (client id or object id) read the organisation */
+  addOrganizationMember(clientIdOrObjectId: string): void;
+  /** every request since the last resetCounts(), in arrival order */
+  requestLog(): RequestRecord[];
+  /** the most requests that were being handled at once since the last resetCounts() */
+  maxInFlight(): number;
   addApp(app: AppRegistration): void;
   addServiceConnection(sc: ServiceConnection): void;
   addManagedIdentity(mi: ManagedIdentity): void;

@@ -31,7 +31,8 @@ export const wif = (c: { id: string; clientId: string }): ConnectionEnv => ({ id
 
 export interface BundledRun {
   task: string;
-  conn: ConnectionEnv;
+  /** The connection the agent passes (as connectedServiceNameARM unless the inputs name it otherwise); none for a task that needs none. */
+  conn?: ConnectionEnv;
   inputs?: Record<string, string>;
   job?: JobOptions;
   env?: Record<string, string>;
@@ -69,6 +70,8 @@ function unintended(c: VsoCommand): string | undefined {
       return DOCUMENTED_VARIABLES.has(p('variable') ?? '') ? undefined : `a variable the tasks do not document: ${p('variable')}`;
     case 'task.settaskvariable':
       return /^WorkloadIdentity\.[\w.]+$/.test(p('variable') ?? '') ? undefined : `a task variable the tasks do not use: ${p('variable')}`;
+    case 'task.addattachment':
+      return p('type') === 'WorkloadIdentity.Audit' ? undefined : `an attachment of type ${p('type')}`;
     case 'task.issue':
       return /^(error|warning)$/.test(p('type') ?? '') ? undefined : `an issue of type ${p('type')}`;
     case 'task.complete':
@@ -110,7 +113,7 @@ export class E2eRuns {
 
   async run(r: BundledRun): Promise<TaskRun> {
     const emu = this.emu();
-    const env: Record<string, string> = { ...jobEnv(emu, r.job), ...connectionEnv(emu, r.conn), INPUT_CONNECTEDSERVICENAMEARM: r.conn.id, ...(r.env ?? {}) };
+    const env: Record<string, string> = { ...jobEnv(emu, r.job), ...(r.conn ? { ...connectionEnv(emu, r.conn), INPUT_CONNECTEDSERVICENAMEARM: r.conn.id } : {}), ...(r.env ?? {}) };
     for (const [k, v] of Object.entries(r.inputs ?? {})) env[`INPUT_${k.toUpperCase()}`] = v;
     return this.record(await runTaskProcess(r.task, r.entry ?? 'index.js', { env, node: r.node, user: r.user, timeoutMs: r.timeoutMs }));
   }

@@ -26,11 +26,12 @@ td:nth-child(2) { white-space: nowrap; }
 a { color: #0078d4; text-decoration: none; }
 `;
 
-export async function renderSummaryHtml(markdown: string, tabName: string): Promise<string> {
+/** `extraCss` adjusts the layout for a summary of another shape (column widths). */
+export async function renderSummaryHtml(markdown: string, tabName: string, extraCss = ''): Promise<string> {
   // marked is ESM-first; load it the way both Node 20 and 24 can.
   const { marked } = (await import('marked')) as typeof import('marked');
   const body = await marked.parse(markdown);
-  return `<!doctype html><html><head><meta charset="utf-8"><style>${CSS}</style></head><body><div class="tab"><div class="tabbar">Summary &nbsp; Logs &nbsp; Tests &nbsp; <b>${tabName}</b></div>${body}</div></body></html>`;
+  return `<!doctype html><html><head><meta charset="utf-8"><style>${CSS}${extraCss}</style></head><body><div class="tab"><div class="tabbar">Summary &nbsp; Logs &nbsp; Tests &nbsp; <b>${tabName}</b></div>${body}</div></body></html>`;
 }
 
 export function screenshot(html: string, pngFile: string, size = { width: 1280, height: 900 }): Promise<void> {

@@ -1,0 +1,109 @@
+/**
+ * What an audit leaves: the build summary (counts by action first, then the rows that need action,
+ * each linked to its connection's page), the log lines, and CSV and JSON reports. Text from the
+ * service (names, status messages) is made inert in the summary and the log (output.ts); the CSV
+ * guards spreadsheet formulas.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { cell, link } from '../summary';
+import { neutralize } from '../output';
+import { Action, ACTIONS, ACTION_TITLES, AuditResult, AuditRow } from './audit';
+
+export interface AuditHeader {
+  organization: string;
+  scope: string;
+  identity: string;
+  projectsAudited: number;
+  generatedAt: string;
+  requests: number;
+}
+
+const ICON: Record<AuditRow['severity'], string> = { error: '✖', warning: '⚠', ok: '✔' };
+
+export function countsByAction(rows: AuditRow[]): Map<Action, number> {
+  const counts = new Map<Action, number>();
+  for (const a of ACTIONS) counts.set(a, 0);
+  for (const r of rows) counts.set(r.action, (counts.get(r.action) ?? 0) + 1);
+  return counts;
+}
+
+export function needingAction(rows: AuditRow[]): AuditRow[] {
+  return rows.filter((r) => r.action !== 'none');
+}
+
+export function renderAuditSummary(h: AuditHeader, result: AuditResult): string {
+  const rows = result.rows;
+  const connections = rows.filter((r) => r.id);
+  const needs = needingAction(rows);
+  const verdict =
+    result.status === 'ok'
+      ? `✔ No connection needs action (${connections.length} audited).`
+      : `${ICON[result.status]} ${needs.length} of ${rows.length} rows need action (${connections.length} connections audited).`;
+  const out = [`## Service connection audit: ${cell(h.organization)}`, '', `**${verdict}**`, ''];
+  out.push(`**Scope:** ${cell(h.scope)} · **Projects:** ${h.projectsAudited} · **As:** ${cell(h.identity)} · **Requests:** ${h.requests} · **At:** ${cell(h.generatedAt)}`, '');
+  out.push('| Action | Connections |', '| --- | ---: |');
+  for (const [action, n] of countsByAction(rows)) if (n) out.push(`| ${cell(ACTION_TITLES[action])} | ${n} |`);
+  out.push('');
+  if (needs.length) {
+    out.push('### Needing action', '', '| Connection | Project | Scheme | Found | Action and fix |', '| --- | --- | --- | --- | --- |');
+    for (const r of needs) {
+      const name = r.link ? link({ title: r.name, url: r.link }) : cell(r.name);
+      const scheme = [r.scheme, r.issuer ? `issuer: ${r.issuer}` : '', r.environment && r.environment !== 'AzureCloud' ? r.environment : ''].filter(Boolean).map(cell).join('<br>');
+      const found = [r.why, r.creator ? `Creator: ${r.creator} (${r.creatorState})` : '', r.lastUse ? `Last use: ${r.lastUse}` : '', r.credentialEnd && r.credentialEnd !== 'none (no secret)' ? `Secret: ${r.credentialEnd}` : '', r.sharedWith.length ? `Shared with: ${r.sharedWith.join(', ')}` : '']
+        .filter(Boolean)
+        .map(cell)
+        .join('<br>');
+      out.push(`| ${name} | ${cell(r.project)} | ${scheme} | ${found} | ${ICON[r.severity]} **${cell(ACTION_TITLES[r.action])}**<br>${cell(r.fix)} |`);
+    }
+    out.push('');
+  }
+  out.push('The CSV and JSON reports with every row are attached to the run (and their paths are in the outputs reportCsvPath and reportJsonPath).', '');
+  return out.join('\n');
+}
+
+/** One line per row for the log, every value made inert. */
+export function auditLogLines(rows: AuditRow[]): string[] {
+  return rows.map((r) => {
+    const head = `${r.severity === 'error' ? 'ERROR  ' : r.severity === 'warning' ? 'WARNING' : 'OK     '}  ${neutralize(r.project)} / ${neutralize(r.name)}`;
+    const detail = r.id ? ` [${neutralize(r.scheme)}${r.issuer ? `, ${neutralize(r.issuer)}` : ''}]` : '';
+    return `${head}${detail}: ${ACTION_TITLES[r.action]}. ${neutralize(r.why)}${r.fix ? `  Fix: ${neutralize(r.fix)}` : ''}`;
+  });
+}
+
+export const CSV_COLUMNS: (keyof AuditRow)[] = [
+  'project', 'name', 'id', 'type', 'scheme', 'issuer', 'environment', 'isReady', 'operationStatus', 'creationMode', 'creator', 'creatorState', 'lastUse', 'credentialEnd', 'sharedWith', 'action', 'severity', 'why', 'fix', 'permission', 'link',
+];
+
+/** RFC 4180 fields; a value a spreadsheet would run as a formula gets a leading apostrophe. */
+function csvField(v: unknown): string {
+  let s = Array.isArray(v) ? v.join('; ') : v === undefined || v === null ? '' : String(v);
+  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function renderCsv(rows: AuditRow[]): string {
+  return [CSV_COLUMNS.join(','), ...rows.map((r) => CSV_COLUMNS.map((c) => csvField(r[c])).join(','))].join('\r\n') + '\r\n';
+}
+
+export function renderJson(h: AuditHeader, result: AuditResult): string {
+  return JSON.stringify({ ...h, status: result.status, counts: Object.fromEntries(countsByAction(result.rows)), rows: result.rows }, null, 2);
+}
+
+export interface ReportFiles {
+  dir: string;
+  markdown: string;
+  csv: string;
+  json: string;
+}
+
+/** Writes the three files into a new folder under `tempDirectory` (Agent.TempDirectory). */
+export function writeReports(tempDirectory: string, h: AuditHeader, result: AuditResult): ReportFiles {
+  fs.mkdirSync(tempDirectory, { recursive: true });
+  const dir = fs.mkdtempSync(path.join(tempDirectory, 'service-connection-audit-'));
+  const files = { dir, markdown: path.join(dir, 'service-connection-audit.md'), csv: path.join(dir, 'service-connection-audit.csv'), json: path.join(dir, 'service-connection-audit.json') };
+  fs.writeFileSync(files.markdown, renderAuditSummary(h, result));
+  fs.writeFileSync(files.csv, renderCsv(result.rows));
+  fs.writeFileSync(files.json, renderJson(h, result));
+  return files;
+}

@@ -1,0 +1,358 @@
+/**
+ * The audit of service connections: every connection of a project or of the organisation, one row
+ * each with what was found and one recommended action with its exact fix. Read-only. Whatever one
+ * read fails with becomes part of a row (the reason and the permission it needs): the audit goes on.
+ */
+import { Credential, getApplicationCredentials, GraphAnswer, GRAPH_SERVICE } from '../graph';
+import { TaskFailure } from '../failures';
+import { PipelineContext } from '../pipeline-context';
+import { EndpointJson, IDENTITY_BATCH, IdentityState, LastUse, OrganizationReader, ProjectRef, Read } from './organization';
+
+export type Action = 'cannot-read' | 'fix-rotation' | 'remove-unused' | 'renew-secret' | 'convert-issuer' | 'convert-to-federation' | 'none';
+export type Severity = 'error' | 'warning' | 'ok';
+
+/** Actions in the order the summary counts them (most urgent first). */
+export const ACTIONS: readonly Action[] = ['fix-rotation', 'renew-secret', 'convert-issuer', 'convert-to-federation', 'remove-unused', 'cannot-read', 'none'];
+
+export const ACTION_TITLES: Record<Action, string> = {
+  'fix-rotation': 'Fix the failed secret rotation',
+  'renew-secret': 'Renew the secret or certificate',
+  'convert-issuer': 'Convert to the Entra issuer (vstoken retires 2027-07-01)',
+  'convert-to-federation': 'Convert to workload identity federation',
+  'remove-unused': 'Remove the unused connection',
+  'cannot-read': 'Could not be read',
+  none: 'Nothing to do',
+};
+
+/** The vstoken issuer is retired on this day (protocols.md section 8). */
+export const VSTOKEN_RETIREMENT = Date.UTC(2027, 6, 1);
+
+export interface AuditRow {
+  project: string;
+  sharedWith: string[];
+  id: string;
+  name: string;
+  type: string;
+  scheme: string;
+  /** 'vstoken', 'Entra ID', or '' when not federated */
+  issuer: string;
+  environment: string;
+  isReady?: boolean;
+  operationStatus: string;
+  creationMode: string;
+  creator: string;
+  /** 'active', 'inactive', or 'unknown: <why>' */
+  creatorState: string;
+  /** 'never', the last run, or 'unknown: <why>' */
+  lastUse: string;
+  lastUseDate?: string;
+  /** the latest end date of the app's secrets or certificates, or why it is not known */
+  credentialEnd: string;
+  action: Action;
+  severity: Severity;
+  /** what was found that calls for the action */
+  why: string;
+  fix: string;
+  /** the permission a read needed, for rows that could not be read */
+  permission?: string;
+  link?: string;
+}
+
+/** How secret end dates are read: from Microsoft Graph with the auditing identity's token, or skipped saying why. */
+export type GraphAccess =
+  | { enabled: true; baseUrl: string; cloud: string; tenantId: string; token: () => Promise<string> }
+  | { enabled: false; reason: string };
+
+export interface AuditOptions {
+  scope: 'project' | 'organization';
+  /** organization scope: only these projects (names), without listing the organisation's */
+  projects: string[];
+  /** connection types to audit (lower case), or undefined for every type */
+  types?: string[];
+  unusedDays: number;
+  secretExpiryWarningDays: number;
+  graph: GraphAccess;
+  now: number;
+}
+
+export interface AuditResult {
+  rows: AuditRow[];
+  projectsAudited: number;
+  status: Severity;
+}
+
+const DAY = 86_400_000;
+
+interface Seen {
+  ep: EndpointJson & { id: string };
+  /** the projects whose list showed it */
+  listedIn: string[];
+  history: Promise<Read<LastUse | undefined>>;
+}
+
+export async function runAudit(ctx: PipelineContext, reader: OrganizationReader, o: AuditOptions): Promise<AuditResult> {
+  const rows: AuditRow[] = [];
+  const identityUrl = reader.identityServiceUrl();
+
+  let projects: ProjectRef[];
+  if (o.scope === 'project') projects = [{ id: ctx.teamProjectId || ctx.teamProject, name: ctx.teamProject || ctx.teamProjectId }];
+  else if (o.projects.length) projects = o.projects.map((name) => ({ id: name, name }));
+  else {
+    const listed = await reader.projects();
+    if (!listed.ok) {
+      rows.push(unreadableRow('(organization)', '(all projects)', `The organization's projects could not be listed: ${listed.reason}.`, listed.permission ?? 'View instance-level information (members of Project Collection Valid Users have it)'));
+      await identityUrl;
+      return finish(rows, 0);
+    }
+    projects = listed.value;
+  }
+
+  // One request per project; each connection's history starts as soon as a list shows it.
+  const typeParam = o.types?.length === 1 ? o.types[0] : undefined;
+  const seen = new Map<string, Seen>();
+  await Promise.all(
+    projects.map(async (p) => {
+      const list = await reader.endpoints(p.id, typeParam);
+      if (!list.ok) {
+        rows.push(unreadableRow(p.name, '(project)', `The project's service connections could not be read: ${list.reason}.`, list.permission ?? 'Reader on the project\'s service connections, once the service answers again'));
+        return;
+      }
+      for (const ep of list.value) {
+        const type = (ep.type ?? '').toLowerCase();
+        if (o.types && !o.types.includes(type)) continue;
+        if (typeof ep.id !== 'string' || !ep.id) {
+          rows.push(unreadableRow(p.name, ep.name ?? '(unnamed)', 'Azure DevOps listed a connection without an id.', 'none: report it'));
+          continue;
+        }
+        const key = ep.id.toLowerCase();
+        const known = seen.get(key);
+        if (known) known.listedIn.push(p.name);
+        else seen.set(key, { ep: ep as Seen['ep'], listedIn: [p.name], history: reader.lastUse(p.id, ep.id) });
+      }
+    }),
+  );
+
+  const entries = [...seen.values()];
+  const creators = [...new Set(entries.map((e) => e.ep.createdBy?.id?.toLowerCase()).filter((x): x is string => !!x))];
+  const [identities, credentials] = await Promise.all([readIdentities(reader, identityUrl, creators), readCredentials(ctx, reader, o.graph, entries)]);
+
+  for (const e of entries) {
+    const history = await e.history;
+    rows.push(connectionRow(ctx, e, history, identities, credentials, o));
+  }
+  return finish(rows, projects.length);
+}
+
+function finish(rows: AuditRow[], projectsAudited: number): AuditResult {
+  rows.sort((a, b) => ACTIONS.indexOf(a.action) - ACTIONS.indexOf(b.action) || a.project.localeCompare(b.project) || a.name.localeCompare(b.name));
+  const status: Severity = rows.some((r) => r.severity === 'error') ? 'error' : rows.some((r) => r.severity === 'warning') ? 'warning' : 'ok';
+  return { rows, projectsAudited, status };
+}
+
+type Identities = { ok: true; states: Map<string, IdentityState> } | { ok: false; reason: string };
+
+async function readIdentities(reader: OrganizationReader, url: Promise<Read<string>>, ids: string[]): Promise<Identities> {
+  const base = await url;
+  if (!base.ok) return { ok: false, reason: `the identity service could not be found: ${base.reason}` };
+  const states = new Map<string, IdentityState>();
+  const failures: string[] = [];
+  const batches: string[][] = [];
+  for (let i = 0; i < ids.length; i += IDENTITY_BATCH) batches.push(ids.slice(i, i + IDENTITY_BATCH));
+  await Promise.all(
+    batches.map(async (batch) => {
+      const r = await reader.identities(base.value, batch);
+      if (r.ok) for (const [k, v] of r.value) states.set(k, v);
+      else failures.push(`${r.reason}${r.permission ? ` (needs ${r.permission})` : ''}`);
+    }),
+  );
+  return failures.length && !states.size ? { ok: false, reason: `identities could not be read: ${failures[0]}` } : { ok: true, states };
+}
+
+type Credentials = Map<string, GraphAnswer | { ok: false; status: 0; message: string; skipped: true }>;
+
+/** One Graph read per app registration behind a secret or certificate connection. */
+async function readCredentials(ctx: PipelineContext, reader: OrganizationReader, graph: GraphAccess, entries: Seen[]): Promise<Credentials | string> {
+  if (!graph.enabled) return graph.reason;
+  const apps = new Set<string>();
+  for (const e of entries) {
+    const p = e.ep.authorization?.parameters ?? {};
+    if (!isSecretBased(e.ep) || !p.serviceprincipalid) continue;
+    if (environmentOf(e.ep).toLowerCase() !== graph.cloud.toLowerCase() || (p.tenantid ?? '').toLowerCase() !== graph.tenantId.toLowerCase()) continue;
+    apps.add(p.serviceprincipalid.toLowerCase());
+  }
+  const out: Credentials = new Map();
+  if (!apps.size) return out;
+  let token: string;
+  try {
+    token = await graph.token();
+  } catch (e) {
+    return `no Microsoft Graph token for the auditing identity: ${e instanceof TaskFailure ? e.details.what : (e as Error).message}`;
+  }
+  const gate = reader.gates.for(graph.baseUrl, GRAPH_SERVICE);
+  await Promise.all(
+    [...apps].map(async (appId) => {
+      reader.requests.graph = (reader.requests.graph ?? 0) + 1;
+      try {
+        out.set(appId, await reader.pool.run(() => getApplicationCredentials(ctx, graph.baseUrl, token, appId, gate)));
+      } catch (e) {
+        out.set(appId, { ok: false, status: 0, message: e instanceof TaskFailure ? e.details.what : (e as Error).message, skipped: true });
+      }
+    }),
+  );
+  return out;
+}
+
+function isSecretBased(ep: EndpointJson): boolean {
+  return (ep.authorization?.scheme ?? '').toLowerCase() === 'serviceprincipal';
+}
+
+function environmentOf(ep: EndpointJson): string {
+  return ep.data?.environment || 'AzureCloud';
+}
+
+export function issuerOf(ep: EndpointJson): string {
+  if ((ep.authorization?.scheme ?? '').toLowerCase() !== 'workloadidentityfederation') return '';
+  const p = ep.authorization?.parameters ?? {};
+  const type = (p.workloadIdentityFederationIssuerType ?? '').toLowerCase();
+  if (type === 'azuredevops') return 'vstoken';
+  if (type === 'entraid') return 'Entra ID';
+  const iss = (p.workloadIdentityFederationIssuer ?? '').toLowerCase();
+  if (iss.includes('vstoken.')) return 'vstoken';
+  if (iss) return 'Entra ID';
+  return 'unknown';
+}
+
+function schemeOf(ep: EndpointJson): string {
+  const scheme = ep.authorization?.scheme ?? '(none)';
+  if (scheme.toLowerCase() !== 'serviceprincipal') return scheme;
+  const t = (ep.authorization?.parameters?.authenticationType ?? 'spnKey').toLowerCase();
+  return t === 'spncertificate' ? 'ServicePrincipal (certificate)' : 'ServicePrincipal (secret)';
+}
+
+export function connectionLink(collectionUri: string, project: string, id: string): string {
+  return `${collectionUri}${encodeURIComponent(project)}/_settings/adminservices?resourceId=${encodeURIComponent(id)}`;
+}
+
+function unreadableRow(project: string, name: string, why: string, permission: string): AuditRow {
+  return {
+    project, sharedWith: [], id: '', name, type: '', scheme: '', issuer: '', environment: '', operationStatus: '', creationMode: '', creator: '', creatorState: '', lastUse: '', credentialEnd: '',
+    action: 'cannot-read', severity: 'warning', why, fix: `Grant the auditing identity: ${permission}; then re-run the audit.`, permission,
+  };
+}
+
+function credentialText(ep: EndpointJson, credentials: Credentials | string, graph: GraphAccess, warnDays: number, now: number): { text: string; end?: number } {
+  if (!isSecretBased(ep)) return { text: 'none (no secret)' };
+  if (typeof credentials === 'string') return { text: `skipped: ${credentials}` };
+  const p = ep.authorization?.parameters ?? {};
+  const appId = (p.serviceprincipalid ?? '').toLowerCase();
+  const answer = credentials.get(appId);
+  if (!answer) {
+    const env = environmentOf(ep);
+    if (graph.enabled && env.toLowerCase() !== graph.cloud.toLowerCase()) return { text: `skipped: the connection is in ${env}, the auditing identity in ${graph.cloud}` };
+    if (graph.enabled) return { text: `skipped: the app is in tenant ${p.tenantid ?? '(none)'}, the auditing identity in ${graph.tenantId}` };
+    return { text: 'skipped' };
+  }
+  if (!answer.ok) {
+    if (answer.status === 403) return { text: 'skipped: the auditing identity may not read app registrations (needs Microsoft Graph Application.Read.All, or ownership of the app)' };
+    if (answer.status === 404) return { text: `skipped: no app registration ${appId} in the tenant (deleted?)` };
+    return { text: `skipped: Microsoft Graph ${answer.status ? `HTTP ${answer.status}` : 'unreachable'}${answer.message ? `: ${answer.message}` : ''}` };
+  }
+  const certificate = schemeOf(ep).includes('certificate');
+  const kind: Credential['kind'] = certificate ? 'certificate' : 'secret';
+  const ends = answer.credentials.filter((c) => c.kind === kind && c.endDateTime).map((c) => Date.parse(c.endDateTime!)).filter((n) => Number.isFinite(n));
+  if (!ends.length) return { text: `no ${kind} on the app registration` };
+  const end = Math.max(...ends);
+  const days = Math.floor((end - now) / DAY);
+  const date = new Date(end).toISOString().slice(0, 10);
+  const state = end <= now ? 'expired' : days < warnDays ? `expires in ${days} days` : 'valid';
+  return { text: `${date} (${state}; latest of ${ends.length} ${kind}${ends.length === 1 ? '' : 's'})`, end };
+}
+
+function connectionRow(ctx: PipelineContext, e: Seen, history: Read<LastUse | undefined>, identities: Identities, credentials: Credentials | string, o: AuditOptions): AuditRow {
+  const ep = e.ep;
+  const refs = (ep.serviceEndpointProjectReferences ?? []).map((r) => r.projectReference?.name).filter((n): n is string => typeof n === 'string');
+  // The connection's own project: its first project reference (where it was created); else where it was listed.
+  const project = refs[0] ?? e.listedIn[0];
+  const sharedWith = [...new Set([...refs, ...e.listedIn])].filter((p) => p.toLowerCase() !== project.toLowerCase());
+  const p = ep.authorization?.parameters ?? {};
+  const scheme = schemeOf(ep);
+  const issuer = issuerOf(ep);
+  const environment = environmentOf(ep);
+  const creationMode = ep.data?.creationMode ?? '';
+  const op = ep.operationStatus;
+  const operationStatus = op?.state ? `${op.state}${op.statusMessage ? `: ${op.statusMessage}` : ''}` : '';
+  const creatorId = ep.createdBy?.id?.toLowerCase();
+  const creator = ep.createdBy?.displayName ?? ep.createdBy?.uniqueName ?? '(unknown)';
+  let creatorState: string;
+  if (!creatorId) creatorState = 'unknown: no creator recorded';
+  else if (!identities.ok) creatorState = `unknown: ${identities.reason}`;
+  else {
+    const s = identities.states.get(creatorId);
+    creatorState = s ? (s.active ? 'active' : 'inactive') : 'inactive (not found in the organization)';
+  }
+  let lastUse: string;
+  let lastUseDate: string | undefined;
+  let historyProblem: string | undefined;
+  if (!history.ok) {
+    lastUse = `unknown: ${history.reason}`;
+    historyProblem = `${history.reason}${history.permission ? ` (needs ${history.permission})` : ''}`;
+  } else if (!history.value) lastUse = 'never';
+  else {
+    const u = history.value;
+    lastUseDate = u.finishTime;
+    lastUse = `${u.finishTime?.slice(0, 10) ?? '(no date)'}: ${u.pipeline ?? '(pipeline)'} run ${u.run ?? '?'}, ${u.result ?? 'no result'}`;
+  }
+  const cred = credentialText(ep, credentials, o.graph, o.secretExpiryWarningDays, o.now);
+
+  const row: AuditRow = {
+    project, sharedWith, id: ep.id, name: ep.name ?? '(unnamed)', type: ep.type ?? '', scheme, issuer, environment, isReady: ep.isReady, operationStatus, creationMode, creator, creatorState,
+    lastUse, lastUseDate, credentialEnd: cred.text, action: 'none', severity: 'ok', why: 'Nothing found that needs action.', fix: '', link: connectionLink(ctx.collectionUri, project, ep.id),
+  };
+  const org = ctx.collectionUri.replace(/\/+$/, '');
+  const cli = `--id ${ep.id} --org ${org} --project "${project}"`;
+  const appId = p.serviceprincipalid ?? '(the app)';
+  const secretBased = isSecretBased(ep);
+  const failed = ep.isReady === false || /^failed$/i.test(op?.state ?? '');
+  const unused = history.ok && (!history.value || (lastUseDate !== undefined && o.now - Date.parse(lastUseDate) > o.unusedDays * DAY));
+
+  if (failed) {
+    row.action = 'fix-rotation';
+    row.severity = 'error';
+    const who = creatorState === 'active' ? `its creator ${creator} is still active` : `its creator ${creator} is ${creatorState.startsWith('inactive') ? 'no longer active (the rotation needs the creator\'s rights)' : creatorState}`;
+    row.why = `Not ready (${operationStatus || 'state Failed'}); ${who}. Deployments fail once the current secret expires.`;
+    row.fix = secretBased
+      ? `Convert it to workload identity federation (Project settings > Service connections > ${row.name} > Convert): nothing left to rotate. Or have an admin with rights on app ${appId} edit and save the connection so that Azure DevOps rotates the secret with their rights.`
+      : `Open the connection (Project settings > Service connections > ${row.name}), fix what its status names and save it; an admin with rights on app ${appId} may have to do it.`;
+  } else if (unused) {
+    row.action = 'remove-unused';
+    row.severity = 'warning';
+    row.why = history.ok && history.value ? `Last used ${lastUseDate?.slice(0, 10)}, more than ${o.unusedDays} days ago.` : 'Never used by a pipeline.';
+    row.fix = `If no pipeline needs it, remove it: az devops service-endpoint delete ${cli} --yes (or its Delete button). A connection nobody uses is a credential nobody watches.`;
+  } else if (secretBased && cred.end !== undefined && cred.end - o.now < o.secretExpiryWarningDays * DAY) {
+    row.action = 'renew-secret';
+    row.severity = cred.end <= o.now ? 'error' : 'warning';
+    const what = scheme.includes('certificate') ? 'certificate' : 'secret';
+    row.why = cred.end <= o.now ? `The ${what} expired on ${new Date(cred.end).toISOString().slice(0, 10)}: deployments fail with AADSTS7000222.` : `The ${what} expires on ${new Date(cred.end).toISOString().slice(0, 10)}.`;
+    row.fix = `Convert it to workload identity federation (the connection's Convert button) so nothing expires; or renew it: az ad app credential reset --id ${appId} --append${what === 'certificate' ? ' --create-cert' : ''}, then edit the connection with the new ${what}.`;
+  } else if (issuer === 'vstoken' && environment.toLowerCase() === 'azurecloud') {
+    row.action = 'convert-issuer';
+    row.severity = o.now >= VSTOKEN_RETIREMENT ? 'error' : 'warning';
+    row.why = `Federated on the vstoken issuer, which Azure DevOps retires on 2027-07-01 (Azure public cloud; multitenant apps are excepted, which nothing here shows).`;
+    row.fix = `Convert the issuer: az devops service-endpoint convert ${cli} (or the connection's Update button)${creationMode.toLowerCase() === 'manual' ? `; a manual connection's app owner first adds the issuer https://login.microsoftonline.com/${p.tenantid ?? '<tenant>'}/v2.0 and the subject the connection shows as a federated credential on app ${appId}` : ''}. Then tell AWS and any other relying party that trusts the vstoken issuer about the new issuer and subject.`;
+  } else if (secretBased && environment.toLowerCase() !== 'azurestack') {
+    row.action = 'convert-to-federation';
+    row.severity = 'warning';
+    row.why = `Uses a stored ${scheme.includes('certificate') ? 'certificate' : 'secret'}, which expires and must be rotated.`;
+    row.fix = creationMode.toLowerCase() === 'manual'
+      ? `Convert it to workload identity federation: add the issuer and subject the connection's Convert dialog shows as a federated credential on app ${appId}, then choose Convert (Project settings > Service connections > ${row.name}).`
+      : `Convert it to workload identity federation: Project settings > Service connections > ${row.name} > Convert (Azure DevOps adds the federated credential to app ${appId}).`;
+  }
+  if (historyProblem && row.action === 'none') {
+    row.action = 'cannot-read';
+    row.severity = 'warning';
+    row.why = `Its last use could not be read: ${historyProblem}.`;
+    row.fix = `Grant the auditing identity ${history.ok ? '' : history.permission ?? 'Reader on the connection'}; then re-run the audit.`;
+    row.permission = history.ok ? undefined : history.permission;
+  }
+  return row;
+}

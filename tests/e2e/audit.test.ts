@@ -1,0 +1,323 @@
+/**
+ * AuditServiceConnections@1 end to end: the bundled task against the emulator's Azure DevOps
+ * organisation reads, Entra ID and Microsoft Graph (through the test-owned mapping proxy at
+ * graph.microsoft.com). Each row kind, both scopes, both tokens, a 403 and a 500 project,
+ * throttling, bounded concurrency, injection payloads, read-only, and the summary screenshot.
+ */
+import * as assert from 'node:assert/strict';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startEmulator, Emulator, SECRET_ROTATION_FAILED, ServiceConnection } from '../emulator';
+import { ConnectionEnv } from '../helpers/agent';
+import { E2eRuns, TENANT } from '../helpers/e2e';
+import { TaskRun } from '../helpers/task-process';
+import { chromiumBinary, renderSummaryHtml, screenshot } from '../helpers/screenshot';
+import { startMappingProxy, MappingProxy } from '../helpers/connect-proxy';
+
+const root = path.resolve(__dirname, '..', '..', '..');
+const DAY = 86_400_000;
+const iso = (days: number) => new Date(Date.now() + days * DAY).toISOString();
+const DEVOPS_ROUTES = /^(devops\.|serviceendpoint$|oidctoken$)/;
+
+interface AuditRowJson {
+  project: string;
+  name: string;
+  action: string;
+  severity: string;
+  why: string;
+  fix: string;
+  creatorState: string;
+  lastUse: string;
+  credentialEnd: string;
+  sharedWith: string[];
+  issuer: string;
+  link?: string;
+  permission?: string;
+}
+
+describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', function () {
+  this.timeout(120_000);
+  let emu: Emulator;
+  let graphProxy: MappingProxy;
+  const e2e = new E2eRuns(() => emu);
+  let auditor: ConnectionEnv;
+  const ids: Record<string, string> = {};
+
+  /** A connection in `project` (default web) and, for secret-based ones, its app with credentials. */
+  function add(name: string, sc: Partial<ServiceConnection> & { scheme: ServiceConnection['scheme'] }, app: { secretEnds?: number; certificateEnds?: number } = {}): string {
+    const id = crypto.randomUUID();
+    const clientId = crypto.randomUUID();
+    ids[name] = id;
+    emu.addServiceConnection({ id, name, tenantId: TENANT, clientId, lastUsed: { pipeline: 'deploy-prod', runName: '20260701.3', result: 'succeeded', finishTime: iso(-2) }, ...sc });
+    if (app.secretEnds !== undefined) {
+      const secret = `${name.slice(0, 3)}~${crypto.randomBytes(16).toString('base64url')}`;
+      e2e.extraSecrets.push(secret);
+      emu.addApp({ clientId, tenantId: TENANT, secrets: [{ value: secret, endDateTime: iso(app.secretEnds) }] });
+    }
+    if (app.certificateEnds !== undefined) {
+      const cert = emu.makeClientCertificate(name);
+      emu.addApp({ clientId, tenantId: TENANT, certificates: [{ certificatePem: cert.certificatePem, endDateTime: iso(app.certificateEnds) }] });
+    }
+    return id;
+  }
+
+  before(async () => {
+    emu = await startEmulator();
+    graphProxy = await startMappingProxy({ targetPort: Number(emu.host.split(':')[1]), names: ['graph.microsoft.com'] });
+    // The project 'web' (the pipeline's): one connection of every kind.
+    add('fed-vstoken', { scheme: 'WorkloadIdentityFederation' });
+    add('fed-entra', { scheme: 'WorkloadIdentityFederation', issuerMode: 'entra', sharedWith: ['api'] });
+    add('secret-auto', { scheme: 'ServicePrincipal' }, { secretEnds: 200 });
+    add('secret-expiring', { scheme: 'ServicePrincipal', creationMode: 'Manual' }, { secretEnds: 10 });
+    add('cert-expired', { scheme: 'ServicePrincipal', authenticationType: 'spnCertificate' }, { certificateEnds: -5 });
+    add('managed-identity', { scheme: 'ManagedServiceIdentity' });
+    add('rotation-failed', { scheme: 'ServicePrincipal', isReady: false, operationStatus: SECRET_ROTATION_FAILED, createdBy: { displayName: 'Dan Former', inactive: true } }, { secretEnds: 40 });
+    add('unused', { scheme: 'WorkloadIdentityFederation', issuerMode: 'entra', lastUsed: undefined });
+    add('stale', { scheme: 'WorkloadIdentityFederation', issuerMode: 'entra', lastUsed: { pipeline: 'old', result: 'succeeded', finishTime: iso(-200) } });
+    add('acr-docker', { scheme: 'ServicePrincipal', type: 'dockerregistry' }, { secretEnds: 300 });
+    add('usgov-vstoken', { scheme: 'WorkloadIdentityFederation', environment: 'AzureUSGovernment' });
+    add('github-other-type', { scheme: 'WorkloadIdentityFederation', type: 'github' });
+    // Other projects, for the organisation scope.
+    add('api-fed', { scheme: 'WorkloadIdentityFederation', issuerMode: 'entra', projectName: 'api' });
+    add('data-vstoken', { scheme: 'WorkloadIdentityFederation', projectName: 'data' });
+    emu.addProject({ name: 'forbidden', fault: { kind: 'status', status: 403 } });
+    emu.addProject({ name: 'broken', fault: { kind: 'status', status: 500 } });
+    // The auditing identity: a federated connection whose app is a member with Graph's Application.Read.All.
+    const auditId = crypto.randomUUID();
+    const auditApp = crypto.randomUUID();
+    emu.addServiceConnection({ id: auditId, name: 'org-auditor', scheme: 'WorkloadIdentityFederation', tenantId: TENANT, clientId: auditApp, type: 'azurerm-auditor', issuerMode: 'entra' });
+    const fed = emu.expectedFederation(auditId);
+    emu.addApp({ clientId: auditApp, tenantId: TENANT, graphAccess: 'read', federatedCredentials: [{ issuer: fed.issuer, subject: fed.subject, audiences: ['api://AzureADTokenExchange'] }] });
+    emu.addOrganizationMember(auditApp);
+    auditor = { id: auditId, scheme: 'WorkloadIdentityFederation', tenantId: TENANT, clientId: auditApp };
+  });
+  after(async () => {
+    await graphProxy?.stop();
+    await emu?.stop();
+  });
+  afterEach(function () {
+    e2e.scan(this.currentTest?.title);
+    emu.clearFaults();
+    emu.resetCounts();
+    emu.latencyMs = 0;
+    emu.projectPageSize = 100;
+    emu.identityServiceUrl = undefined;
+  });
+
+  function audit(inputs: Record<string, string> = {}, options: { conn?: ConnectionEnv; env?: Record<string, string>; job?: Parameters<E2eRuns['run']>[0]['job'] } = {}): Promise<TaskRun> {
+    const env: Record<string, string> = { AGENT_PROXYURL: graphProxy.url, AGENT_PROXYBYPASSLIST: JSON.stringify(['^https://127\\.0\\.0\\.1[:/]']), WORKLOADIDENTITY_HTTPRETRIES: '1', ...(options.env ?? {}) };
+    if (options.conn) env.INPUT_AZUREDEVOPSCONNECTION = options.conn.id;
+    return e2e.run({ task: 'AuditServiceConnectionsV1', conn: options.conn, inputs, env, job: options.job });
+  }
+
+  function report(r: TaskRun): { rows: AuditRowJson[]; requests: number; status: string } {
+    const file = r.variables.reportJsonPath?.value;
+    assert.ok(file, `reportJsonPath is set:\n${r.stdout}\n${r.stderr}`);
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  }
+  const byName = (rows: AuditRowJson[], name: string) => {
+    const row = rows.find((x) => x.name === name);
+    assert.ok(row, `a row for ${name}: ${rows.map((x) => x.name).join(', ')}`);
+    return row;
+  };
+  function summary(r: TaskRun): string {
+    const cmd = r.commands.find((c) => c.name === 'task.uploadsummary');
+    assert.ok(cmd, 'a summary is uploaded');
+    assert.ok(!path.relative(os.tmpdir(), cmd.value).startsWith('..'), 'under Agent.TempDirectory');
+    return fs.readFileSync(cmd.value, 'utf8');
+  }
+  /** Read-only: every request to an Azure DevOps route is a GET, but the Oidctoken POST of a federated azureDevOpsConnection (to get its idToken). */
+  function assertReadOnly(federatedIdentity: boolean): void {
+    const writes = emu.requestLog().filter((l) => (DEVOPS_ROUTES.test(l.route) || l.route === 'unmatched') && l.method !== 'GET');
+    assert.deepEqual(writes.map((w) => `${w.method} ${w.route}`), federatedIdentity ? writes.map(() => 'POST oidctoken') : []);
+    if (federatedIdentity) assert.ok(writes.length >= 1);
+  }
+  const devopsCounts = () => ({
+    projects: emu.count('devops.projects'), endpoints: emu.count('devops.endpoints'), history: emu.count('devops.executionHistory'), area: emu.count('devops.resourceArea'), identities: emu.count('devops.identities'), graph: emu.count('graph.application'),
+  });
+
+  it('project scope with the job token: a row of each kind with its action and fix, Graph skipped naming azureDevOpsConnection, the minimum of requests, read-only', async () => {
+    const r = await audit();
+    assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
+    const { rows } = report(r);
+    // Types azurerm and dockerregistry by default: the github connection is left out; 'web' sees 11 (and the shared one once).
+    assert.equal(rows.length, 11, rows.map((x) => x.name).join(', '));
+    assert.equal(r.variables.connectionsAudited.value, '11');
+    assert.equal(byName(rows, 'fed-vstoken').action, 'convert-issuer');
+    assert.match(byName(rows, 'fed-vstoken').fix, new RegExp(`az devops service-endpoint convert --id ${ids['fed-vstoken']} --org ${emu.collectionUri.replace(/\/$/, '').replace(/[.]/g, '\\.')} --project "web".*AWS`));
+    assert.equal(byName(rows, 'fed-entra').action, 'none');
+    assert.deepEqual(byName(rows, 'fed-entra').sharedWith, ['api']);
+    assert.equal(byName(rows, 'secret-auto').action, 'convert-to-federation');
+    assert.match(byName(rows, 'secret-auto').fix, /Convert \(Azure DevOps adds the federated credential/);
+    assert.match(byName(rows, 'secret-expiring').fix, /add the issuer and subject .* as a federated credential/, 'manual: the owner adds the credential');
+    assert.match(byName(rows, 'secret-auto').credentialEnd, /^skipped: reading end dates needs azureDevOpsConnection, whose identity has Microsoft Graph Application\.Read\.All/);
+    assert.equal(byName(rows, 'managed-identity').action, 'none');
+    const rot = byName(rows, 'rotation-failed');
+    assert.equal(rot.action, 'fix-rotation');
+    assert.equal(rot.severity, 'error');
+    assert.equal(rot.creatorState, 'inactive');
+    assert.match(rot.why, /One or more issues occurred while trying to rotate service endpoint secrets.*Dan Former is no longer active/);
+    assert.equal(byName(rows, 'unused').action, 'remove-unused');
+    assert.equal(byName(rows, 'unused').lastUse, 'never');
+    assert.match(byName(rows, 'stale').why, /more than 90 days ago/);
+    assert.match(byName(rows, 'stale').fix, /az devops service-endpoint delete --id .* --yes/);
+    assert.equal(byName(rows, 'acr-docker').action, 'convert-to-federation');
+    assert.equal(byName(rows, 'usgov-vstoken').action, 'none', 'the retirement applies only to the public cloud');
+    assert.match(byName(rows, 'fed-vstoken').lastUse, /deploy-prod run 20260701\.3, succeeded/);
+    assert.equal(byName(rows, 'fed-vstoken').creatorState, 'active');
+    assert.equal(r.variables.auditStatus.value, 'error');
+    assert.equal(r.variables.connectionsNeedingAction.value, String(rows.filter((x) => x.action !== 'none').length));
+    // 1 resource area + 1 endpoint list + 11 histories + 1 identity batch; no project list, no Graph.
+    assert.deepEqual(devopsCounts(), { projects: 0, endpoints: 1, history: 11, area: 1, identities: 1, graph: 0 });
+    assertReadOnly(false);
+    // The reports and the summary.
+    const csv = fs.readFileSync(r.variables.reportCsvPath.value, 'utf8');
+    assert.equal(csv.trim().split('\r\n').length, 12);
+    assert.ok(r.commands.filter((c) => c.name === 'task.addattachment').length === 2);
+    const md = summary(r);
+    assert.match(md, /^## Service connection audit: contoso$/m);
+    const countsAt = md.indexOf('| Action | Connections |');
+    const rowsAt = md.indexOf('### Needing action');
+    assert.ok(countsAt > 0 && rowsAt > countsAt, 'counts by action first, then the rows');
+    assert.match(md, /\| Fix the failed secret rotation \| 1 \|/);
+    assert.match(md, new RegExp(`\\[rotation-failed\\]\\(https://127\\.0\\.0\\.1:\\d+/contoso/web/_settings/adminservices\\?resourceId=${ids['rotation-failed']}\\)`));
+    assert.doesNotMatch(md.slice(rowsAt), /\[fed-entra\]/, 'rows with nothing to do are not in the summary');
+  });
+
+  it('organization scope with azureDevOpsConnection (federated): projects paged, a 403 and a 500 project as rows, Graph end dates (expired, expiring, fine), the minimum of requests', async () => {
+    emu.projectPageSize = 3;
+    const r = await audit({ scope: 'organization', failOn: 'error' }, { conn: auditor });
+    assert.equal(r.result, 'Failed', r.stdout);
+    assert.match(r.errors.join('\n'), /failOn is error/);
+    const { rows } = report(r);
+    const forbidden = byName(rows.filter((x) => x.project === 'forbidden'), '(project)');
+    assert.equal(forbidden.action, 'cannot-read');
+    assert.match(forbidden.why, /HTTP 403/);
+    assert.match(forbidden.permission ?? '', /Reader on the project's service connections/);
+    const broken = byName(rows.filter((x) => x.project === 'broken'), '(project)');
+    assert.match(broken.why, /HTTP 500 after 2 attempts/);
+    assert.equal(byName(rows, 'api-fed').project, 'api');
+    assert.equal(byName(rows, 'data-vstoken').action, 'convert-issuer');
+    // Shared: one row, in its own project.
+    assert.equal(rows.filter((x) => x.name === 'fed-entra').length, 1);
+    assert.equal(byName(rows, 'fed-entra').project, 'web');
+    assert.equal(byName(rows, 'cert-expired').action, 'renew-secret');
+    assert.equal(byName(rows, 'cert-expired').severity, 'error');
+    assert.match(byName(rows, 'cert-expired').credentialEnd, /expired; latest of 1 certificate/);
+    assert.equal(byName(rows, 'secret-expiring').action, 'renew-secret');
+    assert.equal(byName(rows, 'secret-expiring').severity, 'warning');
+    assert.match(byName(rows, 'secret-auto').credentialEnd, /\(valid; latest of 1 secret\)/);
+    assert.equal(byName(rows, 'secret-auto').action, 'convert-to-federation');
+    // api, broken, data, forbidden, web: 2 pages of 3, one endpoint list each.
+    // The 500 project is asked twice (one retry): count distinct requests.
+    const listed = new Set(emu.requestLog().filter((l) => l.route === 'devops.endpoints').map((l) => l.path)).size;
+    const connections = rows.filter((x) => x.lastUse && x.name !== '(project)').length;
+    const c = devopsCounts();
+    assert.equal(c.projects, 2, 'pages of projects');
+    assert.equal(listed, 5, 'every project once');
+    assert.equal(c.history, connections, 'one history per connection');
+    assert.deepEqual([c.area, c.identities], [1, 1]);
+    assert.equal(c.graph, 5, 'one Graph read per secret or certificate app (not the US Government one)');
+    assert.ok(emu.requestHosts().filter((h) => h.route === 'graph.application').every((h) => h.host === 'graph.microsoft.com'));
+    assertReadOnly(true);
+  });
+
+  it('organization scope with listed projects: no project list, one request per listed project', async () => {
+    const r = await audit({ scope: 'organization', projects: 'api, data' }, { conn: auditor, env: { INPUT_CHECKSECRETEXPIRY: 'false' } });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    const { rows } = report(r);
+    assert.deepEqual(rows.map((x) => x.name).sort(), ['api-fed', 'data-vstoken', 'fed-entra']);
+    assert.equal(byName(rows, 'fed-entra').project, 'web', 'shared into api, shown in its own project');
+    assert.deepEqual(devopsCounts(), { projects: 0, endpoints: 2, history: 3, area: 1, identities: 1, graph: 0 });
+  });
+
+  it('throttling: a 429 with Retry-After 2 pauses every request to Azure DevOps until the time has passed', async () => {
+    emu.inject('devops.endpoints', { kind: '429', retryAfterSeconds: 2 });
+    emu.latencyMs = 20;
+    const r = await audit({ scope: 'organization' });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    const log = emu.requestLog();
+    const throttled = log.find((l) => l.status === 429);
+    assert.ok(throttled, 'the 429 was served');
+    // The answer left about `latency` after arrival; nothing reached Azure DevOps in the 2 s after it.
+    const answeredAt = throttled.at;
+    // Requests sent before the 429 reached the task may still arrive just after it (latency 20 ms).
+    const early = log.filter((l) => DEVOPS_ROUTES.test(l.route) && l.at > answeredAt + 100 && l.at < answeredAt + 2000 - 50);
+    assert.deepEqual(early.map((l) => `${l.route} +${l.at - answeredAt} ms`), []);
+    assert.ok(log.some((l) => l.at >= answeredAt + 1950), 'the audit went on after the pause');
+    assert.match(r.stdout, /throttled 1 time\(s\), requests paused as asked/);
+    assert.equal(report(r).rows.filter((x) => x.action === 'cannot-read' && x.project !== 'forbidden' && x.project !== 'broken').length, 0);
+  });
+
+  it('bounded concurrency: at most 8 requests in flight, more than one at a time', async () => {
+    for (let i = 0; i < 24; i++) emu.addProject({ name: `bulk-${String(i).padStart(2, '0')}` });
+    emu.latencyMs = 40;
+    const r = await audit({ scope: 'organization' });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.ok(emu.maxInFlight() <= 8, `in flight: ${emu.maxInFlight()}`);
+    assert.ok(emu.maxInFlight() >= 4, `in flight: ${emu.maxInFlight()}`);
+  });
+
+  it('the identity service URL is checked before it gets the token: another host is refused, the creator column says why', async () => {
+    emu.identityServiceUrl = 'https://vssps.example.net/contoso/';
+    const r = await audit();
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.match(byName(report(r).rows, 'fed-vstoken').creatorState, /^unknown: the identity service could not be found: The identity service URL https:\/\/vssps\.example\.net .* is refused/);
+    assert.equal(emu.count('devops.identities'), 0);
+  });
+
+  it('Graph refused (no Application.Read.All): the secret column says skipped, naming it', async () => {
+    const id = crypto.randomUUID();
+    const app = crypto.randomUUID();
+    emu.addServiceConnection({ id, name: 'auditor-no-graph', scheme: 'WorkloadIdentityFederation', tenantId: TENANT, clientId: app, type: 'azurerm-auditor', issuerMode: 'entra' });
+    const fed = emu.expectedFederation(id);
+    emu.addApp({ clientId: app, tenantId: TENANT, federatedCredentials: [{ issuer: fed.issuer, subject: fed.subject, audiences: ['api://AzureADTokenExchange'] }] });
+    emu.addOrganizationMember(app);
+    const r = await audit({}, { conn: { id, scheme: 'WorkloadIdentityFederation', tenantId: TENANT, clientId: app } });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.match(byName(report(r).rows, 'secret-auto').credentialEnd, /^skipped: .*Application\.Read\.All/);
+  });
+
+  it('failOn warning fails on any row needing action; bad inputs name the input', async () => {
+    const r = await audit({ scope: 'organization', projects: 'data', failOn: 'warning' });
+    assert.equal(r.result, 'Failed');
+    emu.resetCounts();
+    const bad = await audit({ unusedDays: 'soon' });
+    assert.equal(bad.result, 'Failed');
+    assert.match(bad.errors.join('\n'), /Input 'unusedDays': 'soon' is not a whole number of days/);
+    assert.equal(emu.requestLog().length, 0, 'a bad input fails before any request');
+  });
+
+  it('names and texts with logging commands: inert in the log, the summary and the reports', async () => {
+    const payload = 'evil##vso[task.setvariable variable=INJECTED]1\r\n##[group]x\u200B##vso[task.complete result=Failed]';
+    add(payload, { scheme: 'ServicePrincipal', projectName: 'inject', isReady: false, operationStatus: { state: 'Failed', statusMessage: `rotation ##vso[task.setvariable variable=INJECTED]1\n##vso[task.uploadsummary]/etc/passwd` }, createdBy: { displayName: '##vso[task.setvariable variable=INJECTED]1', inactive: true } });
+    const r = await audit({ scope: 'organization', projects: 'inject' });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.match(r.stdout, /evil##vso%5Btask\.setvariable variable=INJECTED\]1\\r\\n##%5Bgroup\]x\\u\{200B\}##vso%5Btask\.complete/);
+    const md = summary(r);
+    assert.ok(!/##vso\[|##\[/.test(md), md);
+    const row = byName(report(r).rows, payload);
+    assert.equal(row.action, 'fix-rotation');
+  });
+
+  // npm test writes the picture into build/screenshots; `npm run screenshots` refreshes images/audit-summary.png.
+  it('renders the audit summary in headless Chromium (audit-summary.png)', async function () {
+    if (!chromiumBinary()) this.skip();
+    const r = await audit({}, { conn: auditor });
+    const md = summary(r);
+    const css = `
+      table:first-of-type { width: auto; min-width: 40%; } table:first-of-type th { width: auto !important; }
+      h3 + table th:nth-child(1) { width: 13%; } h3 + table th:nth-child(2) { width: 6%; } h3 + table th:nth-child(3) { width: 13%; }
+      h3 + table th:nth-child(4) { width: 34%; } h3 + table th:nth-child(5) { width: 34%; } td:nth-child(2) { white-space: normal; }`;
+    const html = await renderSummaryHtml(md, 'Service connection audit', css);
+    const dir = path.resolve(root, process.env.SCREENSHOT_DIR ?? path.join('build', 'screenshots'));
+    fs.mkdirSync(dir, { recursive: true });
+    const tmp = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'wit-shot-out-')), 'audit-summary.png');
+    await screenshot(html, tmp, { width: 1440, height: 1500 });
+    fs.copyFileSync(tmp, path.join(dir, 'audit-summary.png'));
+    fs.rmSync(path.dirname(tmp), { recursive: true, force: true });
+    assert.ok(fs.statSync(path.join(dir, 'audit-summary.png')).size > 10_000);
+  });
+});
