@@ -37,9 +37,15 @@ export interface HttpPolicy {
   maxRetryAfterMs: number;
   /** Base of the exponential backoff. */
   backoffBaseMs: number;
+  /**
+   * Reuse direct connections per origin within a run (a task's requests come seconds apart). Off
+   * for a long-lived process whose requests come minutes apart, when servers have closed them.
+   * Requests through a proxy never reuse a tunnel.
+   */
+  keepAlive?: boolean;
 }
 
-export const DEFAULT_POLICY: HttpPolicy = { timeoutMs: 30_000, retries: 3, maxRetryAfterMs: 60_000, backoffBaseMs: 500 };
+export const DEFAULT_POLICY: HttpPolicy = { timeoutMs: 30_000, retries: 3, maxRetryAfterMs: 60_000, backoffBaseMs: 500, keepAlive: true };
 
 export interface HttpRequest {
   method: 'GET' | 'POST';
@@ -140,6 +146,8 @@ export class HttpClient {
   private readonly ca?: string[];
   /** Built once: a context with a few hundred CA certificates costs milliseconds to create. */
   private contexts = new Map<string, tls.SecureContext>();
+  /** One keep-alive agent per origin: a TLS handshake per host, not per request. */
+  private agents = new Map<string, http.Agent>();
 
   constructor(
     readonly policy: HttpPolicy = DEFAULT_POLICY,
@@ -211,6 +219,21 @@ export class HttpClient {
     return ctx;
   }
 
+  /**
+   * The agent for a direct request: a keep-alive one per origin, or none (`false`: a connection
+   * per request). Idle sockets of a keep-alive agent do not keep the process alive.
+   */
+  private directAgent(url: URL, isHttps: boolean): http.Agent | false {
+    if (!this.policy.keepAlive) return false;
+    let agent = this.agents.get(url.origin);
+    if (!agent) {
+      const options = { keepAlive: true, maxSockets: 8, scheduling: 'lifo' as const };
+      agent = isHttps ? new https.Agent(options) : new http.Agent(options);
+      this.agents.set(url.origin, agent);
+    }
+    return agent;
+  }
+
   /** Exponential backoff with full jitter, capped at 8 s. */
   private backoff(attempt: number): number {
     const cap = Math.min(8_000, this.policy.backoffBaseMs * 2 ** (attempt - 1));
@@ -233,7 +256,7 @@ export class HttpClient {
       defaultPort: isHttps ? 443 : 80,
       path: `${url.pathname}${url.search}`,
       headers,
-      agent: false,
+      agent: this.directAgent(url, isHttps),
     };
     if (isHttps) {
       options.servername = net.isIP(options.host as string) ? undefined : (options.host as string);
@@ -243,9 +266,9 @@ export class HttpClient {
     let tunnel: Duplex | undefined;
     if (proxy && isHttps) {
       tunnel = await this.connectTunnel(proxy, url, options, deadline);
-      // The tunnel must be the request's socket. With `agent: false` Node would build an Agent of
-      // its own, which opens a direct connection and ignores createConnection; with no agent at
-      // all, createConnection is used as is.
+      // The tunnel must be the request's socket. With an agent (even `agent: false`, for which Node
+      // builds one) the request opens a direct connection and ignores createConnection; with no
+      // agent at all, createConnection is used as is.
       delete options.agent;
       options.createConnection = () => tunnel as never;
     } else if (proxy) {
@@ -254,6 +277,7 @@ export class HttpClient {
       options.host = p.hostname.replace(/^\[|\]$/g, '');
       options.port = p.port || 80;
       options.path = req.url;
+      options.agent = false;
       const auth = proxyAuthorization(proxy);
       if (auth) headers['Proxy-Authorization'] = auth;
     }

@@ -104,7 +104,8 @@ export class TokenRefresher {
     private readonly writeFile: SecretFileWriter = writeSecretFile,
   ) {
     const proxy: ProxySettings | undefined = config.proxy ? { ...config.proxy, bypass: config.proxy.bypass.map((b) => new RegExp(b, 'i')) } : undefined;
-    this.http = new HttpClient(config.policy, proxy, config.tls);
+    // Refreshes come minutes apart: a kept-alive connection would have been closed by the server.
+    this.http = new HttpClient({ ...config.policy, keepAlive: false }, proxy, config.tls);
     const t = new Date(this.now()).toISOString();
     this.status = { state: 'running', pid: process.pid, instanceId: config.instanceId, startedAt: t, updatedAt: t, refreshes: 0, failures: 0 };
   }
