@@ -136,7 +136,8 @@ export class WineLeg {
   }
 
   private checkReachable(): void {
-    const probe = spawnSync(this.user.prefix[0] ?? 'test', [...this.user.prefix.slice(1), ...(this.user.prefix.length ? ['test'] : []), '-r', NODE_WIN, '-a', '-r', path.join(DIST, 'FetchOidcTokenV1', 'index.js'), '-a', '-r', PRELOAD, '-a', '-x', path.dirname(PREFIX_CACHE)]);
+    const [cmd, ...rest] = [...this.user.prefix, 'test', '-r', NODE_WIN, '-a', '-r', path.join(DIST, 'FetchOidcTokenV1', 'index.js'), '-a', '-r', PRELOAD, '-a', '-x', path.dirname(PREFIX_CACHE)];
+    const probe = spawnSync(cmd, rest);
     if (probe.status !== 0) throw new Error(`the user ${this.user.name} cannot reach ${ROOT} (node.exe, dist/tasks, build/tests/helpers, .tmp/): the checkout's folders must be searchable by others`);
   }
 

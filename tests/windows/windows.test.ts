@@ -39,9 +39,11 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
   let graphProxy: MappingProxy;
   const e2e = new E2eRuns(() => emu, (task, entry, options) => leg.run(task, entry, options));
   let legStarted = 0;
+  const savedWarning = process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
 
   before(async function () {
     legStarted = Date.now();
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
     const missing = wineMissing();
     if (missing) {
       if (process.env.CI) throw new Error(`The Windows leg must run in CI, but Wine or Windows Node.js is ${missing}`);
@@ -56,6 +58,8 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
   });
 
   after(async () => {
+    if (savedWarning === undefined) delete process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+    else process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = savedWarning;
     await graphProxy?.stop();
     await emu?.stop();
     if (!leg) return;
