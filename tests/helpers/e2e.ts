@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Emulator } from '../emulator';
 import { connectionEnv, ConnectionEnv, jobEnv, JobOptions } from './agent';
-import { findLeaks, formattingLines, runTaskProcess, TaskRun, VsoCommand } from './task-process';
+import { findLeaks, formattingLines, RunOptions, runTaskProcess, TaskRun, VsoCommand } from './task-process';
 
 export const TENANT = '8d1f3a3e-2f4b-4c8e-9a55-0c6f1e7b2a10';
 
@@ -101,6 +101,9 @@ export function unintendedOutput(run: TaskRun): string[] {
   return found;
 }
 
+/** How a bundled task is started: runTaskProcess, or the Windows leg's node.exe under Wine (tests/helpers/wine.ts). */
+export type TaskLauncher = (task: string, entry: string, options: RunOptions) => Promise<TaskRun>;
+
 /**
  * Runs bundled tasks against the emulator and scans every run's output, after each test, for
  * every token the emulator issued (and their signatures alone) and for extra secrets.
@@ -109,13 +112,13 @@ export class E2eRuns {
   private runs: TaskRun[] = [];
   readonly extraSecrets: string[] = [];
 
-  constructor(private readonly emu: () => Emulator) {}
+  constructor(private readonly emu: () => Emulator, private readonly launch: TaskLauncher = runTaskProcess) {}
 
   async run(r: BundledRun): Promise<TaskRun> {
     const emu = this.emu();
     const env: Record<string, string> = { ...jobEnv(emu, r.job), ...(r.conn ? { ...connectionEnv(emu, r.conn), INPUT_CONNECTEDSERVICENAMEARM: r.conn.id } : {}), ...(r.env ?? {}) };
     for (const [k, v] of Object.entries(r.inputs ?? {})) env[`INPUT_${k.toUpperCase()}`] = v;
-    return this.record(await runTaskProcess(r.task, r.entry ?? 'index.js', { env, node: r.node, user: r.user, timeoutMs: r.timeoutMs }));
+    return this.record(await this.launch(r.task, r.entry ?? 'index.js', { env, node: r.node, user: r.user, timeoutMs: r.timeoutMs }));
   }
 
   record(run: TaskRun): TaskRun {

@@ -118,33 +118,38 @@ export function runTaskProcess(task: string, entry: string, options: RunOptions)
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      // The agent reads commands from both streams.
-      const commands = parseCommands(stdout);
-      const stderrCommands = parseCommands(stderr);
-      const variables: TaskRun['variables'] = {};
-      const taskVariables: Record<string, string> = {};
-      for (const c of commands) {
-        if (c.name === 'task.setvariable') variables[c.properties.variable] = { value: c.value, secret: c.properties.issecret === 'true', output: c.properties.isOutput === 'true' };
-        if (c.name === 'task.settaskvariable') taskVariables[c.properties.variable] = c.value;
-      }
-      const complete = commands.filter((c) => c.name === 'task.complete').pop();
-      resolve({
-        code,
-        stdout,
-        stderr,
-        durationMs: Date.now() - started,
-        commands,
-        stderrCommands,
-        variables,
-        taskVariables,
-        secrets: commands.filter((c) => c.name === 'task.setsecret').map((c) => c.value),
-        result: complete?.properties.result,
-        errors: commands.filter((c) => c.name === 'task.issue' && c.properties.type === 'error').map((c) => c.value),
-        warnings: commands.filter((c) => c.name === 'task.issue' && c.properties.type === 'warning').map((c) => c.value),
-        log: agentLines(stdout).filter((l) => !parseCommandLine(l) && !l.startsWith('##[debug]')).join('\n'),
-      });
+      resolve(taskRunOf(code, stdout, stderr, Date.now() - started));
     });
   });
+}
+
+/** A finished run as the agent reads it: its ##vso commands from both streams, variables, result, log. */
+export function taskRunOf(code: number | null, stdout: string, stderr: string, durationMs: number): TaskRun {
+  // The agent reads commands from both streams.
+  const commands = parseCommands(stdout);
+  const stderrCommands = parseCommands(stderr);
+  const variables: TaskRun['variables'] = {};
+  const taskVariables: Record<string, string> = {};
+  for (const c of commands) {
+    if (c.name === 'task.setvariable') variables[c.properties.variable] = { value: c.value, secret: c.properties.issecret === 'true', output: c.properties.isOutput === 'true' };
+    if (c.name === 'task.settaskvariable') taskVariables[c.properties.variable] = c.value;
+  }
+  const complete = commands.filter((c) => c.name === 'task.complete').pop();
+  return {
+    code,
+    stdout,
+    stderr,
+    durationMs,
+    commands,
+    stderrCommands,
+    variables,
+    taskVariables,
+    secrets: commands.filter((c) => c.name === 'task.setsecret').map((c) => c.value),
+    result: complete?.properties.result,
+    errors: commands.filter((c) => c.name === 'task.issue' && c.properties.type === 'error').map((c) => c.value),
+    warnings: commands.filter((c) => c.name === 'task.issue' && c.properties.type === 'warning').map((c) => c.value),
+    log: agentLines(stdout).filter((l) => !parseCommandLine(l) && !l.startsWith('##[debug]')).join('\n'),
+  };
 }
 
 /**

