@@ -151,8 +151,11 @@ export class WineLeg {
     fs.mkdirSync(PREFIX_CACHE, { recursive: true, mode: 0o755 });
     chown(PREFIX_CACHE, this.user);
     const boot = this.wine([WINE, 'wineboot', '--init']);
+    // The registry files are written by the wineserver when it exits, which may be after wineboot returns.
+    this.wine([WINESERVER, '-w']);
     if (boot.status !== 0 || !fs.existsSync(path.join(this.prefix, 'system.reg'))) throw new Error(`wineboot --init failed (${boot.status}): ${boot.out}`);
     const cfg = this.wine([WINE, 'winecfg', '/v', 'win10']);
+    this.wine([WINESERVER, '-w']);
     if (cfg.status !== 0) throw new Error(`winecfg /v win10 failed (${cfg.status}): ${cfg.out}`);
     fs.writeFileSync(ready, 'wineboot --init; winecfg /v win10\n');
     chown(ready, this.user);
