@@ -127,7 +127,14 @@ export class EmulatorServer {
         if (!left) tracker.leave();
         left = true;
       };
-      res.once('finish', leave);
+      // Left when the answer is written, not on 'finish': on a kept-alive connection the client can
+      // read the answer and send its next request before 'finish' fires, which would count one
+      // connection twice.
+      const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+      res.end = ((...args: unknown[]) => {
+        leave();
+        return end(...args);
+      }) as typeof res.end;
       res.once('close', leave);
     }
     const latency = this.options.latencyMs?.() ?? 0;
