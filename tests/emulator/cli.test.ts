@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 const CLI = path.join(__dirname, 'cli.js');
-const TASKS = ['FetchOidcToken@1', 'AcrLoginFederated@1', 'ValidateServiceConnection@1', 'AwsAssumeRoleFederated@1'];
+const TASKS = ['FetchOidcToken@1', 'AcrLoginFederated@1', 'ValidateServiceConnection@1', 'AwsAssumeRoleFederated@1', 'AuditServiceConnections@1'];
 
 function startCli(): Promise<{ child: ChildProcess; output: string }> {
   return new Promise((resolve, reject) => {

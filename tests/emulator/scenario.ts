@@ -96,6 +96,7 @@ export function demoTaskInputs(emu: Emulator, demo: DemoScenario): Record<string
     AcrLoginFederatedV1: { INPUT_REGISTRIES: demo.registry, INPUT_TRUSTEDREGISTRYHOSTS: demo.registry },
     ValidateServiceConnectionV1: { INPUT_SCOPE: `/subscriptions/${demo.subscriptionId}`, INPUT_REQUIREDROLES: 'Reader' },
     AwsAssumeRoleFederatedV1: { INPUT_ROLEARN: demo.awsRoleArn, INPUT_STSENDPOINT: `${emu.url}/` },
+    AuditServiceConnectionsV1: { INPUT_SCOPE: 'project' },
   };
 }
 
