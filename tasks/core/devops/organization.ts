@@ -19,6 +19,8 @@ export const DEVOPS_SERVICE = 'the Azure DevOps REST API';
 export const IDENTITY_BATCH = 100;
 /** Projects asked for per page. */
 export const PROJECT_PAGE = 100;
+/** Pages of projects followed at most (an organisation holds at most 1000 projects): a list that does not end is refused. */
+export const MAX_PROJECT_PAGES = 100;
 
 export type Read<T> = { ok: true; value: T } | { ok: false; status?: number; reason: string; permission?: string };
 
@@ -93,6 +95,7 @@ export class OrganizationReader {
   async projects(): Promise<Read<ProjectRef[]>> {
     const out: ProjectRef[] = [];
     let token: string | undefined;
+    const followed = new Set<string>();
     for (;;) {
       const url = checkAzureDevOpsUrl(`${this.collection}_apis/projects?api-version=7.1&$top=${PROJECT_PAGE}${token ? `&continuationToken=${encodeURIComponent(token)}` : ''}`, this.ctx.azureDevOpsOrigin, 'System.CollectionUri');
       const r = await this.get('projects', url, 'View instance-level information (Project Collection Valid Users)');
@@ -101,6 +104,16 @@ export class OrganizationReader {
       for (const p of value) if (typeof p?.id === 'string' && typeof p.name === 'string') out.push({ id: p.id, name: p.name });
       token = header(r.value.res, 'x-ms-continuationtoken') || undefined;
       if (!token) return { ok: true, value: out };
+      if (followed.has(token) || followed.size + 1 >= MAX_PROJECT_PAGES) {
+        return {
+          ok: false,
+          reason: followed.has(token)
+            ? `the project list did not end: Azure DevOps gave a continuation token it had given before (after ${out.length} projects)`
+            : `the project list did not end after ${MAX_PROJECT_PAGES} pages (${out.length} projects)`,
+          permission: 'none: list the projects to audit in the input projects, or re-run later',
+        };
+      }
+      followed.add(token);
     }
   }
 
