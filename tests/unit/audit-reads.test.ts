@@ -4,6 +4,7 @@ import type { HttpRequest, HttpResponse } from '../../tasks/core/http';
 import type { PipelineContext } from '../../tasks/core/pipeline-context';
 import { OrganizationReader } from '../../tasks/core/devops/organization';
 import { Gates, Pool } from '../../tasks/core/devops/throttle';
+import { runAudit } from '../../tasks/core/devops/audit';
 
 const ORG = 'https://dev.azure.com/contoso/';
 
@@ -33,5 +34,30 @@ describe('Audit reads (scripted Azure DevOps)', () => {
     assert.equal(listed.ok, false);
     assert.ok(!listed.ok && /continuation/i.test(listed.reason), JSON.stringify(listed));
     assert.ok(urls.length <= 3, `${urls.length} requests`);
+  });
+
+  it('a creator whose identity batch failed is unknown with the reason, never "inactive"', async () => {
+    const creators = Array.from({ length: 150 }, (_, i) => `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`);
+    const { r, ctx } = reader((u) => {
+      if (u.pathname.includes('/resourceAreas/')) return { status: 200, body: { id: 'x', name: 'IMS', locationUrl: 'https://vssps.dev.azure.com/contoso/' } };
+      if (u.pathname.endsWith('/serviceendpoint/endpoints')) {
+        return { status: 200, body: { count: creators.length, value: creators.map((c, i) => ({ id: `e${i}`, name: `c${i}`, type: 'azurerm', isReady: false, operationStatus: { state: 'Failed' }, authorization: { scheme: 'ServicePrincipal', parameters: {} }, createdBy: { id: c, displayName: `user ${i}` } })) } };
+      }
+      if (u.pathname.includes('/executionhistory')) return { status: 200, body: { count: 0, value: [] } };
+      if (u.pathname.endsWith('/_apis/identities')) {
+        const ids = (u.searchParams.get('identityIds') ?? '').split(',');
+        // The batch with the first creator fails; the other answers every id as active.
+        if (ids.includes(creators[0])) return { status: 500, body: { message: 'boom' } };
+        return { status: 200, body: { count: ids.length, value: ids.map((id) => ({ id, isActive: true })) } };
+      }
+      return { status: 404, body: {} };
+    });
+    const result = await runAudit(ctx, r, { scope: 'project', projects: [], unusedDays: 90, secretExpiryWarningDays: 30, graph: { enabled: false, reason: 'off' }, now: Date.now() });
+    const byCreator = new Map(result.rows.map((row) => [row.creator, row]));
+    const failedBatch = byCreator.get('user 0')!;
+    assert.match(failedBatch.creatorState, /^unknown: /);
+    assert.match(failedBatch.creatorState, /HTTP 500/);
+    assert.doesNotMatch(failedBatch.why, /no longer active/);
+    assert.equal(byCreator.get('user 149')!.creatorState, 'active');
   });
 });

@@ -149,12 +149,14 @@ function finish(rows: AuditRow[], projectsAudited: number): AuditResult {
   return { rows, projectsAudited, status };
 }
 
-type Identities = { ok: true; states: Map<string, IdentityState> } | { ok: false; reason: string };
+/** `unread`: the ids of batches that failed, with why (their state is unknown, not inactive). */
+type Identities = { ok: true; states: Map<string, IdentityState>; unread: Map<string, string> } | { ok: false; reason: string };
 
 async function readIdentities(reader: OrganizationReader, url: Promise<Read<string>>, ids: string[]): Promise<Identities> {
   const base = await url;
   if (!base.ok) return { ok: false, reason: `the identity service could not be found: ${base.reason}` };
   const states = new Map<string, IdentityState>();
+  const unread = new Map<string, string>();
   const failures: string[] = [];
   const batches: string[][] = [];
   for (let i = 0; i < ids.length; i += IDENTITY_BATCH) batches.push(ids.slice(i, i + IDENTITY_BATCH));
@@ -162,10 +164,14 @@ async function readIdentities(reader: OrganizationReader, url: Promise<Read<stri
     batches.map(async (batch) => {
       const r = await reader.identities(base.value, batch);
       if (r.ok) for (const [k, v] of r.value) states.set(k, v);
-      else failures.push(`${r.reason}${r.permission ? ` (needs ${r.permission})` : ''}`);
+      else {
+        const why = `${r.reason}${r.permission ? ` (needs ${r.permission})` : ''}`;
+        failures.push(why);
+        for (const id of batch) unread.set(id, `identities could not be read: ${why}`);
+      }
     }),
   );
-  return failures.length && !states.size ? { ok: false, reason: `identities could not be read: ${failures[0]}` } : { ok: true, states };
+  return failures.length && !states.size ? { ok: false, reason: `identities could not be read: ${failures[0]}` } : { ok: true, states, unread };
 }
 
 type Credentials = Map<string, GraphAnswer | { ok: false; status: 0; message: string; skipped: true }>;
@@ -288,7 +294,8 @@ function connectionRow(ctx: PipelineContext, e: Seen, history: Read<LastUse | un
   else if (!identities.ok) creatorState = `unknown: ${identities.reason}`;
   else {
     const s = identities.states.get(creatorId);
-    creatorState = s ? (s.active ? 'active' : 'inactive') : 'inactive (not found in the organization)';
+    const unread = identities.unread.get(creatorId);
+    creatorState = s ? (s.active ? 'active' : 'inactive') : unread ? `unknown: ${unread}` : 'inactive (not found in the organization)';
   }
   let lastUse: string;
   let lastUseDate: string | undefined;
