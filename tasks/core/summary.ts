@@ -14,7 +14,15 @@ const LOG: Record<RowStatus, string> = { pass: 'PASS   ', warning: 'WARNING', fa
  * the callers, never by the text.
  */
 export function cell(text: string): string {
-  return neutralize(text).replace(/[<>]/g, (c) => (c === '<' ? '&lt;' : '&gt;')).replace(/\|/g, '\\|');
+  // Text from outside never becomes a link: brackets are escaped (a name like
+  // `x](https://evil.example) [`), and so are the ':' of a scheme and the '.' after 'www', which
+  // GitHub-flavoured markdown would otherwise turn into links by themselves. The summary's own links
+  // are written by link(), never from this text.
+  return neutralize(text)
+    .replace(/[<>]/g, (c) => (c === '<' ? '&lt;' : '&gt;'))
+    .replace(/[|[\]]/g, (c) => `\\${c}`)
+    .replace(/([a-z][a-z0-9+.-]*):\/\//gi, '$1\\://')
+    .replace(/\bwww\./gi, (w) => `${w.slice(0, 3)}\\.`);
 }
 
 export function link(l: Link): string {
