@@ -25,6 +25,18 @@ const msalApart = {
   },
 };
 
+// azure-pipelines-task-lib is most of each entry point (about 180 KiB of a post-job step's 187): a
+// task with more than one entry (main and post-job) carries it once, in task-lib.js beside them,
+// which each entry requires (its task and internal modules share state, so they go together).
+const taskLibApart = {
+  name: 'task-lib-apart',
+  setup(b) {
+    b.onResolve({ filter: /^azure-pipelines-task-lib\/(task|internal)$/ }, (a) => ({ path: a.path.split('/')[1], namespace: 'task-lib-shim' }));
+    b.onLoad({ filter: /.*/, namespace: 'task-lib-shim' }, (a) => ({ contents: `module.exports = require('./task-lib.js').${a.path};`, loader: 'js' }));
+    b.onResolve({ filter: /^\.\/task-lib\.js$/ }, () => ({ path: './task-lib.js', external: true }));
+  },
+};
+
 /** One CommonJS file per entry for the agent's Node 20 and Node 24 handlers; BUNDLE_MINIFY=0 to profile. */
 const common = {
   bundle: true,
@@ -52,9 +64,15 @@ for (const name of taskDirs) {
   if (fs.existsSync(path.join(src, 'refresher.ts'))) targets.add('refresher.js');
   const dest = path.join(out, name);
   fs.mkdirSync(dest, { recursive: true });
+  const entries = [...targets].filter((t) => t !== 'refresher.js');
+  const shareTaskLib = entries.length > 1;
   for (const target of targets) {
     const entry = path.join(src, target.replace(/\.js$/, '.ts'));
-    await build({ ...common, entryPoints: [entry], outfile: path.join(dest, target), plugins: [lazyJsonwebtoken, msalApart] });
+    await build({ ...common, entryPoints: [entry], outfile: path.join(dest, target), plugins: [lazyJsonwebtoken, msalApart, ...(shareTaskLib ? [taskLibApart] : [])] });
+  }
+  if (shareTaskLib) {
+    targets.add('task-lib.js');
+    await build({ ...common, stdin: { contents: "module.exports = { task: require('azure-pipelines-task-lib/task'), internal: require('azure-pipelines-task-lib/internal') };", resolveDir: root, loader: 'js' }, outfile: path.join(dest, 'task-lib.js') });
   }
   const usesMsal = [...targets].some((t) => fs.readFileSync(path.join(dest, t), 'utf8').includes('require("./msal.js")'));
   if (usesMsal) {

@@ -14,6 +14,9 @@ import type {
   Emulator,
   EmulatorOptions,
   Fault,
+  GcpAccessToken,
+  GcpProvider,
+  GcpServiceAccount,
   IdentityRegistration,
   Jwk,
   ManagedIdentity,
@@ -41,6 +44,7 @@ import { registerArm } from './arm';
 import { registerGraph } from './graph';
 import { builtInRoleCopies, checkAssignableScope, findRole } from './roles';
 import { STS_ENDPOINT_ROUTE, registerSts } from './sts';
+import { registerGcp } from './gcp';
 
 export type {
   AppRegistration,
@@ -51,6 +55,9 @@ export type {
   EmulatorOptions,
   Fault,
   FederatedCredential,
+  GcpAccessToken,
+  GcpProvider,
+  GcpServiceAccount,
   IdentityRegistration,
   Jwk,
   ProjectRegistration,
@@ -73,6 +80,7 @@ export { GRAPH_READ_ROLE } from './graph';
 export { ACR_TOKEN_USERNAME, REGISTRY_AUDIENCE, REGISTRY_TOKEN_ISSUER } from './acr';
 export { addDemoScenario, agentEnvironment } from './scenario';
 export { STS_NAMESPACE, stsErrorBody, stsFault } from './sts';
+export { GOOGLE_CLOUD_PLATFORM_SCOPE, gcpPoolPrincipalSet, gcpPrincipal, providerName as gcpProviderName } from './gcp';
 
 export const ROUTE_NAMES: readonly RouteName[] = [
   'oidctoken',
@@ -97,6 +105,8 @@ export const ROUTE_NAMES: readonly RouteName[] = [
   'graph.servicePrincipal',
   'sts.assumeRoleWithWebIdentity',
   'sts.getCallerIdentity',
+  'gcp.sts.token',
+  'gcp.iam.generateAccessToken',
 ];
 /** counts() key for requests no route matched */
 export const UNMATCHED = 'unmatched';
@@ -119,6 +129,8 @@ const SERVICE_HOSTS: [routePrefix: string, host: RegExp][] = [
   ['arm.', /^management\.(azure\.com|usgovcloudapi\.net|chinacloudapi\.cn)$/],
   ['graph.', /^(graph\.microsoft\.(com|us)|microsoftgraph\.chinacloudapi\.cn)$/],
   ['sts', /^sts(\.[a-z0-9-]+)?\.amazonaws\.com$/],
+  ['gcp.sts.', /^sts\.googleapis\.com$/],
+  ['gcp.iam.', /^iamcredentials\.googleapis\.com$/],
 ];
 
 function isLoopbackHost(host: string): boolean {
@@ -166,6 +178,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     registerAcr(router, world);
     registerArm(router, world);
     registerGraph(router, world);
+    registerGcp(router, world);
     registerSts(router, world, intercept, () => counters.set(UNMATCHED, (counters.get(UNMATCHED) ?? 0) + 1));
 
     const routeNames = [...new Set([...ROUTE_NAMES, ...router.names()])].filter((n) => n !== STS_ENDPOINT_ROUTE);
@@ -431,6 +444,18 @@ class EmulatorImpl implements Emulator {
       n++;
     }
     return n;
+  }
+
+  addGcpProvider(provider: GcpProvider): void {
+    this.world.gcp.addProvider(provider);
+  }
+
+  addGcpServiceAccount(account: GcpServiceAccount): void {
+    this.world.gcp.addServiceAccount(account);
+  }
+
+  gcpTokens(): GcpAccessToken[] {
+    return this.world.gcp.tokens.map((t) => structuredClone(t));
   }
 
   makeClientCertificate(commonName: string): { certificatePem: string; privateKeyPem: string } {

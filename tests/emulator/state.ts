@@ -1,3 +1,4 @@
+import { GcpState } from './gcp';
 import * as crypto from 'node:crypto';
 import type { Pki } from './pki';
 import type {
@@ -70,6 +71,7 @@ export interface Project {
 
 /** Everything the service modules share: registrations, issued secrets, the last token request. */
 export class World {
+  readonly gcp = new GcpState();
   url = '';
   host = '';
   idTokenLifetimeSeconds = 600;

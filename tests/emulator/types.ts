@@ -22,7 +22,9 @@ export type RouteName =
   | 'graph.application'
   | 'graph.servicePrincipal'
   | 'sts.assumeRoleWithWebIdentity'
-  | 'sts.getCallerIdentity';
+  | 'sts.getCallerIdentity'
+  | 'gcp.sts.token'
+  | 'gcp.iam.generateAccessToken';
 
 export type Fault =
   | { kind: 'status'; status: number; body?: string; headers?: Record<string, string> }
@@ -284,6 +286,43 @@ export interface AwsSession {
   policyArns: string[];
 }
 
+/** A workload identity pool provider (OIDC) in a Google Cloud project. */
+export interface GcpProvider {
+  /** the project's number (digits), not its id */
+  projectNumber: string;
+  poolId: string;
+  providerId: string;
+  /** the issuer a token's iss must equal, e.g. https://vstoken.dev.azure.com/<org id> */
+  issuerUri: string;
+  /** a token's aud must be one of them; empty or absent: only https://iam.googleapis.com/<provider name> (Google's default) */
+  allowedAudiences?: string[];
+  /** default { 'google.subject': 'assertion.sub' }; values of the form assertion.<claim> */
+  attributeMapping?: Record<string, string>;
+  /** a CEL subset: clauses `attr == 'x'` or `attr.startsWith('x')` joined by && */
+  attributeCondition?: string;
+  /** default ACTIVE; DISABLED and DELETED answer invalid_target */
+  state?: 'ACTIVE' | 'DISABLED' | 'DELETED';
+}
+
+/** A Google service account and who holds roles/iam.workloadIdentityUser on it (principal:// or principalSet:// members). */
+export interface GcpServiceAccount {
+  email: string;
+  members: string[];
+}
+
+/** An access token the emulator's Google STS (federated) or IAM Credentials (impersonated) issued. */
+export interface GcpAccessToken {
+  token: string;
+  kind: 'federated' | 'impersonated';
+  /** principal://.../subject/<sub> for a federated token; serviceAccount:<email> for an impersonated one */
+  principal: string;
+  /** the provider's resource name the exchange went through */
+  provider: string;
+  scopes: string[];
+  /** ISO 8601 */
+  expiresAt: string;
+}
+
 export interface EmulatorOptions {
   /** default 0 = ephemeral */
   port?: number;
@@ -388,6 +427,12 @@ export interface Emulator {
   awsSessions(): AwsSession[];
   /** makes one issued session (or every one, without an argument) expired now; returns how many */
   expireAwsSession(accessKeyId?: string): number;
+  /** registers (or replaces: same name) a Google workload identity pool provider */
+  addGcpProvider(provider: GcpProvider): void;
+  /** registers (or replaces) a Google service account and its workloadIdentityUser members */
+  addGcpServiceAccount(account: GcpServiceAccount): void;
+  /** copies of the Google access tokens issued, oldest first (their values are in issuedTokens()) */
+  gcpTokens(): GcpAccessToken[];
   /** a self-signed client certificate + unencrypted key (PEM) for the certificate scheme */
   makeClientCertificate(commonName: string): { certificatePem: string; privateKeyPem: string };
   stop(): Promise<void>;

@@ -1,0 +1,13 @@
+/** GcpAuthFederated@1 post-job: stops the token refresher, removes the token and credentials files. Safe to run twice. */
+import { removeTokenFile } from '../core/fresh-token-file';
+import { runTask } from '../core/task-runner';
+import { debug, log } from '../core/output';
+import { TOKEN_FILE_STATE } from './state';
+
+async function post(): Promise<void> {
+  const lines = await removeTokenFile(TOKEN_FILE_STATE);
+  if (!lines.length) debug('No Google credentials file to remove.');
+  for (const l of lines) log(l);
+}
+
+void runTask('GcpAuthFederated (post-job)', post);

@@ -1,0 +1,4 @@
+/** The detached process that keeps this task's token file fresh until the job ends. */
+import { runRefresherProcess } from '../core/token-refresher';
+
+runRefresherProcess();

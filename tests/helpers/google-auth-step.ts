@@ -1,0 +1,24 @@
+/**
+ * A later pipeline step that uses Google's own client library: google-auth-library reads
+ * GOOGLE_APPLICATION_CREDENTIALS (the external_account file the task wrote), re-reads its token
+ * file, and gets an access token through HTTPS_PROXY. Prints one JSON line: { token } or { error }.
+ */
+import { GoogleAuth } from 'google-auth-library';
+
+async function main(): Promise<void> {
+  const auth = new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
+  const client = await auth.getClient();
+  const { token } = await client.getAccessToken();
+  process.stdout.write(`${JSON.stringify({ token })}\n`);
+}
+
+main().catch((e: unknown) => {
+  const describe = (x: unknown): string => {
+    const err = x as { name?: string; code?: string; message?: string; cause?: unknown; errors?: unknown[] };
+    const own = `${err?.name ?? ''} ${err?.code ?? ''} ${err?.message ?? String(x)}`.trim();
+    const inner = [...(err?.errors ?? []), ...(err?.cause ? [err.cause] : [])].map(describe);
+    return inner.length ? `${own} (${inner.join('; ')})` : own;
+  };
+  process.stdout.write(`${JSON.stringify({ error: describe(e) })}\n`);
+  process.exitCode = 1;
+});
