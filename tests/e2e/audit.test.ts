@@ -14,7 +14,7 @@ import { ConnectionEnv } from '../helpers/agent';
 import { E2eRuns, TENANT } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
 import { chromiumBinary, renderSummaryHtml, screenshot } from '../helpers/screenshot';
-import { startMappingProxy, MappingProxy } from '../helpers/connect-proxy';
+import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
 
 const root = path.resolve(__dirname, '..', '..', '..');
 const DAY = 86_400_000;
@@ -65,7 +65,7 @@ describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', fu
 
   before(async () => {
     emu = await startEmulator();
-    graphProxy = await startMappingProxy({ targetPort: Number(emu.host.split(':')[1]), names: ['graph.microsoft.com'] });
+    graphProxy = await proxyToEmulator(emu, ['graph.microsoft.com']);
     // The project 'web' (the pipeline's): one connection of every kind.
     add('fed-vstoken', { scheme: 'WorkloadIdentityFederation' });
     add('fed-entra', { scheme: 'WorkloadIdentityFederation', issuerMode: 'entra', sharedWith: ['api'] });

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { startEmulator, Emulator } from '../emulator';
 import { ConnectionEnv, JobOptions, PUBLIC_COLLECTION_HOST } from '../helpers/agent';
 import { addFederatedConnection, E2eRuns, FederatedConnection, postJobEnv, TENANT, wif } from '../helpers/e2e';
-import { startCanary, startMappingProxy, MappingProxy } from '../helpers/connect-proxy';
+import { startCanary, MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
 import { startTinyproxy } from '../helpers/tinyproxy';
 
 const ACCOUNT = '123456789012';
@@ -41,7 +41,7 @@ describe('E2E through the agent proxy: public host names only a proxy can reach'
 
   before(async () => {
     emu = await startEmulator();
-    proxy = await startMappingProxy({ targetPort: Number(emu.host.split(':')[1]), names: MAPPED, credentials: `${PROXY_USER}:${PROXY_PASSWORD}` });
+    proxy = await proxyToEmulator(emu, MAPPED, { credentials: `${PROXY_USER}:${PROXY_PASSWORD}` });
     emu.addSubscription({ subscriptionId: SUB, tenantId: TENANT, displayName: 'Contoso Production' });
     emu.addRegistry({ loginServer: REGISTRY, tenantId: TENANT });
     conn = addFederatedConnection(emu, 'enterprise-deploy');
@@ -151,7 +151,7 @@ describe('E2E through the agent proxy: public host names only a proxy can reach'
 
   it('Debian tinyproxy with BasicAuth in front, the CA trusted through Agent.CAInfo: an exchange ends in under 2 s and tinyproxy logs each CONNECT', async () => {
     // tinyproxy sends no credentials upstream: the mapping proxy behind it demands none.
-    const inner = await startMappingProxy({ targetPort: Number(emu.host.split(':')[1]), names: MAPPED });
+    const inner = await proxyToEmulator(emu, MAPPED);
     const chained = await startTinyproxy({ basicAuth: { user: PROXY_USER, password: PROXY_PASSWORD }, upstream: inner.url });
     try {
       const r = await e2e.run({ task: 'FetchOidcTokenV1', conn: publicConn(conn), inputs: { accessTokenScope: ARM_SCOPE }, job: job({ trust: 'agent-cainfo' }), env: proxyEnv(chained.url) });
@@ -183,7 +183,7 @@ describe('E2E through the agent proxy: public host names only a proxy can reach'
   });
 
   it('a CONNECT the proxy refuses and a proxy that is not there are explained, naming the proxy and never its password', async () => {
-    const strict = await startMappingProxy({ targetPort: Number(emu.host.split(':')[1]), names: [PUBLIC_COLLECTION_HOST] });
+    const strict = await proxyToEmulator(emu, [PUBLIC_COLLECTION_HOST]);
     try {
       const r = await e2e.run({ task: 'FetchOidcTokenV1', conn: publicConn(conn), inputs: { accessTokenScope: ARM_SCOPE }, job: job(), env: { AGENT_PROXYURL: strict.url } });
       assert.equal(r.result, 'Failed');

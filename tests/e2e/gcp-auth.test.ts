@@ -14,7 +14,7 @@ import { execFile } from 'node:child_process';
 import { startEmulator, Emulator, gcpPrincipal } from '../emulator';
 import { JobOptions, PUBLIC_COLLECTION_HOST } from '../helpers/agent';
 import { addFederatedConnection, E2eRuns, FederatedConnection, isAlive, postJobEnv, TENANT, wif } from '../helpers/e2e';
-import { startMappingProxy, MappingProxy } from '../helpers/connect-proxy';
+import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
 import { TaskRun } from '../helpers/task-process';
 
 const PROVIDER = { projectNumber: '123456789012', poolId: 'azure-pipelines', providerId: 'contoso' };
@@ -34,7 +34,7 @@ describe('E2E GcpAuthFederated@1 (bundled task, Google STS and IAM Credentials t
 
   before(async () => {
     emu = await startEmulator();
-    proxy = await startMappingProxy({ targetPort: Number(emu.host.split(':')[1]), names: MAPPED, credentials: `${PROXY_USER}:${PROXY_PASSWORD}` });
+    proxy = await proxyToEmulator(emu, MAPPED, { credentials: `${PROXY_USER}:${PROXY_PASSWORD}` });
     conn = addFederatedConnection(emu, 'gcp-deploy');
     emu.addGcpProvider({ ...PROVIDER, issuerUri: conn.expected.issuer, allowedAudiences: ['api://AzureADTokenExchange'], attributeCondition: `assertion.sub == '${conn.expected.subject}'` });
     emu.addGcpServiceAccount({ email: SA, members: [gcpPrincipal(PROVIDER, conn.expected.subject)] });

@@ -13,7 +13,7 @@ import { ConnectionEnv } from '../helpers/agent';
 import { addFederatedConnection, E2eRuns, TENANT } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
 import { chromiumBinary, renderSummaryHtml, screenshot } from '../helpers/screenshot';
-import { startMappingProxy, MappingProxy } from '../helpers/connect-proxy';
+import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
 
 const SUB = '6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f';
 const REGISTRY = `/subscriptions/${SUB}/resourceGroups/build/providers/Microsoft.ContainerRegistry/registries/contosoimages`;
@@ -29,7 +29,7 @@ describe('E2E ValidateServiceConnection@1 (bundled task against the emulator)', 
     emu = await startEmulator();
     // Microsoft Graph is only ever reached at graph.microsoft.com, which does not resolve here: the
     // agent's proxy maps it to the emulator; everything else (at 127.0.0.1) is on the bypass list.
-    graphProxy = await startMappingProxy({ targetPort: Number(emu.host.split(':')[1]), names: ['graph.microsoft.com'] });
+    graphProxy = await proxyToEmulator(emu, ['graph.microsoft.com']);
     emu.addSubscription({ subscriptionId: SUB, tenantId: TENANT, displayName: 'Contoso Production' });
   });
   after(async () => {
@@ -191,7 +191,7 @@ describe('E2E ValidateServiceConnection@1 (bundled task against the emulator)', 
   });
 
   it('Microsoft Graph unreachable (the proxy refuses graph.microsoft.com): Secret expiry skipped with the reason, every other check runs, summary and validationStatus', async () => {
-    const refusing = await startMappingProxy({ targetPort: Number(emu.host.split(':')[1]), names: [] });
+    const refusing = await proxyToEmulator(emu, []);
     try {
       const r = await validate(secretConnection(200, 'graph-unreachable'), { scope: `/subscriptions/${SUB}`, requiredRoles: 'Reader' }, { AGENT_PROXYURL: refusing.url });
       assert.equal(r.result, 'SucceededWithIssues', r.stdout);

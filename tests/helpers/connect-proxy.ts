@@ -97,6 +97,11 @@ export async function startMappingProxy(options: MappingProxyOptions): Promise<M
   };
 }
 
+/** A mapping proxy in front of an emulator: the names given lead to it, and only they. */
+export function proxyToEmulator(emu: { host: string }, names: (string | RegExp)[], extra: Omit<MappingProxyOptions, 'targetPort' | 'names'> = {}): Promise<MappingProxy> {
+  return startMappingProxy({ targetPort: Number(emu.host.split(':')[1]), names, ...extra });
+}
+
 /**
  * A listener that must never be used: a test points a path that must not be taken at it and
  * asserts it saw no connection at all (not even one that failed TLS).

@@ -17,7 +17,7 @@ import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { startEmulator, Emulator } from '../emulator';
 import { addFederatedConnection, E2eRuns, postJobEnv, TENANT, wif } from '../helpers/e2e';
-import { startMappingProxy, MappingProxy } from '../helpers/connect-proxy';
+import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
 import { TaskRun } from '../helpers/task-process';
 import { toUnix, toWin, WineLeg, wineMissing } from '../helpers/wine';
 
@@ -54,7 +54,7 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
     leg.start();
     if (leg.prefixSeconds) console.log(`    (made the Wine prefix in ${leg.prefixSeconds.toFixed(1)} s; cached under .tmp/wine/ from now on)`);
     emu = await startEmulator();
-    graphProxy = await startMappingProxy({ targetPort: Number(emu.host.split(':')[1]), names: ['graph.microsoft.com'] });
+    graphProxy = await proxyToEmulator(emu, ['graph.microsoft.com']);
   });
 
   after(async () => {
