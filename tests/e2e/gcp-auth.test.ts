@@ -57,8 +57,8 @@ describe('E2E GcpAuthFederated@1 (bundled task, Google STS and IAM Credentials t
   const job = (): JobOptions => ({ publicHosts: true, tempDirectory: fs.mkdtempSync(path.join(os.tmpdir(), 'wit-job-')) });
   const total = () => Object.values(emu.counts()).reduce((a, b) => a + b, 0);
 
-  function auth(c: FederatedConnection, inputs: Record<string, string> = {}, j: JobOptions = job(), env: Record<string, string> = {}, entry = 'index.js'): Promise<TaskRun> {
-    return e2e.run({ task: 'GcpAuthFederatedV1', conn: { ...wif(c), authorityUrl: null }, inputs: { workloadIdentityProvider: NAME, ...inputs }, job: j, env: { ...proxyEnv(), ...env }, entry });
+  function auth(c: FederatedConnection, inputs: Record<string, string> = {}, j: JobOptions = job(), env: Record<string, string> = {}, entry = 'index.js', node?: string): Promise<TaskRun> {
+    return e2e.run({ task: 'GcpAuthFederatedV1', conn: { ...wif(c), authorityUrl: null }, inputs: { workloadIdentityProvider: NAME, ...inputs }, job: j, env: { ...proxyEnv(), ...env }, entry, node });
   }
 
   /** Every request went through the proxy, at its service's public name. */
@@ -157,6 +157,30 @@ describe('E2E GcpAuthFederated@1 (bundled task, Google STS and IAM Credentials t
     const post = await auth(conn, {}, job(), postJobEnv(r), 'post.js');
     assert.equal(post.result, 'Succeeded', post.stdout);
     assert.ok(!fs.existsSync(file));
+  });
+
+  it('runs on Node 24, as the agent\'s Node24 handler does: impersonation in 3 requests, the 0600 file; post-job on Node 24 too', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const node24 = (require('../../../scripts/node24.cjs') as { ensureNode24(): string }).ensureNode24();
+    const j = job();
+    const r = await auth(conn, { serviceAccount: SA, tokenFormat: 'access_token' }, j, {}, 'index.js', node24);
+    assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
+    assert.deepEqual([emu.count('oidctoken'), emu.count('gcp.sts.token'), emu.count('gcp.iam.generateAccessToken'), total()], [1, 1, 1, 3]);
+    assertThroughProxy([PUBLIC_COLLECTION_HOST, 'sts.googleapis.com', 'iamcredentials.googleapis.com']);
+    assert.ok(r.variables.accessToken.secret);
+    assert.ok(r.secrets.includes(r.variables.accessToken.value), 'masked with task.setsecret');
+    assert.equal(emu.gcpTokens().find((t) => t.token === r.variables.accessToken.value)?.principal, `serviceAccount:${SA}`);
+    const file = r.variables.GOOGLE_APPLICATION_CREDENTIALS.value;
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    const creds = JSON.parse(fs.readFileSync(file, 'utf8')) as { service_account_impersonation_url: string; credential_source: { file: string } };
+    assert.equal(creds.service_account_impersonation_url, `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${encodeURIComponent(SA)}:generateAccessToken`);
+    const refresher = JSON.parse(r.taskVariables['WorkloadIdentity.GcpAuth.TokenFile.Refresher'] ?? 'null') as { pid: number } | null;
+    assert.ok(refresher && isAlive(refresher.pid), 'a refresher keeps the token file fresh');
+    const post = await auth(conn, {}, j, postJobEnv(r), 'post.js', node24);
+    assert.equal(post.result, 'Succeeded', post.stdout);
+    assert.match(post.log, /Stopped the token refresher/);
+    assert.ok(!isAlive(refresher.pid));
+    assert.ok(!fs.existsSync(file) && !fs.existsSync(creds.credential_source.file));
   });
 
   it('a long job: google-auth-library still gets a token after the idToken\'s 20-second life, from the file the refresher keeps fresh', async () => {

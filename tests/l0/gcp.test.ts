@@ -1,0 +1,120 @@
+/** L0 tests for GcpAuthFederated@1 and its post-job step, with the task-lib's MockTestRunner. */
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { MockTestRunner } from 'azure-pipelines-task-lib/mock-test';
+
+const runner = path.join(__dirname, 'gcp-runner.js');
+const taskJson = path.resolve(__dirname, '..', '..', '..', 'tasks', 'GcpAuthFederatedV1', 'task.json');
+const PROVIDER = 'projects/123456789012/locations/global/workloadIdentityPools/azure-pipelines/providers/contoso';
+const SA = 'deployer@my-project.iam.gserviceaccount.com';
+
+async function run(inputs: Record<string, string>, env: Record<string, string> = {}) {
+  const keys = ['L0_TEMP', 'L0_INPUTS', 'L0_SCENARIO', 'L0_SCHEME', ...Object.keys(env)];
+  Object.assign(process.env, { L0_TEMP: fs.mkdtempSync(path.join(os.tmpdir(), 'wit-l0-gcp-')), L0_INPUTS: JSON.stringify(inputs) }, env);
+  const tr = new MockTestRunner(runner, taskJson);
+  tr.nodePath = process.execPath;
+  try {
+    await tr.runAsync();
+  } finally {
+    for (const k of keys) delete process.env[k];
+  }
+  return tr;
+}
+
+function variable(stdout: string, name: string): { value: string; line: string } | undefined {
+  const line = stdout.split(/\r?\n/).find((l) => l.startsWith(`##vso[task.setvariable variable=${name};`));
+  return line ? { value: line.slice(line.indexOf(']') + 1), line } : undefined;
+}
+
+function postState(stdout: string): Record<string, string> {
+  const state: Record<string, string> = { L0_SCENARIO: 'post' };
+  for (const m of stdout.matchAll(/##vso\[task\.settaskvariable variable=([^;]+);[^\]]*\](.*)/g)) state[`VSTS_TASKVARIABLE_${m[1].replace(/\./g, '_').toUpperCase()}`] = m[2];
+  return state;
+}
+
+describe('L0 GcpAuthFederated@1', function () {
+  this.timeout(20_000);
+
+  it('impersonates, outputs the access token as a secret (masked first), and sets the project', async () => {
+    const tr = await run({ workloadIdentityProvider: PROVIDER, serviceAccount: SA, projectId: 'contoso-prod', tokenFormat: 'access_token', accessTokenLifetime: '900', accessTokenScopes: 'cloud-platform, userinfo.email', createCredentialsFile: 'false' });
+    assert.ok(tr.succeeded, tr.stdout);
+    assert.match(tr.stdout, /L0: STS projects\/123456789012\/locations\/global\/workloadIdentityPools\/azure-pipelines\/providers\/contoso subject_token=the idToken/);
+    assert.match(tr.stdout, /L0: IAM deployer@my-project\.iam\.gserviceaccount\.com bearer=l0-federated-token scopes=https:\/\/www\.googleapis\.com\/auth\/cloud-platform https:\/\/www\.googleapis\.com\/auth\/userinfo\.email lifetime=900/);
+    const at = variable(tr.stdout, 'accessToken')!;
+    assert.match(at.line, /issecret=true/);
+    assert.match(at.line, /isOutput=true/);
+    assert.ok(tr.stdout.includes('##vso[task.setsecret]l0-service-account-token'));
+    assert.ok(tr.stdout.indexOf('##vso[task.setsecret]l0-service-account-token') < tr.stdout.indexOf('variable=accessToken;'), 'masked first');
+    assert.equal(variable(tr.stdout, 'accessTokenExpiresOn')!.value, '2030-01-01T01:00:00.000Z');
+    assert.match(variable(tr.stdout, 'accessTokenExpiresOn')!.line, /issecret=false/);
+    assert.equal(variable(tr.stdout, 'GOOGLE_CLOUD_PROJECT')!.value, 'contoso-prod');
+    assert.equal(variable(tr.stdout, 'CLOUDSDK_CORE_PROJECT')!.value, 'contoso-prod');
+    assert.equal(variable(tr.stdout, 'projectId')!.value, 'contoso-prod');
+    assert.equal(variable(tr.stdout, 'GOOGLE_APPLICATION_CREDENTIALS'), undefined);
+    assert.doesNotMatch(tr.stdout, /L0: refresher started/);
+  });
+
+  it('direct access: no impersonation; without tokenFormat no accessToken output', async () => {
+    const tr = await run({ workloadIdentityProvider: `//iam.googleapis.com/${PROVIDER}`, createCredentialsFile: 'false' });
+    assert.ok(tr.succeeded, tr.stdout);
+    assert.match(tr.stdout, /L0: STS projects\/123456789012\//);
+    assert.doesNotMatch(tr.stdout, /L0: IAM/);
+    assert.equal(variable(tr.stdout, 'accessToken'), undefined);
+    assert.ok(!tr.stdout.includes('l0-federated-token'), 'the federated token is never printed');
+  });
+
+  it('the credentials file: 0600, external_account naming a 0600 token file, both variables; the post-job step removes it', async () => {
+    const tr = await run({ workloadIdentityProvider: PROVIDER, serviceAccount: SA });
+    assert.ok(tr.succeeded, tr.stdout);
+    const file = variable(tr.stdout, 'GOOGLE_APPLICATION_CREDENTIALS')!;
+    assert.match(file.line, /issecret=false/);
+    assert.equal(variable(tr.stdout, 'CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE')!.value, file.value);
+    assert.equal(variable(tr.stdout, 'credentialsFilePath')!.value, file.value);
+    assert.match(variable(tr.stdout, 'credentialsFilePath')!.line, /isOutput=true/);
+    assert.equal(fs.statSync(file.value).mode & 0o777, 0o600);
+    const json = JSON.parse(fs.readFileSync(file.value, 'utf8')) as { type: string; audience: string; service_account_impersonation_url: string; credential_source: { file: string; format: { type: string } } };
+    assert.equal(json.type, 'external_account');
+    assert.equal(json.audience, `//iam.googleapis.com/${PROVIDER}`);
+    assert.equal(json.service_account_impersonation_url, 'https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/deployer%40my-project.iam.gserviceaccount.com:generateAccessToken');
+    assert.deepEqual(json.credential_source.format, { type: 'text' });
+    assert.equal(fs.statSync(json.credential_source.file).mode & 0o777, 0o600);
+    assert.equal(path.dirname(json.credential_source.file), path.dirname(file.value));
+    assert.doesNotMatch(fs.readFileSync(file.value, 'utf8'), /l0-job-access-token|l0-federated-token|l0-service-account-token/);
+    assert.match(tr.stdout, /L0: refresher started for GcpAuthFederated-a5500000/);
+    const post = await run({}, postState(tr.stdout));
+    assert.ok(post.succeeded, post.stdout);
+    assert.match(post.stdout, /L0: refresher 434343 \(instance l0-instance\) stopped/);
+    assert.ok(!fs.existsSync(file.value));
+    assert.ok(!fs.existsSync(json.credential_source.file));
+    const again = await run({}, postState(tr.stdout));
+    assert.ok(again.succeeded, again.stdout);
+  });
+
+  it('keepTokenFileFresh false: the file, no refresher', async () => {
+    const tr = await run({ workloadIdentityProvider: PROVIDER, keepTokenFileFresh: 'false' });
+    assert.ok(tr.succeeded, tr.stdout);
+    assert.ok(fs.existsSync(variable(tr.stdout, 'GOOGLE_APPLICATION_CREDENTIALS')!.value));
+    assert.doesNotMatch(tr.stdout, /L0: refresher started/);
+  });
+
+  const bad: [Record<string, string>, RegExp, Record<string, string>?][] = [
+    [{}, /Input 'workloadIdentityProvider': no provider is given/],
+    [{ workloadIdentityProvider: 'projects/my-project/locations/global/workloadIdentityPools/azure-pipelines/providers/contoso' }, /Input 'workloadIdentityProvider': .* is not a workload identity provider name/],
+    [{ workloadIdentityProvider: PROVIDER, serviceAccount: 'deployer' }, /Input 'serviceAccount': 'deployer' is not a service account e-mail/],
+    [{ workloadIdentityProvider: PROVIDER, projectId: '123456789012' }, /Input 'projectId': '123456789012' is not a Google Cloud project id/],
+    [{ workloadIdentityProvider: PROVIDER, accessTokenLifetime: '60' }, /Input 'accessTokenLifetime': '60' is not a whole number of seconds from 300 to 43200/],
+    [{ workloadIdentityProvider: PROVIDER, accessTokenScopes: 'https://evil.example/auth/x' }, /Input 'accessTokenScopes': 'https:\/\/evil\.example\/auth\/x' is not a Google OAuth scope/],
+    [{ workloadIdentityProvider: PROVIDER, createCredentialsFile: 'yes' }, /Input 'createCredentialsFile': 'yes' is not a boolean/],
+    [{ workloadIdentityProvider: PROVIDER }, /Input 'azureSubscription': .*uses managed identity, which has no idToken for Google Cloud/, { L0_SCHEME: 'ManagedServiceIdentity' }],
+  ];
+  for (const [inputs, message, env] of bad) {
+    it(`refuses before any request: ${JSON.stringify({ ...inputs, ...(env ?? {}) })}`, async () => {
+      const tr = await run(inputs, env);
+      assert.ok(tr.failed, tr.stdout);
+      assert.match(tr.errorIssues[0], message);
+      assert.doesNotMatch(tr.stdout, /L0: STS/);
+    });
+  }
+});
