@@ -12,7 +12,8 @@ const SA = 'deployer@my-project.iam.gserviceaccount.com';
 
 async function run(inputs: Record<string, string>, env: Record<string, string> = {}) {
   const keys = ['L0_TEMP', 'L0_INPUTS', 'L0_SCENARIO', 'L0_SCHEME', ...Object.keys(env)];
-  Object.assign(process.env, { L0_TEMP: fs.mkdtempSync(path.join(os.tmpdir(), 'wit-l0-gcp-')), L0_INPUTS: JSON.stringify(inputs) }, env);
+  // Other L0 suites leave L0_SCENARIO behind: every variable the runner reads is set here.
+  Object.assign(process.env, { L0_TEMP: fs.mkdtempSync(path.join(os.tmpdir(), 'wit-l0-gcp-')), L0_INPUTS: JSON.stringify(inputs), L0_SCENARIO: 'main', L0_SCHEME: 'WorkloadIdentityFederation' }, env);
   const tr = new MockTestRunner(runner, taskJson);
   tr.nodePath = process.execPath;
   try {
