@@ -1,32 +1,14 @@
 /** L0 tests for AwsAssumeRoleFederated@1 and its post-job step, with the task-lib's MockTestRunner. */
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { MockTestRunner } from 'azure-pipelines-task-lib/mock-test';
+import { runL0, setVariableOf } from './federated-harness';
 
 const runner = path.join(__dirname, 'aws-runner.js');
-const taskJson = path.resolve(__dirname, '..', '..', '..', 'tasks', 'AwsAssumeRoleFederatedV1', 'task.json');
 const ROLE = 'arn:aws:iam::123456789012:role/deploy';
 
-async function run(inputs: Record<string, string>, env: Record<string, string> = {}) {
-  const keys = ['L0_TEMP', 'L0_INPUTS', 'L0_SCENARIO', 'L0_SCHEME', ...Object.keys(env)];
-  // Other L0 suites leave L0_SCENARIO behind: every variable the runner reads is set here.
-  Object.assign(process.env, { L0_TEMP: fs.mkdtempSync(path.join(os.tmpdir(), 'wit-l0-aws-')), L0_INPUTS: JSON.stringify(inputs), L0_SCENARIO: 'main', L0_SCHEME: 'WorkloadIdentityFederation' }, env);
-  const tr = new MockTestRunner(runner, taskJson);
-  tr.nodePath = process.execPath;
-  try {
-    await tr.runAsync();
-  } finally {
-    for (const k of keys) delete process.env[k];
-  }
-  return tr;
-}
-
-function variable(stdout: string, name: string): { value: string; line: string } | undefined {
-  const line = stdout.split(/\r?\n/).find((l) => l.startsWith(`##vso[task.setvariable variable=${name};`));
-  return line ? { value: line.slice(line.indexOf(']') + 1), line } : undefined;
-}
+const run = (inputs: Record<string, string>, env: Record<string, string> = {}) => runL0(runner, 'AwsAssumeRoleFederatedV1', inputs, env);
+const variable = setVariableOf;
 
 describe('L0 AwsAssumeRoleFederated@1', function () {
   this.timeout(20_000);

@@ -1,0 +1,55 @@
+/**
+ * What the L0 suites of the idToken tasks (AwsAssumeRoleFederated, GcpAuthFederated) share: the
+ * test side runs a runner under MockTestRunner with its variables set; the runner side builds a
+ * TaskMockRunner for the task's main or post-job entry with a federated connection and a mocked
+ * Oidctoken client.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { MockTestRunner } from 'azure-pipelines-task-lib/mock-test';
+import { TaskMockRunner } from 'azure-pipelines-task-lib/mock-run';
+
+export const L0_CONNECTION = 'a5500000-0000-4000-8000-0000000000a5';
+
+/** Runs `runner` for `taskFolder`; every variable the runner reads is set (other L0 suites leave some behind) and removed after. */
+export async function runL0(runner: string, taskFolder: string, inputs: Record<string, string>, env: Record<string, string> = {}): Promise<MockTestRunner> {
+  const keys = ['L0_TEMP', 'L0_INPUTS', 'L0_SCENARIO', 'L0_SCHEME', ...Object.keys(env)];
+  Object.assign(process.env, { L0_TEMP: fs.mkdtempSync(path.join(os.tmpdir(), 'wit-l0-')), L0_INPUTS: JSON.stringify(inputs), L0_SCENARIO: 'main', L0_SCHEME: 'WorkloadIdentityFederation' }, env);
+  const tr = new MockTestRunner(runner, path.resolve(__dirname, '..', '..', '..', 'tasks', taskFolder, 'task.json'));
+  tr.nodePath = process.execPath;
+  try {
+    await tr.runAsync();
+  } finally {
+    for (const k of keys) delete process.env[k];
+  }
+  return tr;
+}
+
+/** A task.setvariable command of the run, by variable name. */
+export function setVariableOf(stdout: string, name: string): { value: string; line: string } | undefined {
+  const line = stdout.split(/\r?\n/).find((l) => l.startsWith(`##vso[task.setvariable variable=${name};`));
+  return line ? { value: line.slice(line.indexOf(']') + 1), line } : undefined;
+}
+
+/** Runner side: the task's entry (L0_SCENARIO main or post), its connection and an Oidctoken client that returns an idToken with `subject`. */
+export function federatedTaskMock(taskFolder: string, subject: string): { tmr: TaskMockRunner; token: string } {
+  const scenario = process.env.L0_SCENARIO ?? 'main';
+  const tmr = new TaskMockRunner(path.join(__dirname, '..', '..', 'tasks', taskFolder, scenario === 'post' ? 'post.js' : 'index.js'));
+  process.env.AGENT_TEMPDIRECTORY = process.env.L0_TEMP ?? '';
+  process.env.SYSTEM_OIDCREQUESTURI = 'https://dev.azure.com/contoso/p/_apis/distributedtask/hubs/build/plans/x/jobs/y/oidctoken';
+  process.env.ENDPOINT_AUTH_SYSTEMVSSCONNECTION = JSON.stringify({ parameters: { AccessToken: 'l0-job-access-token' }, scheme: 'OAuth' });
+  process.env[`ENDPOINT_AUTH_${L0_CONNECTION}`] = JSON.stringify({ parameters: { tenantid: 'tenant-1', serviceprincipalid: 'client-1' }, scheme: process.env.L0_SCHEME ?? 'WorkloadIdentityFederation' });
+  tmr.setInput('connectedServiceNameARM', L0_CONNECTION);
+  for (const [k, v] of Object.entries(JSON.parse(process.env.L0_INPUTS ?? '{}') as Record<string, string>)) tmr.setInput(k, v);
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const token = `${b64({ alg: 'RS256' })}.${b64({ iss: 'https://vstoken.dev.azure.com/org', sub: subject, aud: 'api://AzureADTokenExchange', exp: Math.floor(Date.now() / 1000) + 600 })}.c2ln`;
+  tmr.registerMock('../core/oidc-token', {
+    OidcTokenClient: class {
+      async fetch() {
+        return { token, claims: JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()), source: 'oidctoken-api' };
+      }
+    },
+  });
+  return { tmr, token };
+}
