@@ -3,6 +3,7 @@
 import { build } from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
+import { taskLibLazy } from './shims/task-lib-lazy.mjs';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const out = path.join(root, 'dist', 'tasks');
@@ -68,11 +69,11 @@ for (const name of taskDirs) {
   const shareTaskLib = entries.length > 1;
   for (const target of targets) {
     const entry = path.join(src, target.replace(/\.js$/, '.ts'));
-    await build({ ...common, entryPoints: [entry], outfile: path.join(dest, target), plugins: [lazyJsonwebtoken, msalApart, ...(shareTaskLib ? [taskLibApart] : [])] });
+    await build({ ...common, entryPoints: [entry], outfile: path.join(dest, target), plugins: [lazyJsonwebtoken, msalApart, ...(shareTaskLib ? [taskLibApart] : [taskLibLazy])] });
   }
   if (shareTaskLib) {
     targets.add('task-lib.js');
-    await build({ ...common, stdin: { contents: "module.exports = { task: require('azure-pipelines-task-lib/task'), internal: require('azure-pipelines-task-lib/internal') };", resolveDir: root, loader: 'js' }, outfile: path.join(dest, 'task-lib.js') });
+    await build({ ...common, stdin: { contents: "module.exports = { task: require('azure-pipelines-task-lib/task'), internal: require('azure-pipelines-task-lib/internal') };", resolveDir: root, loader: 'js' }, outfile: path.join(dest, 'task-lib.js'), plugins: [taskLibLazy] });
   }
   const usesMsal = [...targets].some((t) => fs.readFileSync(path.join(dest, t), 'utf8').includes('require("./msal.js")'));
   if (usesMsal) {
