@@ -2,7 +2,7 @@
 import { removeSecretPath } from '../core/secret-files';
 import { restoreUserConfig, UserConfigState } from '../core/registry-auth';
 import { getTaskState } from '../core/variables';
-import { runTask } from '../core/task-runner';
+import { runPostJob } from '../core/task-runner';
 import { debug, log, neutralize, safe } from '../core/output';
 import { dockerConfigLock, JOB_DIR_STATE, USER_BACKUP_STATE } from './state';
 
@@ -14,4 +14,4 @@ async function post(): Promise<void> {
   if (!dir && !backup) debug('No registry login to remove.');
 }
 
-void runTask('AcrLoginFederated (post-job)', post);
+void runPostJob('AcrLoginFederated (post-job)', post);

@@ -1,5 +1,5 @@
 /** Names of the task variables the main step leaves for its post-job step, and the lock's wait. */
-import { numberVariable } from '../core/pipeline-context';
+import { numberVariable } from '../core/pipeline-variables';
 import { LockOptions } from '../core/docker-config-file';
 
 export const JOB_DIR_STATE = 'WorkloadIdentity.AcrLogin.JobConfigDir';

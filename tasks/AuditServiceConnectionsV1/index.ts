@@ -1,5 +1,5 @@
 /** AuditServiceConnections@1: every service connection of the project or organisation, what to do about each. Read-only. */
-import * as tl from 'azure-pipelines-task-lib/task';
+import tl = require('azure-pipelines-task-lib/task');
 import { readPipelineContext } from '../core/pipeline-context';
 import { readConnection } from '../core/connection';
 import { acquireAccessToken } from '../core/entra';
@@ -124,7 +124,7 @@ async function main(): Promise<Outcome> {
 
   const verdict = `${needs} of ${result.rows.length} rows need action (${connections} connections audited); status ${result.status}.`;
   if ((failOn === 'warning' && result.status !== 'ok') || (failOn === 'error' && result.status === 'error')) {
-    return { result: tl.TaskResult.Failed, message: `${verdict} failOn is ${failOn}. See the summary tab for each fix.` };
+    return { result: 'Failed' as const, message: `${verdict} failOn is ${failOn}. See the summary tab for each fix.` };
   }
   log(verdict);
 }

@@ -1,5 +1,5 @@
 /** The AWS inputs, validated before any request: each message names the input and the fix. */
-import * as tl from 'azure-pipelines-task-lib/task';
+import tl = require('azure-pipelines-task-lib/task');
 import { InputError } from '../core/failures';
 import { stringInput } from '../core/inputs';
 import { isAwsStsHost } from '../core/token-hosts';

@@ -1,6 +1,6 @@
 /** FetchOidcToken@1 post-job: stops the token refresher and removes the token file. Safe to run twice. */
 import { removeTokenFile } from '../core/fresh-token-file';
-import { runTask } from '../core/task-runner';
+import { runPostJob } from '../core/task-runner';
 import { debug, log } from '../core/output';
 import { TOKEN_FILE_STATE } from './state';
 
@@ -10,4 +10,4 @@ async function post(): Promise<void> {
   for (const l of lines) log(l);
 }
 
-void runTask('FetchOidcToken (post-job)', post);
+void runPostJob('FetchOidcToken (post-job)', post);

@@ -1,5 +1,5 @@
 /** ValidateServiceConnection@1: what holds and what does not, check by check, with the fix. */
-import * as tl from 'azure-pipelines-task-lib/task';
+import tl = require('azure-pipelines-task-lib/task');
 import { readPipelineContext } from '../core/pipeline-context';
 import { Connection, describeScheme, readConnection } from '../core/connection';
 import { choiceInput, stringInput } from '../core/inputs';
@@ -121,9 +121,9 @@ async function main(): Promise<Outcome> {
   const fails = result.rows.filter((r) => r.status === 'fail').map((r) => r.check);
   const warnings = result.rows.filter((r) => r.status === 'warning').map((r) => r.check);
   if (fails.length) {
-    return { result: tl.TaskResult.Failed, message: safe`Service connection '${name}' failed: ${fails.join(', ')}${warnings.length ? `; warnings: ${warnings.join(', ')}` : ''}. See the fixes above and in the run's summary tab.` };
+    return { result: 'Failed' as const, message: safe`Service connection '${name}' failed: ${fails.join(', ')}${warnings.length ? `; warnings: ${warnings.join(', ')}` : ''}. See the fixes above and in the run's summary tab.` };
   }
-  if (warnings.length && failOn === 'warning') return { result: tl.TaskResult.Failed, message: safe`Service connection '${name}' has warnings (failOn: warning): ${warnings.join(', ')}.` };
+  if (warnings.length && failOn === 'warning') return { result: 'Failed' as const, message: safe`Service connection '${name}' has warnings (failOn: warning): ${warnings.join(', ')}.` };
   if (warnings.length) return safe`Service connection '${name}' works, with warnings: ${warnings.join(', ')}.`;
   log(safe`Service connection '${name}' works: every check passed.`);
 }

@@ -3,7 +3,7 @@
  * client id, subscription and cloud. Secrets are read without going through the task-lib calls
  * that write values to the debug log.
  */
-import * as tl from 'azure-pipelines-task-lib/task';
+import tl = require('azure-pipelines-task-lib/task');
 import { mask } from './variables';
 import { Cloud, cloudByName } from './clouds';
 import { InputError, TaskFailure } from './failures';

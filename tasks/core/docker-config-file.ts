@@ -4,12 +4,12 @@
  * changed only under a lock file next to it, so that jobs of one agent account do not undo each
  * other's changes.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { TaskFailure } from './failures';
 import { log, safe } from './output';
+import { randomHex } from './lazy-crypto';
 
 export interface ConfigTarget {
   /** The path as docker finds it ($DOCKER_CONFIG/config.json, else .docker/config.json in the home folder). */
@@ -153,7 +153,7 @@ function holder(lock: { info?: LockInfo } | undefined): string {
 
 /** Moves a stale lock aside and deletes it, unless another task replaced it meanwhile. */
 function breakLock(lockPath: string, judged: { info?: LockInfo; mtimeMs: number }): void {
-  const aside = `${lockPath}.stale-${crypto.randomBytes(4).toString('hex')}`;
+  const aside = `${lockPath}.stale-${randomHex(4)}`;
   try {
     fs.renameSync(lockPath, aside);
   } catch {
@@ -196,7 +196,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function withConfigLock<T>(t: ConfigTarget, options: LockOptions, fn: () => T): Promise<T> {
   const lockPath = `${t.real}.lock`;
   const staleMs = options.staleMs ?? LOCK_STALE_MS;
-  const id = crypto.randomBytes(12).toString('hex');
+  const id = randomHex(12);
   const started = Date.now();
   let delay = 20;
   let waited = false;

@@ -1,5 +1,5 @@
 /** Reading and validating task inputs: every message names the input and the fix. */
-import * as tl from 'azure-pipelines-task-lib/task';
+import tl = require('azure-pipelines-task-lib/task');
 import { InputError } from './failures';
 import { safe } from './output';
 

@@ -21,7 +21,7 @@
  *
  * Nothing is inserted invisibly: the agent's match would skip an invisible character anyway.
  */
-import * as tl from 'azure-pipelines-task-lib/task';
+import { agent, StepResult } from './agent-channel';
 import { formatFailure, TaskFailure } from './failures';
 
 // Anything between the letters of a command prefix that is not printable ASCII may be ignored by
@@ -73,11 +73,11 @@ export function log(text: string): void {
 
 /** A warning (an issue on the run and a yellow log line); task-lib escapes the line breaks we keep. */
 export function warn(text: string): void {
-  tl.warning(lines(text).join('\n'));
+  agent().warning(lines(text).join('\n'));
 }
 
 export function debug(text: string): void {
-  tl.debug(lines(text).join('\n'));
+  agent().debug(lines(text).join('\n'));
 }
 
 /** The only place `##[group]` is written: a collapsible section of the log. */
@@ -100,6 +100,6 @@ export function failureMessage(e: TaskFailure): string {
 }
 
 /** The step's result; its message is shown as an issue and in the run's summary. */
-export function setResult(result: tl.TaskResult, message: string): void {
-  tl.setResult(result, lines(message).join('\n'));
+export function setResult(result: StepResult, message: string): void {
+  agent().setResult(result, lines(message).join('\n'));
 }

@@ -3,13 +3,16 @@
  * Read once, at the start, so that the rest of the core never touches the environment.
  */
 import * as fs from 'node:fs';
-import * as tl from 'azure-pipelines-task-lib/task';
+import tl = require('azure-pipelines-task-lib/task');
 import { _knownVariableMap } from 'azure-pipelines-task-lib/internal';
 import { mask } from './variables';
 import { DEFAULT_POLICY, HttpClient, HttpPolicy, ProxySettings, TlsSettings } from './http';
 import { TaskFailure } from './failures';
 import { originOf } from './token-hosts';
 import { log, safe, warn } from './output';
+import { numberVariable, variable } from './pipeline-variables';
+
+export { numberVariable } from './pipeline-variables';
 
 export interface PipelineContext {
   collectionUri: string;
@@ -37,26 +40,7 @@ export interface PipelineContext {
   http: HttpClient;
 }
 
-function variable(name: string): string | undefined {
-  const v = tl.getVariable(name);
-  return v && v.trim() ? v.trim() : undefined;
-}
 
-/** A positive number from a pipeline variable, with the variable named when it is not one. */
-export function numberVariable(name: string, fallback: number, min: number, max: number): number {
-  const raw = variable(name);
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    throw new TaskFailure({
-      what: `The pipeline variable ${name} is '${raw}', which is not a number from ${min} to ${max}.`,
-      cause: 'The variable is set in the pipeline or a variable group.',
-      fix: `Set ${name} to a number from ${min} to ${max}, or remove it to use the default (${fallback}).`,
-      code: 'INPUT',
-    });
-  }
-  return n;
-}
 
 /** The environment variables msal-node reads to find a managed identity endpoint (its ManagedIdentityEnvironmentVariableNames). */
 export const MANAGED_IDENTITY_ENVIRONMENT = ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'IDENTITY_SERVER_THUMBPRINT', 'IMDS_ENDPOINT', 'MSI_ENDPOINT', 'MSI_SECRET', 'AZURE_POD_IDENTITY_AUTHORITY_HOST', 'DEFAULT_IDENTITY_CLIENT_ID'];

@@ -3,13 +3,13 @@
  * replaces it), its record kept in a registry under Agent.TempDirectory. No pid is signalled
  * before refresher-ownership has shown it to be the refresher that was started.
  */
-import { ChildProcess, spawn } from 'node:child_process';
-import * as crypto from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PipelineContext } from './pipeline-context';
 import { RefresherConfig } from './token-refresher';
 import { writeSecretFile } from './secret-files';
+import { randomHex } from './lazy-crypto';
 import { checkOwnership, formatRecord, isAlive, leftAloneLine, parseRecord, RefresherRecord } from './refresher-ownership';
 
 export { REFRESHER_SCRIPT } from './refresher-ownership';
@@ -117,9 +117,12 @@ export async function startRefresher(ctx: Pick<PipelineContext, 'tempDirectory'>
     const outcome = await stopRefresher(old);
     if (outcome.kind === 'not-ours') log(outcome.line);
   }
-  const instanceId = crypto.randomBytes(16).toString('hex');
+  const instanceId = randomHex(16);
   // Detached (it outlives this step) and, on Windows, without a console window of its own; its
   // stdout and stderr go nowhere, so it holds no handle of the agent's.
+  // Required here: only a run that keeps a token file fresh starts a process (node:child_process is ~4 ms to load).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawn } = require('node:child_process') as typeof import('node:child_process');
   const child = spawn(process.execPath, [script], { detached: true, windowsHide: true, stdio: ['pipe', 'ignore', 'ignore'], cwd: path.dirname(script), env: { ...process.env } });
   child.stdin!.end(JSON.stringify({ ...config, instanceId } satisfies RefresherConfig));
   child.unref();

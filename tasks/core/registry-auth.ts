@@ -4,13 +4,13 @@
  * other jobs of the agent account: changed only under its lock, each run taking out only what it
  * put in (see mergeUserConfig and restoreUserConfig).
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { ACR_USER } from './acr';
 import { TaskFailure } from './failures';
+import { sha256Hex } from './lazy-crypto';
 import { ConfigBytes, ConfigTarget, LockOptions, readConfigBytes, resolveConfigTarget, withConfigLock } from './docker-config-file';
 import { makeSecretDir, removeSecretPath, writeFileAtomic, writeSecretFile } from './secret-files';
 
@@ -178,7 +178,7 @@ function canonical(v: unknown): string {
   return JSON.stringify(v) ?? 'null';
 }
 
-const sha256 = (b: string | Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+const sha256 = sha256Hex;
 const entryHash = (e: unknown) => sha256(canonical(e));
 const bytesHash = (b: Buffer | undefined) => (b ? sha256(b) : 'absent');
 const sharedPath = (t: ConfigTarget) => `${t.real}.wit-restore`;

@@ -3,10 +3,10 @@
  * Agent.TempDirectory, written atomically so a reader never sees half a token, and removed by the
  * task's post-job step.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TaskFailure } from './failures';
+import { randomHex } from './lazy-crypto';
 
 /** Creates a fresh owner-only folder under the agent's temp directory. */
 export function makeSecretDir(tempDirectory: string, prefix: string): string {
@@ -35,7 +35,7 @@ export function writeSecretFile(file: string, content: string | Buffer): void {
  * A reader sees the old bytes or the new ones, never half of them.
  */
 export function writeFileAtomic(file: string, content: string | Buffer, mode: number, owner?: { uid: number; gid: number }): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${crypto.randomBytes(6).toString('hex')}.tmp`);
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomHex(6)}.tmp`);
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
   try {
     try {

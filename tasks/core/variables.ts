@@ -2,7 +2,7 @@
  * How values leave the task: secrets are masked before anything prints them and set as secret
  * variables; outputs are step outputs (isOutput) so later jobs can read them too.
  */
-import * as tl from 'azure-pipelines-task-lib/task';
+import { agent, taskLib } from './agent-channel';
 
 const masked = new Set<string>();
 
@@ -10,26 +10,26 @@ const masked = new Set<string>();
 export function mask(value: string | undefined): void {
   if (!value || masked.has(value)) return;
   masked.add(value);
-  tl.setSecret(value);
+  taskLib().setSecret(value);
 }
 
 export function setOutput(name: string, value: string | undefined, secret = false): void {
   if (value === undefined) return;
   if (secret) mask(value);
-  tl.setVariable(name, value, secret, true);
+  taskLib().setVariable(name, value, secret, true);
 }
 
 /** A job variable for later steps; non-secret ones reach their environment as NAME. */
 export function setJobVariable(name: string, value: string, secret = false): void {
   if (secret) mask(value);
-  tl.setVariable(name, value, secret, false);
+  taskLib().setVariable(name, value, secret, false);
 }
 
 /** State the post-job step needs: task variables are scoped to this task instance. */
 export function setTaskState(name: string, value: string): void {
-  tl.setTaskVariable(name, value, false);
+  taskLib().setTaskVariable(name, value, false);
 }
 
 export function getTaskState(name: string): string | undefined {
-  return tl.getTaskVariable(name) || undefined;
+  return agent().getTaskVariable(name) || undefined;
 }

@@ -18,4 +18,6 @@ tmr.registerMock('../core/gcp', {
   },
 });
 tmr.registerMock('./refresher-control', refresherControlMock(434343));
-tmr.run();
+// A post-job step loads no task-lib (tasks/core/agent-channel.ts): it runs without the mock task-lib,
+// whose loading would take the task variables out of the environment the agent gives the step.
+tmr.run(process.env.L0_SCENARIO === 'post');

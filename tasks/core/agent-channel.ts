@@ -1,0 +1,92 @@
+/**
+ * How a step talks to the agent: the logging commands it writes and the variables it reads back.
+ *
+ * A main step loads azure-pipelines-task-lib anyway (inputs, connections, the proxy and CA) and goes
+ * through it. A post-job step only reads its task variables and writes a few commands; loading all
+ * of task-lib for that (its vault with node:crypto, semver, 180 KiB of code) doubled the step's
+ * start-up. So a post-job step formats the same commands with task-lib's own `TaskCommand` and reads
+ * its variables where task-lib reads them, in the environment the agent sets for the step, with
+ * task-lib's rules: `VSTS_TASKVARIABLE_<NAME>` for task variables, `<NAME>` for public pipeline
+ * variables (`.` and spaces as `_`, upper case), task variables trimmed, debug lines as task-lib writes them.
+ * A post-job step starts no process, so the environment it leaves is nobody's to inherit.
+ */
+import * as os from 'node:os';
+import { TaskCommand } from 'azure-pipelines-task-lib/taskcommand';
+
+export type StepResult = 'Succeeded' | 'SucceededWithIssues' | 'Failed';
+
+export interface AgentChannel {
+  debug(message: string): void;
+  warning(message: string): void;
+  /** task-lib's setResult: a debug line, an error or warning issue with the message, task.complete. */
+  setResult(result: StepResult, message: string): void;
+  getTaskVariable(name: string): string | undefined;
+  /** A public pipeline variable. */
+  getVariable(name: string): string | undefined;
+}
+
+type TaskLib = typeof import('azure-pipelines-task-lib/task');
+
+/** Required on first use, so that a step on the post-job channel never loads it. */
+export function taskLib(): TaskLib {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('azure-pipelines-task-lib/task') as TaskLib;
+}
+
+const taskLibChannel: AgentChannel = {
+  debug: (m) => taskLib().debug(m),
+  warning: (m) => taskLib().warning(m),
+  setResult: (r, m) => taskLib().setResult(taskLib().TaskResult[r], m),
+  getTaskVariable: (n) => taskLib().getTaskVariable(n),
+  getVariable: (n) => taskLib().getVariable(n),
+};
+
+/** task-lib's _getVariableKey: how the agent names a variable in the environment. */
+export function environmentKey(name: string): string {
+  return name.replace(/\./g, '_').replace(/ /g, '_').toUpperCase();
+}
+
+function postJobChannel(): AgentChannel {
+  // task-lib keeps the agent's correlation id for its issues and removes it from the environment.
+  const correlationId = process.env.COMMAND_CORRELATION_ID ?? '';
+  delete process.env.COMMAND_CORRELATION_ID;
+  const write = (command: string, properties: Record<string, string> | null, message: string) =>
+    process.stdout.write(new TaskCommand(command, properties, message).toString() + os.EOL);
+  const read = (key: string) => process.env[key] || undefined;
+  // task-lib's debug switch: every debug line is written unless the agent asks to skip them outside debug mode.
+  const skipDebug = read('DISTRIBUTEDTASK_TASKS_NODE_SKIPDEBUGLOGSWHENDEBUGMODEOFF')?.toLowerCase() === 'true'
+    && read('SYSTEM_DEBUG')?.toLowerCase() !== 'true';
+  const debug = (m: string) => { if (!skipDebug) write('task.debug', null, m); };
+  const issue = (type: 'error' | 'warning', m: string) => write('task.issue', { type, source: 'TaskInternal', correlationId }, m);
+  return {
+    debug,
+    warning: (m) => issue('warning', m),
+    setResult: (r, m) => {
+      debug(`task result: ${r}`);
+      if (m && r === 'Failed') issue('error', m);
+      else if (m && r === 'SucceededWithIssues') issue('warning', m);
+      write('task.complete', { result: r }, m);
+    },
+    getTaskVariable: (n) => {
+      const v = read(`VSTS_TASKVARIABLE_${environmentKey(n)}`)?.trim();
+      debug(`task variable: ${n}=${v}`);
+      return v;
+    },
+    getVariable: (n) => {
+      const v = read(environmentKey(n));
+      debug(`${n}=${v}`);
+      return v;
+    },
+  };
+}
+
+let channel: AgentChannel = taskLibChannel;
+
+export function agent(): AgentChannel {
+  return channel;
+}
+
+/** For a post-job step's entry, before anything is logged or read. */
+export function usePostJobChannel(): void {
+  channel = postJobChannel();
+}

@@ -1,0 +1,24 @@
+/** Pipeline variables, read through the step's agent channel (task-lib in a main step). */
+import { agent } from './agent-channel';
+import { TaskFailure } from './failures';
+
+export function variable(name: string): string | undefined {
+  const v = agent().getVariable(name);
+  return v && v.trim() ? v.trim() : undefined;
+}
+
+/** A positive number from a pipeline variable, with the variable named when it is not one. */
+export function numberVariable(name: string, fallback: number, min: number, max: number): number {
+  const raw = variable(name);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new TaskFailure({
+      what: `The pipeline variable ${name} is '${raw}', which is not a number from ${min} to ${max}.`,
+      cause: 'The variable is set in the pipeline or a variable group.',
+      fix: `Set ${name} to a number from ${min} to ${max}, or remove it to use the default (${fallback}).`,
+      code: 'INPUT',
+    });
+  }
+  return n;
+}

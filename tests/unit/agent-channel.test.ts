@@ -1,0 +1,94 @@
+/**
+ * The post-job channel writes the agent's commands without loading task-lib's task module. Judged
+ * by task-lib itself: the same calls, in the same environment, through azure-pipelines-task-lib and
+ * through the channel, each in a fresh Node process, must print the same lines (task-lib's own
+ * start-up debug lines, and its agent version check, aside).
+ */
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const channelModule = path.resolve(__dirname, '..', '..', 'tasks', 'core', 'agent-channel.js');
+
+// Each script prints a marker after loading, then makes the calls; `api` is task-lib or the channel.
+const CALLS = `
+process.stdout.write('--- calls\\n');
+api.warning('a warning with ] ; % and\\na second line');
+api.debug('a debug line\\r\\nwith a CRLF');
+process.stdout.write('value=' + JSON.stringify(getTaskVariable('WorkloadIdentity.Some.State')) + '\\n');
+process.stdout.write('absent=' + JSON.stringify(getTaskVariable('WorkloadIdentity.Not.Set')) + '\\n');
+process.stdout.write('variable=' + JSON.stringify(getVariable('WorkloadIdentity.LockWaitSeconds')) + '\\n');
+setResult(process.env.L_RESULT, 'the result; with ] and %\\nsecond line');
+process.stdout.write('correlation id left in the environment: ' + (process.env.COMMAND_CORRELATION_ID ?? 'no') + '\\n');
+`;
+
+const TASK_LIB = `
+const api = require('azure-pipelines-task-lib/task');
+const getTaskVariable = (n) => api.getTaskVariable(n);
+const getVariable = (n) => api.getVariable(n);
+const setResult = (r, m) => api.setResult(api.TaskResult[r], m);
+${CALLS}`;
+
+const CHANNEL = `
+const c = require(${JSON.stringify(channelModule)});
+c.usePostJobChannel();
+const api = c.agent();
+const getTaskVariable = (n) => api.getTaskVariable(n);
+const getVariable = (n) => api.getVariable(n);
+const setResult = (r, m) => api.setResult(r, m);
+${CALLS}`;
+
+function run(script: string, env: Record<string, string>, temp: string): string[] {
+  const r = spawnSync(process.execPath, ['-e', script], {
+    cwd: path.resolve(__dirname, '..', '..', '..'),
+    env: { PATH: process.env.PATH ?? '', AGENT_TEMPDIRECTORY: temp, AGENT_VERSION: '4.255.0', ...env },
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.split(os.EOL);
+  // task-lib's getTaskVariable checks the agent version first, and logs it.
+  return lines.slice(lines.indexOf('--- calls')).filter((l) => !/Agent\.Version=/.test(l));
+}
+
+describe('the post-job agent channel, judged by task-lib', () => {
+  let temp: string;
+  before(() => (temp = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-channel-'))));
+  after(() => fs.rmSync(temp, { recursive: true, force: true }));
+
+  const base = {
+    VSTS_TASKVARIABLE_WORKLOADIDENTITY_SOME_STATE: '  /agent/_temp/state; with ] and %  ',
+    WORKLOADIDENTITY_LOCKWAITSECONDS: ' 45 ',
+    COMMAND_CORRELATION_ID: 'c0ffee00-0000-4000-8000-000000000001',
+  };
+  const cases: [string, Record<string, string>][] = [
+    ['Failed, debug lines on', { ...base, L_RESULT: 'Failed' }],
+    ['SucceededWithIssues', { ...base, L_RESULT: 'SucceededWithIssues' }],
+    ['Succeeded', { ...base, L_RESULT: 'Succeeded' }],
+    ['debug lines skipped outside debug mode', { ...base, L_RESULT: 'Failed', DISTRIBUTEDTASK_TASKS_NODE_SKIPDEBUGLOGSWHENDEBUGMODEOFF: 'true' }],
+    ['debug mode on with the skip switch', { ...base, L_RESULT: 'Succeeded', DISTRIBUTEDTASK_TASKS_NODE_SKIPDEBUGLOGSWHENDEBUGMODEOFF: 'true', SYSTEM_DEBUG: 'True' }],
+    ['no correlation id', { VSTS_TASKVARIABLE_WORKLOADIDENTITY_SOME_STATE: 'x', L_RESULT: 'Failed' }],
+  ];
+  for (const [name, env] of cases) {
+    it(`${name}: the same commands, byte for byte`, () => {
+      const expected = run(TASK_LIB, env, temp);
+      const actual = run(CHANNEL, env, temp);
+      assert.ok(expected.some((l) => l.startsWith('##vso[task.complete')), 'task-lib completed the step');
+      assert.deepEqual(actual, expected);
+    });
+  }
+
+  it('the channel loads neither task-lib\'s task module nor node:crypto', () => {
+    // A script file: node -e loads node:crypto for its own use.
+    const script = path.join(temp, 'loaded.js');
+    fs.writeFileSync(script, `${CHANNEL}\nprocess.stdout.write(JSON.stringify({ taskLib: Object.keys(require.cache).filter((k) => /azure-pipelines-task-lib[\\\\/](task|internal|vault)\\.js$/.test(k)), crypto: process.moduleLoadList.includes('NativeModule crypto') }) + '\\n');`);
+    const r = spawnSync(process.execPath, [script], {
+      cwd: path.resolve(__dirname, '..', '..', '..'),
+      env: { PATH: process.env.PATH ?? '', AGENT_TEMPDIRECTORY: temp, L_RESULT: 'Succeeded', NODE_PATH: path.resolve(__dirname, '..', '..', '..', 'node_modules') },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout.trim().split(os.EOL).pop() ?? ''), { taskLib: [], crypto: false });
+  });
+});
