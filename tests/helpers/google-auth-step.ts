@@ -2,6 +2,8 @@
  * A later pipeline step that uses Google's own client library: google-auth-library reads
  * GOOGLE_APPLICATION_CREDENTIALS (the external_account file the task wrote), re-reads its token
  * file, and gets an access token through HTTPS_PROXY. Prints one JSON line: { token } or { error }.
+ * Run by Linux Node.js (tests/e2e/gcp-auth.test.ts) and by Windows node.exe under Wine
+ * (tests/windows/windows.test.ts, with Windows paths in the file and its variables).
  */
 import { GoogleAuth } from 'google-auth-library';
 

@@ -228,6 +228,20 @@ export class WineLeg {
   }
 
   /**
+   * The environment with its path variables (Agent.TempDirectory, NODE_EXTRA_CA_CERTS, ...) in
+   * Windows form, a CA file copied where the user can read it.
+   */
+  windowsEnv(env: Record<string, string>): Record<string, string> {
+    const out = { ...env };
+    for (const k of PATH_VARIABLES) {
+      const v = out[k];
+      if (!v || !v.startsWith('/')) continue;
+      out[k] = toWin(k === 'NODE_EXTRA_CA_CERTS' || k === 'AGENT_CAINFO' ? this.readable(v) : v);
+    }
+    return out;
+  }
+
+  /**
    * Runs a bundled task under node.exe as the agent's Node20_1 handler would on Windows: a
    * drop-in for runTaskProcess. Path variables are given in Windows form (a CA file copied where
    * the user can read it), `AGENT_OS=Windows_NT`.
@@ -235,12 +249,7 @@ export class WineLeg {
   run = (task: string, entry: string, options: RunOptions): Promise<TaskRun> => {
     if (options.node || options.user) throw new Error('the Windows leg runs node.exe as its own user');
     const script = path.join(DIST, task, entry);
-    const env: Record<string, string> = { AGENT_OS: 'Windows_NT', ...options.env };
-    for (const k of PATH_VARIABLES) {
-      const v = env[k];
-      if (!v || !v.startsWith('/')) continue;
-      env[k] = toWin(k === 'NODE_EXTRA_CA_CERTS' || k === 'AGENT_CAINFO' ? this.readable(v) : v);
-    }
+    const env = this.windowsEnv({ AGENT_OS: 'Windows_NT', ...options.env });
     const errFile = path.join(this.dir, `stderr-${++this.stderrCount}.txt`);
     const errFd = fs.openSync(errFile, 'w', 0o600);
     fs.fchownSync(errFd, this.user.uid, this.user.gid);

@@ -10,12 +10,14 @@
  * (`CI` set) a missing part fails the leg instead.
  */
 import * as assert from 'node:assert/strict';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { startEmulator, Emulator } from '../emulator';
+import { startEmulator, Emulator, gcpPrincipal } from '../emulator';
+import { PUBLIC_COLLECTION_HOST } from '../helpers/agent';
 import { addFederatedConnection, E2eRuns, postJobEnv, TENANT, wif } from '../helpers/e2e';
 import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
 import { TaskRun } from '../helpers/task-process';
@@ -25,6 +27,15 @@ const ARM = 'https://management.azure.com/.default';
 const ACCOUNT = '123456789012';
 const ROLE = `arn:aws:iam::${ACCOUNT}:role/windows-deploy`;
 const SUB = '6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f';
+const GCP_PROVIDER = { projectNumber: '123456789012', poolId: 'azure-pipelines', providerId: 'windows-agents' };
+const GCP_PROVIDER_NAME = `projects/${GCP_PROVIDER.projectNumber}/locations/global/workloadIdentityPools/${GCP_PROVIDER.poolId}/providers/${GCP_PROVIDER.providerId}`;
+const GCP_SA = 'deployer@contoso-prod.iam.gserviceaccount.com';
+/** The names only the agent proxy of the GcpAuthFederated test reaches (the emulator serves each service only at its own). */
+const GCP_MAPPED = [PUBLIC_COLLECTION_HOST, 'sts.googleapis.com', 'iamcredentials.googleapis.com'];
+const PROXY_USER = 'build-agent';
+const PROXY_PASSWORD = `Pr0xy-${crypto.randomBytes(6).toString('hex')}`;
+/** A later step with Google's own google-auth-library (run here under Windows node.exe). */
+const GOOGLE_STEP = path.resolve(__dirname, '..', 'helpers', 'google-auth-step.js');
 /** libuv's UV_FS_O_EXLOCK: on Windows, open with share mode 0 (no FILE_SHARE_DELETE, nothing shared). */
 const UV_FS_O_EXLOCK = 0x10000000;
 
@@ -37,6 +48,7 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
   let emu: Emulator;
   let leg: WineLeg;
   let graphProxy: MappingProxy;
+  let gcpProxy: MappingProxy;
   const e2e = new E2eRuns(() => emu, (task, entry, options) => leg.run(task, entry, options));
   let legStarted = 0;
   const savedWarning = process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
@@ -55,12 +67,14 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
     if (leg.prefixSeconds) console.log(`    (made the Wine prefix in ${leg.prefixSeconds.toFixed(1)} s; cached under .tmp/wine/ from now on)`);
     emu = await startEmulator();
     graphProxy = await proxyToEmulator(emu, ['graph.microsoft.com']);
+    gcpProxy = await proxyToEmulator(emu, GCP_MAPPED, { credentials: `${PROXY_USER}:${PROXY_PASSWORD}` });
   });
 
   after(async () => {
     if (savedWarning === undefined) delete process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
     else process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = savedWarning;
     await graphProxy?.stop();
+    await gcpProxy?.stop();
     await emu?.stop();
     if (!leg) return;
     await leg.stop();
@@ -221,6 +235,91 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
     assert.match(md, /^\| Subscription \| ✔ pass \| Readable: 'Contoso Production'/m);
   });
 
+  it('GcpAuthFederated, impersonation through the agent proxy: the credentials file at a Z:\\ path names a token file, kept fresh past a 12-second idToken; google-auth-library under Windows Node.js impersonates through it; post-job leaves no process and no file', async () => {
+    emu.idTokenLifetimeSeconds = 12;
+    const c = addFederatedConnection(emu, 'win-gcp');
+    emu.addGcpProvider({ ...GCP_PROVIDER, issuerUri: c.expected.issuer, allowedAudiences: ['api://AzureADTokenExchange'], attributeCondition: `assertion.sub == '${c.expected.subject}'` });
+    emu.addGcpServiceAccount({ email: GCP_SA, members: [gcpPrincipal(GCP_PROVIDER, c.expected.subject)] });
+    const temp = leg.folder('agent-temp');
+    // Azure DevOps at dev.azure.com and Google at its own names: reached only through the agent proxy, which demands credentials.
+    const job = { publicHosts: true, tempDirectory: temp };
+    const conn = { ...wif(c), authorityUrl: null };
+    const env = { AGENT_PROXYURL: gcpProxy.url, AGENT_PROXYUSERNAME: PROXY_USER, SECRET_AGENT_PROXYPASSWORD: PROXY_PASSWORD };
+    gcpProxy.connects.length = 0;
+    const r = await e2e.run({ task: 'GcpAuthFederatedV1', conn, inputs: { workloadIdentityProvider: GCP_PROVIDER_NAME, serviceAccount: GCP_SA, projectId: 'contoso-prod', tokenFormat: 'access_token' }, job, env });
+    assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
+    assert.deepEqual([emu.count('oidctoken'), emu.count('gcp.sts.token'), emu.count('gcp.iam.generateAccessToken')], [1, 1, 1]);
+    assert.deepEqual(gcpProxy.connects.map((x) => [x.authority, x.status, x.credentials]), GCP_MAPPED.map((h) => [`${h}:443`, 200, `${PROXY_USER}:${PROXY_PASSWORD}`]), 'one CONNECT per request, with the proxy credentials');
+
+    // The outputs: the service account's access token (secret, masked) and its expiry.
+    const v = r.variables;
+    assert.ok(v.accessToken.secret && r.secrets.includes(v.accessToken.value), 'accessToken: a secret output, masked');
+    assert.equal(emu.gcpTokens().find((t) => t.token === v.accessToken.value)?.principal, `serviceAccount:${GCP_SA}`);
+    assert.ok(Math.abs(Date.parse(v.accessTokenExpiresOn.value) - Date.now() - 3600_000) < 30_000, v.accessTokenExpiresOn.value);
+
+    // The credentials file and its variables, in Windows form under Agent.TempDirectory.
+    const winCreds = v.GOOGLE_APPLICATION_CREDENTIALS.value;
+    assert.ok(winCreds.startsWith(`${toWin(temp)}\\`) && path.win32.basename(winCreds) === 'credentials.json', `a Windows path under Agent.TempDirectory: ${winCreds}`);
+    assert.deepEqual([v.CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE.value, v.credentialsFilePath.value], [winCreds, winCreds]);
+    assert.deepEqual([v.GOOGLE_CLOUD_PROJECT.value, v.CLOUDSDK_CORE_PROJECT.value, v.projectId.value], ['contoso-prod', 'contoso-prod', 'contoso-prod']);
+    const credsFile = toUnix(winCreds);
+    assert.equal(fs.statSync(credsFile).uid, leg.user.uid, 'written by the user the task ran as');
+    const text = fs.readFileSync(credsFile, 'utf8');
+    const creds = JSON.parse(text) as Record<string, unknown> & { credential_source: { file: string } };
+    assert.deepEqual(Object.keys(creds).sort(), ['audience', 'credential_source', 'service_account_impersonation_url', 'subject_token_type', 'token_url', 'type', 'universe_domain']);
+    assert.equal(creds.type, 'external_account');
+    assert.equal(creds.audience, `//iam.googleapis.com/${GCP_PROVIDER_NAME}`);
+    assert.equal(creds.service_account_impersonation_url, `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${encodeURIComponent(GCP_SA)}:generateAccessToken`);
+    const winToken = creds.credential_source.file;
+    assert.deepEqual(creds.credential_source, { file: winToken, format: { type: 'text' } }, 'a token file source: no executable, no url');
+    assert.match(winToken, /^Z:\\[^/]+$/, `the token file as a Windows path: ${winToken}`);
+    assert.equal(path.win32.dirname(winToken), path.win32.dirname(winCreds), 'beside the credentials file');
+    assert.doesNotMatch(text, /executable|command/);
+    for (const s of [...emu.issuedTokens(), emu.jobAccessToken]) assert.ok(!text.includes(s), 'no secret in the credentials file');
+    const tokenFile = toUnix(winToken);
+    const first = fs.readFileSync(tokenFile, 'utf8');
+    assert.ok(emu.issuedTokens().includes(first), 'the token file holds an idToken the emulator issued');
+    const pid = refresherPid(r, 'WorkloadIdentity.GcpAuth.TokenFile');
+    assert.deepEqual(leg.alive([pid]), [pid], 'the refresher runs (a Windows pid)');
+
+    // Past the first idToken's expiry the file holds a fresh one, renewed through the agent proxy.
+    await sleep(Math.max(0, expiryOf(first) + 1_000 - Date.now()));
+    const now = fs.readFileSync(tokenFile, 'utf8');
+    const status = JSON.parse(fs.readFileSync(`${tokenFile}.status.json`, 'utf8'));
+    assert.notEqual(now, first, `rewritten; the refresher's status: ${JSON.stringify(status)}`);
+    assert.ok(expiryOf(now) > Date.now() && emu.issuedTokens().includes(now), 'an unexpired idToken the emulator issued');
+    assert.equal(status.state, 'running', JSON.stringify(status));
+    assert.ok(status.refreshes >= 1 && emu.count('oidctoken') >= 2, JSON.stringify(status));
+    const renewals = gcpProxy.connects.slice(GCP_MAPPED.length);
+    assert.ok(renewals.length >= 1 && renewals.every((x) => x.authority === `${PUBLIC_COLLECTION_HOST}:443` && x.status === 200 && x.credentials === `${PROXY_USER}:${PROXY_PASSWORD}`), `the refresher's renewals, through the proxy: ${JSON.stringify(renewals)}`);
+
+    // A later step: Google's own client under Windows Node.js, with the job variables and the proxy. The emulator's STS refuses
+    // an expired idToken, so a token here proves the file fresh.
+    emu.resetCounts();
+    gcpProxy.connects.length = 0;
+    const proxyUrl = new URL(gcpProxy.url);
+    proxyUrl.username = PROXY_USER;
+    proxyUrl.password = PROXY_PASSWORD;
+    const jobVars = Object.fromEntries(['GOOGLE_APPLICATION_CREDENTIALS', 'CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE', 'GOOGLE_CLOUD_PROJECT', 'CLOUDSDK_CORE_PROJECT'].map((k) => [k, v[k].value]));
+    const g = await googleStep(leg, leg.windowsEnv({ ...jobVars, HTTPS_PROXY: proxyUrl.href, NODE_EXTRA_CA_CERTS: emu.caCertPath }));
+    assert.ok(g.token, `google-auth-library under Windows Node.js: ${g.error ?? ''} ${g.output}`);
+    const issued = emu.gcpTokens().find((t) => t.token === g.token);
+    assert.equal(issued?.principal, `serviceAccount:${GCP_SA}`, 'impersonated through the credentials file');
+    assert.deepEqual([emu.count('gcp.sts.token'), emu.count('gcp.iam.generateAccessToken')], [1, 1]);
+    assert.deepEqual(gcpProxy.connects.filter((x) => x.authority !== `${PUBLIC_COLLECTION_HOST}:443`).map((x) => [x.authority, x.status]), [['sts.googleapis.com:443', 200], ['iamcredentials.googleapis.com:443', 200]]);
+    for (const h of emu.requestHosts()) assert.ok(GCP_MAPPED.includes(h.host), `${h.route} was asked for at ${h.host}, not through the proxy`);
+    assert.equal(emu.counts().misdirected, 0);
+
+    const post = await e2e.run({ task: 'GcpAuthFederatedV1', conn, job, env: { ...env, ...postJobEnv(r) }, entry: 'post.js' });
+    assert.equal(post.result, 'Succeeded', post.stdout + post.stderr);
+    assert.match(post.log, new RegExp(`Stopped the token refresher \\(pid ${pid}\\)`));
+    assert.deepEqual(leg.alive([pid]), [], 'the refresher is gone (asked of Windows)');
+    assert.deepEqual(refreshers(), [], 'and no refresher process is left on the machine');
+    assert.ok(!fs.existsSync(credsFile) && !fs.existsSync(tokenFile) && !fs.existsSync(path.dirname(credsFile)), 'the credentials file, the token file and their folder are gone');
+    // The agent masks the proxy password (task-lib debug-logs it); the task's own words never hold it.
+    for (const x of [r, post]) assert.ok(![x.log, ...x.errors, ...x.warnings].join('\n').includes(PROXY_PASSWORD));
+  });
+
   it('another process holds the token file open (share mode 0) for 14 s while the refresher is due: the file holds a fresh, valid token within 30 s', async () => {
     // First, that such a holder blocks a replacement under Wine as it does on Windows.
     const probeDir = leg.folder('share-probe');
@@ -295,4 +394,27 @@ function nodeScript(leg: WineLeg, script: string): Promise<string> {
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (err += d));
   return new Promise((resolve, reject) => child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`node.exe exited ${code}: ${out}${err}`)))));
+}
+
+/**
+ * A later pipeline step under node.exe as the leg's user: tests/helpers/google-auth-step.ts
+ * (google-auth-library reads GOOGLE_APPLICATION_CREDENTIALS). Its one JSON line, and its output.
+ */
+function googleStep(leg: WineLeg, env: Record<string, string>): Promise<{ token?: string; error?: string; output: string }> {
+  const child = leg.spawnNode([toWin(GOOGLE_STEP)], env);
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  return new Promise((resolve) =>
+    child.on('close', () => {
+      clearTimeout(timer);
+      const line = out.trim().split(/\r?\n/).filter((l) => l.startsWith('{')).pop() ?? '';
+      try {
+        resolve({ ...(JSON.parse(line) as { token?: string; error?: string }), output: out });
+      } catch {
+        resolve({ error: 'no JSON from the step', output: out });
+      }
+    }),
+  );
 }
