@@ -1,9 +1,10 @@
 /**
  * No logging-command injection: every bundled task, main and post-job step, run with logging
  * commands hidden in what comes from outside (the connection's name and creator, a subscription's
- * name, Entra, STS and ACR error texts, echoed inputs), some behind characters the agent's
- * culture-sensitive match ignores. The output is parsed exactly as the agent parses it (see
- * task-process.ts); the scan in afterEach (e2e.ts) fails on any command the tasks did not mean.
+ * name, Entra, AWS STS, ACR, Google STS and IAM Credentials error texts, echoed inputs), some
+ * behind characters the agent's culture-sensitive match ignores. The output is parsed exactly as
+ * the agent parses it (see task-process.ts); the scan in afterEach (e2e.ts) fails on any command
+ * the tasks did not mean.
  * Each test also finds the payload in its defused form, so it proves neutralisation, not omission.
  */
 import * as assert from 'node:assert/strict';
@@ -11,14 +12,18 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startEmulator, Emulator, stsFault } from '../emulator';
+import { startEmulator, Emulator, gcpPrincipal, stsFault } from '../emulator';
 import { ConnectionEnv } from '../helpers/agent';
+import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
 import { E2eRuns, postJobEnv, TENANT, unintendedOutput } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
 
 const SUB = '6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f';
 const ACCOUNT = '123456789012';
 const ROLE = `arn:aws:iam::${ACCOUNT}:role/azure-pipelines-deploy`;
+const GCP_PROVIDER = { projectNumber: '123456789012', poolId: 'azure-pipelines', providerId: 'contoso' };
+const GCP_PROVIDER_NAME = `projects/${GCP_PROVIDER.projectNumber}/locations/global/workloadIdentityPools/${GCP_PROVIDER.poolId}/providers/${GCP_PROVIDER.providerId}`;
+const GCP_SA = 'deployer@contoso-prod.iam.gserviceaccount.com';
 
 /** Each payload and what a user sees instead (written out here, not computed by the product). */
 const INJECT = 'x ##vso[task.setvariable variable=INJECTED]1';
@@ -39,6 +44,11 @@ const ALL: [string, string][] = [[INJECT, INJECT_SHOWN], [CREATOR, CREATOR_SHOWN
  * split on commas and line breaks, so the part from the defused prefix on.
  */
 const fromPrefix = (shown: string) => shown.slice(shown.indexOf('#'));
+/**
+ * The same for a list split on white space as well (GcpAuthFederated's accessTokenScopes): the
+ * word from the defused prefix on. U+FEFF is white space to JavaScript, so it ends a word too.
+ */
+const wordFromPrefix = (shown: string) => fromPrefix(shown).split(/ |\\u\{FEFF\}/)[0];
 
 describe('E2E no logging-command injection (every bundled task, outside text carrying commands)', function () {
   this.timeout(120_000);
@@ -228,6 +238,102 @@ describe('E2E no logging-command injection (every bundled task, outside text car
           assert.equal(r.result, 'Failed', r.stdout);
           assertInert(r, [fromPrefix(shown)]);
         }
+      });
+    }
+  });
+
+  describe('GcpAuthFederated@1', () => {
+    let conn: ConnectionEnv;
+    let proxy: MappingProxy;
+    // Google's hosts are reached only through the agent's proxy, which maps their names to the
+    // emulator; Azure DevOps (the emulator's own address) bypasses it, as an agent's .proxybypass says.
+    const proxyEnv = (): Record<string, string> => ({ AGENT_PROXYURL: proxy.url, AGENT_PROXYBYPASSLIST: JSON.stringify(['^https://127\\.0\\.0\\.1[:/]']) });
+    before(async () => {
+      proxy = await proxyToEmulator(emu, ['sts.googleapis.com', 'iamcredentials.googleapis.com']);
+      conn = connection(INJECT);
+      const expected = emu.expectedFederation(conn.id);
+      emu.addGcpProvider({ ...GCP_PROVIDER, issuerUri: expected.issuer, allowedAudiences: ['api://AzureADTokenExchange'] });
+      emu.addGcpServiceAccount({ email: GCP_SA, members: [gcpPrincipal(GCP_PROVIDER, expected.subject)] });
+    });
+    after(async () => proxy?.stop());
+    const gcp = (inputs: Record<string, string>, entry = 'index.js', env: Record<string, string> = {}) =>
+      run('GcpAuthFederatedV1', conn, { workloadIdentityProvider: GCP_PROVIDER_NAME, ...inputs }, entry, { ...proxyEnv(), ...env });
+    const googleError = (status: number, message: string, statusName: string) =>
+      ({ kind: 'status' as const, status, headers: { 'Content-Type': 'application/json; charset=UTF-8' }, body: JSON.stringify({ error: { code: status, message, status: statusName } }) });
+
+    it('a connection named with a command (in the subject and the principal), and its post-job step', async () => {
+      const r = await gcp({ serviceAccount: GCP_SA, projectId: 'contoso-prod', tokenFormat: 'access_token', keepTokenFileFresh: 'false' });
+      assert.equal(r.result, 'Succeeded', r.stdout);
+      assert.deepEqual([emu.count('gcp.sts.token'), emu.count('gcp.iam.generateAccessToken')], [1, 1], 'Google STS and IAM Credentials, through the proxy');
+      assert.ok(r.variables.accessToken?.secret, 'an access token');
+      assertInert(r, [INJECT_SHOWN]);
+      assert.ok(r.log.split('\n').some((l) => l.includes('principal principal://') && l.includes(INJECT_SHOWN)), r.log);
+      const post = await gcp({}, 'post.js', postJobEnv(r));
+      assert.equal(post.result, 'Succeeded', post.stdout);
+      assertInert(post, []);
+      assert.ok(!fs.existsSync(r.variables.GOOGLE_APPLICATION_CREDENTIALS.value), 'the post-job step removed the credentials file');
+    });
+
+    it('Google STS error codes and error_description texts carrying commands, after a CR and a LF', async () => {
+      const json = { 'Content-Type': 'application/json; charset=utf-8' };
+      // invalid_grant about the audience: explained, and Google's words quoted (their first line only).
+      emu.inject('gcp.sts.token', { kind: 'status', status: 400, headers: json, body: JSON.stringify({ error: 'invalid_grant', error_description: `The audience in ID Token [api://AzureADTokenExchange] does not match the expected audience. ${INJECT} ${CREATOR}${LINE}` }) }, 1);
+      const audience = await gcp({});
+      assert.equal(audience.result, 'Failed', audience.stdout);
+      assert.match(audience.errors.join('\n'), /allowed audiences do not list/);
+      assertInert(audience, [`does not match the expected audience. ${INJECT_SHOWN} Mallory`]);
+      assert.ok(!audience.log.includes('/tmp/evil'), 'nothing after the first line break of a service text');
+      // An error code of Google's own the task does not know, itself carrying commands.
+      emu.inject('gcp.sts.token', { kind: 'status', status: 400, headers: json, body: JSON.stringify({ error: `invalid_request ${INJECT}${LINE}`, error_description: `Bad ${HIDDEN[1][0]}` }) }, 1);
+      const odd = await gcp({});
+      assert.equal(odd.result, 'Failed', odd.stdout);
+      assertInert(odd, [`(invalid_request ${INJECT_SHOWN}\\n##vso%5Btask.setvariable variable=INJECTED]1)`, `Bad ${HIDDEN[1][1]}`]);
+      // Google's API error shape ({error: {code, message, status}}) at STS: the message is quoted.
+      emu.inject('gcp.sts.token', googleError(403, `Denied ${INJECT} ${CREATOR}${LINE}`, `PERMISSION_DENIED${LINE}`), 1);
+      const denied = await gcp({});
+      assert.equal(denied.result, 'Failed', denied.stdout);
+      assertInert(denied, [`Denied ${INJECT_SHOWN} Mallory`]);
+      assert.ok(!denied.log.includes('/tmp/evil'), denied.log);
+    });
+
+    it('IAM Credentials error messages and statuses carrying commands, after a CR and a LF', async () => {
+      // The getAccessToken denial: explained with its fix, Google's message quoted.
+      emu.inject('gcp.iam.generateAccessToken', googleError(403, `Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist). ${INJECT} ${CREATOR}${LINE}`, `PERMISSION_DENIED ${INJECT}${LINE}`), 1);
+      const denied = await gcp({ serviceAccount: GCP_SA });
+      assert.equal(denied.result, 'Failed', denied.stdout);
+      assert.match(denied.errors.join('\n'), /roles\/iam\.workloadIdentityUser/);
+      assertInert(denied, [`(or it may not exist). ${INJECT_SHOWN} Mallory`]);
+      assert.ok(!denied.log.includes('/tmp/evil'), denied.log);
+      // Any other refusal: the message of Google's error shape is quoted, behind a hidden character and before a CR LF.
+      emu.inject('gcp.iam.generateAccessToken', googleError(400, `Invalid scope ${HIDDEN[0][0]}\r\n${CREATOR}`, `INVALID_ARGUMENT${LINE}`), 1);
+      const invalid = await gcp({ serviceAccount: GCP_SA });
+      assert.equal(invalid.result, 'Failed', invalid.stdout);
+      assertInert(invalid, [`Invalid scope ${HIDDEN[0][1]}`]);
+      assert.ok(!invalid.log.includes('/tmp/evil'), 'nothing after the first line break of a service text');
+    });
+
+    for (const [payload, shown] of ALL) {
+      it(`the inputs azureSubscription, workloadIdentityProvider, serviceAccount, projectId, accessTokenLifetime, accessTokenScopes, tokenFormat and the booleans ${JSON.stringify(payload)} are echoed defused`, async () => {
+        const cases: [Record<string, string>, string][] = [
+          [{ connectedServiceNameARM: payload }, fromPrefix(shown)],
+          [{ workloadIdentityProvider: payload }, fromPrefix(shown)],
+          [{ workloadIdentityProvider: `${GCP_PROVIDER_NAME}/${payload}` }, fromPrefix(shown)],
+          [{ serviceAccount: payload }, fromPrefix(shown)],
+          [{ projectId: payload }, fromPrefix(shown)],
+          [{ accessTokenLifetime: payload }, fromPrefix(shown)],
+          [{ accessTokenScopes: payload }, wordFromPrefix(shown)],
+          [{ tokenFormat: payload }, fromPrefix(shown)],
+          [{ createCredentialsFile: payload }, fromPrefix(shown)],
+          [{ keepTokenFileFresh: payload }, fromPrefix(shown)],
+        ];
+        const connects = proxy.connects.length;
+        for (const [inputs, visible] of cases) {
+          const r = await gcp(inputs);
+          assert.equal(r.result, 'Failed', `${JSON.stringify(inputs)}: ${r.stdout}`);
+          assertInert(r, [visible]);
+        }
+        assert.equal(emu.count('gcp.sts.token') + emu.count('gcp.iam.generateAccessToken'), 0, 'no request to Google with a bad input');
+        assert.equal(proxy.connects.length, connects, 'no tunnel to Google either');
       });
     }
   });

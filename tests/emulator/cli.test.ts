@@ -1,6 +1,8 @@
 /**
  * `npm run emulator` prints one command per task; each must work exactly as printed, pasted into
- * a shell (bash) in another folder, against the emulator the CLI keeps running.
+ * a shell (bash) in another folder, against the emulator the CLI keeps running. GcpAuthFederated@1
+ * reaches Google's public names only through the mapping proxy the CLI runs, set by its command as
+ * the agent's proxy.
  */
 import * as assert from 'node:assert/strict';
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -9,7 +11,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 const CLI = path.join(__dirname, 'cli.js');
-const TASKS = ['FetchOidcToken@1', 'AcrLoginFederated@1', 'ValidateServiceConnection@1', 'AwsAssumeRoleFederated@1', 'AuditServiceConnections@1'];
+const TASKS = ['FetchOidcToken@1', 'AcrLoginFederated@1', 'ValidateServiceConnection@1', 'AwsAssumeRoleFederated@1', 'AuditServiceConnections@1', 'GcpAuthFederated@1'];
+
+/** The value a run set for a variable (its last task.setvariable), with its properties. */
+function variable(stdout: string, name: string): { value: string; properties: string } | undefined {
+  const all = [...stdout.matchAll(/^##vso\[task\.setvariable ([^\]]*)\](.*)$/gm)].filter((m) => new RegExp(`(^|;)variable=${name};`).test(`${m[1]};`));
+  const last = all.pop();
+  return last ? { value: last[2], properties: last[1] } : undefined;
+}
 
 function startCli(): Promise<{ child: ChildProcess; output: string }> {
   return new Promise((resolve, reject) => {
@@ -30,12 +39,13 @@ function startCli(): Promise<{ child: ChildProcess; output: string }> {
 describe('npm run emulator: the printed commands', function () {
   this.timeout(120_000);
 
-  it('prints a command for every task, and each works as printed', async () => {
+  it('prints a command for every task (six), and each works as printed', async () => {
     const { child, output } = await startCli();
     // The commands' `mktemp -d` and the tasks' files land here, and go with it.
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-cli-'));
     try {
       const lines = output.split('\n');
+      assert.equal(lines.filter((l) => /^# \w+@1:$/.test(l)).length, TASKS.length, `one command per task:\n${output}`);
       for (const task of TASKS) {
         const at = lines.indexOf(`# ${task}:`);
         assert.ok(at >= 0, `a command for ${task}:\n${output}`);
@@ -44,6 +54,18 @@ describe('npm run emulator: the printed commands', function () {
         const complete = /^##vso\[task\.complete result=(\w+);/m.exec(run.stdout)?.[1];
         assert.ok(complete === 'Succeeded' || complete === 'SucceededWithIssues', `${task} as printed:\n${command}\n${run.stdout}\n${run.stderr}`);
         assert.equal(run.status, 0);
+        if (task === 'GcpAuthFederated@1') {
+          // Through the proxy to Google STS and IAM Credentials: the service account's token, and the credentials file.
+          assert.match(command, /\bAGENT_PROXYURL='http:\/\/127\.0\.0\.1:\d+'/, command);
+          const token = variable(run.stdout, 'accessToken');
+          assert.ok(token && /(^|;)issecret=true(;|$)/.test(token.properties) && token.value.startsWith('ya29.'), `a secret accessToken:\n${run.stdout}`);
+          const file = variable(run.stdout, 'GOOGLE_APPLICATION_CREDENTIALS')?.value;
+          assert.ok(file && file.startsWith(`${tmp}${path.sep}`) && fs.existsSync(file), `a credentials file in the job's temp folder: ${file}\n${run.stdout}`);
+          const creds = JSON.parse(fs.readFileSync(file, 'utf8')) as { type: string; service_account_impersonation_url?: string; credential_source: { file: string } };
+          assert.equal(creds.type, 'external_account');
+          assert.match(creds.service_account_impersonation_url ?? '', /^https:\/\/iamcredentials\.googleapis\.com\/v1\/projects\/-\/serviceAccounts\/.+:generateAccessToken$/);
+          assert.ok(fs.existsSync(creds.credential_source.file), 'the token file it names');
+        }
       }
     } finally {
       child.kill('SIGTERM');

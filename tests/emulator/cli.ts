@@ -1,19 +1,29 @@
-// node build/tests/emulator/cli.js [--port N] [--dir PKI_DIR] [--connection federated|secret]
+// node build/tests/emulator/cli.js [--port N] [--proxy-port N] [--dir PKI_DIR] [--connection federated|secret]
 // Starts the emulator with the demo scenario in the foreground and prints, as shell exports, what a
 // task needs to run against it; paste them into another shell and run a bundled task there.
+// GcpAuthFederated@1 sends its tokens only to Google's own hosts (sts.googleapis.com,
+// iamcredentials.googleapis.com), which do not lead here: a CONNECT proxy started alongside maps
+// those names to the emulator, and its command sets that proxy as the agent does (Agent.ProxyUrl).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startEmulator } from './index';
 import { addDemoScenario, agentEnvironment, demoTaskInputs } from './scenario';
+import { proxyToEmulator } from '../helpers/connect-proxy';
 
 interface CliOptions {
   port: number;
+  proxyPort: number;
   dir?: string;
   connection: 'federated' | 'secret';
 }
 
+/** The tasks that take only a federated connection (an idToken), left out with --connection secret. */
+const FEDERATED_ONLY = new Set(['AwsAssumeRoleFederatedV1', 'GcpAuthFederatedV1']);
+/** The public names the mapping proxy leads to the emulator. */
+const GOOGLE_HOSTS = ['sts.googleapis.com', 'iamcredentials.googleapis.com'];
+
 function parseArgs(argv: string[]): CliOptions {
-  const options: CliOptions = { port: 0, connection: 'federated' };
+  const options: CliOptions = { port: 0, proxyPort: 0, connection: 'federated' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => {
@@ -21,9 +31,11 @@ function parseArgs(argv: string[]): CliOptions {
       if (v === undefined) throw new Error(`${arg} needs a value`);
       return v;
     };
-    if (arg === '--port') {
-      options.port = Number(value());
-      if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) throw new Error('--port must be 0..65535');
+    if (arg === '--port' || arg === '--proxy-port') {
+      const port = Number(value());
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${arg} must be 0..65535`);
+      if (arg === '--port') options.port = port;
+      else options.proxyPort = port;
     } else if (arg === '--dir') {
       options.dir = value();
     } else if (arg === '--connection') {
@@ -31,7 +43,7 @@ function parseArgs(argv: string[]): CliOptions {
       if (c !== 'federated' && c !== 'secret') throw new Error('--connection must be federated or secret');
       options.connection = c;
     } else if (arg === '--help' || arg === '-h') {
-      process.stdout.write('usage: cli.js [--port N] [--dir PKI_DIR] [--connection federated|secret]\n');
+      process.stdout.write('usage: cli.js [--port N] [--proxy-port N] [--dir PKI_DIR] [--connection federated|secret]\n');
       process.exit(0);
     } else {
       throw new Error(`unknown argument ${arg}`);
@@ -54,6 +66,10 @@ function dotenvQuote(value: string): string {
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const emu = await startEmulator({ port: options.port, dir: options.dir });
+  const proxy = await proxyToEmulator(emu, GOOGLE_HOSTS, { port: options.proxyPort }).catch(async (e: unknown) => {
+    await emu.stop();
+    throw e;
+  });
   const demo = addDemoScenario(emu);
   const connectionId = options.connection === 'federated' ? demo.federated.connectionId : demo.secret.connectionId;
   const env = agentEnvironment(emu, connectionId);
@@ -65,18 +81,24 @@ async function main(): Promise<void> {
   const exportable = Object.entries(env).filter(([k]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k));
   const other = Object.entries(env).filter(([k]) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k));
   const dist = path.resolve(__dirname, '..', '..', '..', 'dist', 'tasks');
+  // The agent's proxy, as an agent configured with --proxyurl and a .proxybypass file hands it to a
+  // task: through the proxy to Google's names, straight to Azure DevOps (the emulator's address).
+  const agentProxy: Record<string, Record<string, string>> = {
+    GcpAuthFederatedV1: { AGENT_PROXYURL: proxy.url, AGENT_PROXYBYPASSLIST: JSON.stringify([`^${emu.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/`]) },
+  };
   // One command per task, each runnable as printed from any folder: the job's temp folder is a new
   // one (the agent gives every job its own), the task's inputs precede the env file, which Node
   // reads only for names the shell did not set. NODE_EXTRA_CA_CERTS must come from the shell:
   // Node reads it before the env file.
   const commands = Object.entries(demoTaskInputs(emu, demo))
-    .filter(([task]) => options.connection === 'federated' || task !== 'AwsAssumeRoleFederatedV1')
+    .filter(([task]) => options.connection === 'federated' || !FEDERATED_ONLY.has(task))
     .map(([task, inputs]) => [
       `# ${task.replace(/V1$/, '@1')}:`,
-      `AGENT_TEMPDIRECTORY="$(mktemp -d)" ${Object.entries(inputs).map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ')} NODE_EXTRA_CA_CERTS=${shellQuote(emu.caCertPath)} ${shellQuote(process.execPath)} --env-file=${shellQuote(envFile)} ${shellQuote(path.join(dist, task, 'index.js'))}`,
+      `AGENT_TEMPDIRECTORY="$(mktemp -d)" ${Object.entries({ ...agentProxy[task], ...inputs }).map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ')} NODE_EXTRA_CA_CERTS=${shellQuote(emu.caCertPath)} ${shellQuote(process.execPath)} --env-file=${shellQuote(envFile)} ${shellQuote(path.join(dist, task, 'index.js'))}`,
     ].join('\n'));
   const out: string[] = [
     `# Workload identity emulator listening on ${emu.url}`,
+    `# mapping proxy ${proxy.url}: CONNECT to ${GOOGLE_HOSTS.join(' and ')} leads to the emulator (Agent.ProxyUrl of the GcpAuthFederated@1 command)`,
     `# tenant ${demo.tenantId}`,
     `# federated connection ${demo.federated.connectionId} (app ${demo.federated.clientId})`,
     `# secret connection    ${demo.secret.connectionId} (app ${demo.secret.clientId})`,
@@ -95,7 +117,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     process.stderr.write(`\n${signal}: stopping the emulator\n`);
-    emu.stop().then(
+    Promise.all([proxy.stop(), emu.stop()]).then(
       () => process.exit(0),
       (e: unknown) => {
         process.stderr.write(`${String(e)}\n`);

@@ -4,6 +4,7 @@ import * as crypto from 'node:crypto';
 import type { Emulator } from './types';
 import { subscriptionOf } from './devops';
 import { PIPELINE_NAME } from './state';
+import { gcpPrincipal, providerName } from './gcp';
 
 export const DEMO = {
   tenantId: '72f1c3a4-5b6d-4e7f-8a9b-0c1d2e3f4a5b',
@@ -29,9 +30,14 @@ export interface DemoScenario {
   registry: string;
   /** An AWS role that trusts the federated connection's idToken. */
   awsRoleArn: string;
+  /** A Google workload identity provider that trusts the federated connection's idToken, and a service account it may impersonate. */
+  gcpProvider: string;
+  gcpServiceAccount: string;
 }
 
 export const DEMO_AWS_ROLE = 'arn:aws:iam::123456789012:role/azure-pipelines-demo';
+export const DEMO_GCP_PROVIDER = { projectNumber: '123456789012', poolId: 'azure-pipelines', providerId: 'demo-federated' };
+export const DEMO_GCP_SERVICE_ACCOUNT = 'deployer@contoso-demo.iam.gserviceaccount.com';
 
 export function addDemoScenario(emu: Emulator): DemoScenario {
   const { tenantId, federated, secret, subscriptionId } = DEMO;
@@ -79,6 +85,8 @@ export function addDemoScenario(emu: Emulator): DemoScenario {
   const provider = fed.issuer.replace(/^https:\/\//, '');
   emu.addAwsOidcProvider({ url: provider, clientIds: [fed.audience], accountId: '123456789012' });
   emu.addAwsRole({ arn: DEMO_AWS_ROLE, trust: { issuer: provider, sub: fed.subject, aud: fed.audience } });
+  emu.addGcpProvider({ ...DEMO_GCP_PROVIDER, issuerUri: fed.issuer, allowedAudiences: [fed.audience], attributeCondition: `assertion.sub == '${fed.subject}'` });
+  emu.addGcpServiceAccount({ email: DEMO_GCP_SERVICE_ACCOUNT, members: [gcpPrincipal(DEMO_GCP_PROVIDER, fed.subject)] });
   return {
     tenantId,
     federated: { connectionId: federated.connectionId, clientId: federated.clientId },
@@ -86,6 +94,8 @@ export function addDemoScenario(emu: Emulator): DemoScenario {
     subscriptionId,
     registry: emu.host,
     awsRoleArn: DEMO_AWS_ROLE,
+    gcpProvider: providerName(DEMO_GCP_PROVIDER),
+    gcpServiceAccount: DEMO_GCP_SERVICE_ACCOUNT,
   };
 }
 
@@ -97,6 +107,10 @@ export function demoTaskInputs(emu: Emulator, demo: DemoScenario): Record<string
     ValidateServiceConnectionV1: { INPUT_SCOPE: `/subscriptions/${demo.subscriptionId}`, INPUT_REQUIREDROLES: 'Reader' },
     AwsAssumeRoleFederatedV1: { INPUT_ROLEARN: demo.awsRoleArn, INPUT_STSENDPOINT: `${emu.url}/` },
     AuditServiceConnectionsV1: { INPUT_SCOPE: 'project' },
+    // Google's hosts keep their public names: the caller reaches them through a proxy that maps
+    // those names to the emulator (Agent.ProxyUrl). A command run by hand has no post-job step to
+    // stop a refresher, so the token file is not kept fresh.
+    GcpAuthFederatedV1: { INPUT_WORKLOADIDENTITYPROVIDER: demo.gcpProvider, INPUT_SERVICEACCOUNT: demo.gcpServiceAccount, INPUT_PROJECTID: 'contoso-demo', INPUT_TOKENFORMAT: 'access_token', INPUT_KEEPTOKENFILEFRESH: 'false' },
   };
 }
 

@@ -36,6 +36,8 @@ export interface MappingProxyOptions {
   credentials?: string;
   /** Serve the proxy itself over TLS (an https:// proxy) with this certificate. */
   tls?: { cert: string; key: string };
+  /** Port on 127.0.0.1 to listen on (default 0: any free port). */
+  port?: number;
 }
 
 export async function startMappingProxy(options: MappingProxyOptions): Promise<MappingProxy> {
@@ -82,7 +84,7 @@ export async function startMappingProxy(options: MappingProxyOptions): Promise<M
   });
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
   });
   return {
     url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
