@@ -414,9 +414,9 @@ async function main(): Promise<void> {
         s.ratioEmpty.push(got.task.ms / got.empty.ms);
         s.ratioCpu.push(got.task.cpuMs / got.baseline.cpuMs);
       }
-      process.stderr.write(`\r${label}: run ${i + 1} of ${RUNS}`);
+      if (process.stderr.isTTY) process.stderr.write(`\r${label}: run ${i + 1} of ${RUNS}`);
     }
-    process.stderr.write('\n');
+    process.stderr.write(`${process.stderr.isTTY ? '\r' : ''}${label}: ${RUNS} runs of ${cases.length} cases done.\n`);
 
     const ms = (x: number) => `${x.toFixed(1)}`.padStart(6);
     const head = `  ${'Case'.padEnd(40)} ${'task'.padStart(6)} ${'base'.padStart(6)} ${'-e 0'.padStart(6)}  ${'x base'.padStart(6)} ${'x -e 0'.padStart(6)}   ${'cpu'.padStart(6)} ${'base'.padStart(6)} ${'x base'.padStart(6)}  ${'req'.padStart(5)}  ${'RSS MiB'.padStart(7)}`;
