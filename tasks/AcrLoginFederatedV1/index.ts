@@ -3,7 +3,7 @@ import { readPipelineContext } from '../core/pipeline-context';
 import { dockerConfigLock } from './state';
 import { conversionAdvice, describeScheme, readConnection } from '../core/connection';
 import { OidcTokenClient } from '../core/oidc-token';
-import { acquireAccessToken } from '../core/entra';
+import { acquireAccessToken, loadMsalWhile } from '../core/entra';
 import { describeIdToken } from '../core/claims';
 import { choiceInput, stringInput } from '../core/inputs';
 import { InputError } from '../core/failures';
@@ -56,7 +56,11 @@ async function main(): Promise<void> {
       return t;
     },
   };
-  const access = await acquireAccessToken(ctx, conn, acrScope(audience, conn.cloud.resourceManager), conn.scheme === 'WorkloadIdentityFederation' ? assertions : undefined);
+  // The first idToken is requested before MSAL is loaded, which it compiles meanwhile; later
+  // assertions (a retried exchange) fetch fresh ones.
+  let first = conn.scheme === 'WorkloadIdentityFederation' ? await loadMsalWhile(assertions.fetch()) : undefined;
+  const firstThenFresh = { fetch: async () => { const t = first ?? (await assertions.fetch()); first = undefined; return t; } };
+  const access = await acquireAccessToken(ctx, conn, acrScope(audience, conn.cloud.resourceManager), conn.scheme === 'WorkloadIdentityFederation' ? firstThenFresh : undefined);
 
   // One Entra token, the exchanges in parallel.
   const logins = await Promise.all(

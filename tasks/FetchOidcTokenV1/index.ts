@@ -2,7 +2,7 @@
 import { readPipelineContext } from '../core/pipeline-context';
 import { conversionAdvice, describeScheme, readConnection } from '../core/connection';
 import { OidcTokenClient, IdToken } from '../core/oidc-token';
-import { acquireAccessToken } from '../core/entra';
+import { acquireAccessToken, loadMsalWhile } from '../core/entra';
 import { describeIdToken, expiresOn, VSTOKEN_RETIREMENT, vstokenRetirementApplies } from '../core/claims';
 import { boolInput, scopeInput } from '../core/inputs';
 import { InputError } from '../core/failures';
@@ -35,7 +35,8 @@ async function main(): Promise<string | void> {
   let idToken: IdToken | undefined;
   const oidc = new OidcTokenClient(ctx, conn);
   if (federated) {
-    idToken = await oidc.fetch();
+    // With an exchange to come, MSAL compiles while the idToken request is in flight.
+    idToken = scope ? await loadMsalWhile(oidc.fetch()) : await oidc.fetch();
     log(`idToken for the connection (${idToken.source === 'agent' ? 'supplied by the agent' : 'from the Oidctoken API'}); compare these claims with the app's federated credential:`);
     for (const line of describeIdToken(idToken.claims)) log(line);
     if (vstokenRetirementApplies(idToken.claims.iss, conn.cloud.name)) {

@@ -184,6 +184,24 @@ function msal(): typeof import('@azure/msal-node') {
   return require('@azure/msal-node');
 }
 
+/**
+ * Waits for `pending`, a request just started (an idToken's, say), and compiles MSAL (some 15 ms)
+ * while it is in flight: the request leaves on the event loop's next turn, then MSAL loads while
+ * the network and the service do their part. A failure to load is left for acquireAccessToken to report.
+ */
+export async function loadMsalWhile<T>(pending: Promise<T>): Promise<T> {
+  const loaded = new Promise<void>((resolve) => setImmediate(() => {
+    try {
+      msal();
+    } catch {
+      // reported where MSAL is used
+    }
+    resolve();
+  }));
+  const [value] = await Promise.all([pending, loaded]);
+  return value;
+}
+
 function msalLogger() {
   return {
     piiLoggingEnabled: false,

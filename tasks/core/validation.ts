@@ -9,7 +9,7 @@ import { Connection, conversionAdvice, describeScheme } from './connection';
 import { PipelineContext } from './pipeline-context';
 import { lookupServiceEndpoint, ServiceEndpointInfo } from './service-endpoint';
 import { OidcTokenClient, IdToken } from './oidc-token';
-import { acquireAccessToken, AccessToken } from './entra';
+import { acquireAccessToken, AccessToken, loadMsalWhile } from './entra';
 import { audienceText, describeIdToken, issuerKind, VSTOKEN_RETIREMENT, vstokenRetirementApplies } from './claims';
 import { quoteServiceText, TaskFailure } from './failures';
 import { debug, failureMessage, neutralize, safe } from './output';
@@ -247,18 +247,23 @@ function certificateThumbprint(pem: string | undefined): string | undefined {
 export async function validateConnection(ctx: PipelineContext, conn: Connection, options: ValidationOptions, now: () => number = Date.now): Promise<ValidationResult> {
   const rows: Row[] = [];
   rows.push(...(await guarded('Scheme', async () => [schemeRow(conn)])));
-  const { row: epRow, endpoint } = await endpointRow(ctx, conn);
+  // The connection as Azure DevOps sees it and the idToken do not depend on each other: both
+  // requests leave at once, and MSAL compiles while they are in flight.
+  const oidc = new OidcTokenClient(ctx, conn);
+  const federated = conn.scheme === 'WorkloadIdentityFederation';
+  const endpointPending = endpointRow(ctx, conn);
+  const idTokenPending = federated ? oidc.fetch().then((t): { t: IdToken } | { e: unknown } => ({ t }), (e: unknown) => ({ e })) : undefined;
+  const { row: epRow, endpoint } = await loadMsalWhile(endpointPending);
   rows.push(epRow);
 
   // idToken.
   let idToken: IdToken | undefined;
-  const oidc = new OidcTokenClient(ctx, conn);
-  if (conn.scheme === 'WorkloadIdentityFederation') {
-    try {
-      idToken = await oidc.fetch();
-    } catch (e) {
+  if (idTokenPending) {
+    const fetched = await idTokenPending;
+    if ('t' in fetched) idToken = fetched.t;
+    else {
       // No idToken, no federation: a deployment would fail the same way.
-      const f = failureLines(e);
+      const f = failureLines(fetched.e);
       rows.push({ check: 'idToken', status: 'fail', summary: f.summary, evidence: f.evidence, fix: f.fix });
     }
     if (idToken) {
@@ -291,28 +296,25 @@ export async function validateConnection(ctx: PipelineContext, conn: Connection,
     }
   }
 
-  // Subscription.
-  if (!conn.subscriptionId) rows.push(skipped('Subscription', `The connection has no subscription (scope level ${options.scopeLevel ?? 'unknown'}).`));
-  else if (!arm) rows.push(skipped('Subscription', noArm));
-  else {
+  // The subscription and the roles on the scope are read at the same time; their rows keep this order.
+  const subscriptionRows = (async (): Promise<Row[]> => {
+    if (!conn.subscriptionId) return [skipped('Subscription', `The connection has no subscription (scope level ${options.scopeLevel ?? 'unknown'}).`)];
+    if (!arm) return [skipped('Subscription', noArm)];
     const token = arm.token;
-    rows.push(...(await guarded('Subscription', async () => [await subscriptionRow(ctx, conn, options, token)])));
-  }
-
-  // Roles on the scope.
-  if (!options.scope) rows.push(skipped('Roles', 'No scope given (inputs scope and requiredRoles).'));
-  else if (!arm) rows.push(...roleChecks(options).map((check) => skipped(check, noArm)));
-  else {
-    const token = arm.token;
-    const scope = options.scope;
+    return guarded('Subscription', async () => [await subscriptionRow(ctx, conn, options, token)]);
+  })();
+  const roleCheckRows = (async (): Promise<Row[]> => {
+    if (!options.scope) return [skipped('Roles', 'No scope given (inputs scope and requiredRoles).')];
+    if (!arm) return roleChecks(options).map((check) => skipped(check, noArm));
     try {
-      rows.push(...(await roleRows(ctx, conn, options, scope, token)));
+      return await roleRows(ctx, conn, options, options.scope, arm.token);
     } catch (e) {
       // The permissions read itself failed (network, timeout, ...): every role says so.
       const row = notRunRow('Roles', e);
-      rows.push(...roleChecks(options).map((check) => ({ ...row, check })));
+      return roleChecks(options).map((check) => ({ ...row, check }));
     }
-  }
+  })();
+  rows.push(...(await subscriptionRows), ...(await roleCheckRows));
 
   // Secret or certificate expiry.
   rows.push(...(await guarded('Secret expiry', async () => [await expiryRow(ctx, conn, options, entraCode, now())])));

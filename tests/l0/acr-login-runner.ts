@@ -29,6 +29,7 @@ tmr.registerMock('../core/oidc-token', {
   },
 });
 tmr.registerMock('../core/entra', {
+  loadMsalWhile: <T>(pending: Promise<T>) => pending,
   acquireAccessToken: async (_c: unknown, _conn: unknown, scope: string, a?: { fetch(): Promise<unknown> }) => {
     if (a) await a.fetch();
     console.log(`L0: Entra token for ${scope}`);

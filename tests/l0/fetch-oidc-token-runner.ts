@@ -60,6 +60,7 @@ tmr.registerMock('../core/oidc-token', {
   },
 });
 tmr.registerMock('../core/entra', {
+  loadMsalWhile: <T>(pending: Promise<T>) => pending,
   acquireAccessToken: async (_ctx: unknown, conn: { scheme: string }, scope: string, assertions?: { fetch(): Promise<unknown> }) => {
     if (assertions) await assertions.fetch();
     console.log(`L0: access token requested for ${scope} with ${conn.scheme}`);
