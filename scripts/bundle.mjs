@@ -3,7 +3,7 @@
 import { build } from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
-import { taskLibLazy } from './shims/task-lib-lazy.mjs';
+import { taskLibExtras, taskLibLazy } from './shims/task-lib-lazy.mjs';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const out = path.join(root, 'dist', 'tasks');
@@ -31,8 +31,9 @@ const msalApart = {
 };
 
 // azure-pipelines-task-lib is most of each entry point (about 180 KiB of a post-job step's 187): a
-// task with more than one entry (main and post-job) carries it once, in task-lib.js beside them,
-// which each entry requires (its task and internal modules share state, so they go together).
+// task folder carries it once, in task-lib.js beside its entry points, which each entry requires
+// (its task and internal modules share state, so they go together), and the parts a step seldom
+// uses in task-lib-extras.js (see shims/task-lib-lazy.mjs).
 const taskLibApart = {
   name: 'task-lib-apart',
   setup(b) {
@@ -72,15 +73,16 @@ for (const name of taskDirs) {
   if (fs.existsSync(path.join(src, 'refresher.ts'))) targets.add('refresher.js');
   const dest = path.join(out, name);
   fs.mkdirSync(dest, { recursive: true });
-  const entries = [...targets].filter((t) => t !== 'refresher.js');
-  const shareTaskLib = entries.length > 1;
   for (const target of targets) {
     const entry = path.join(src, target.replace(/\.js$/, '.ts'));
-    await build({ ...common, entryPoints: [entry], outfile: path.join(dest, target), plugins: [lazyJsonwebtoken, msalApart, ...(shareTaskLib ? [taskLibApart] : [taskLibLazy])] });
+    await build({ ...common, entryPoints: [entry], outfile: path.join(dest, target), plugins: [lazyJsonwebtoken, msalApart, taskLibApart] });
   }
-  if (shareTaskLib) {
+  const usesTaskLib = [...targets].some((t) => fs.readFileSync(path.join(dest, t), 'utf8').includes('require("./task-lib.js")'));
+  if (usesTaskLib) {
     targets.add('task-lib.js');
     await build({ ...common, stdin: { contents: "module.exports = { task: require('azure-pipelines-task-lib/task'), internal: require('azure-pipelines-task-lib/internal') };", resolveDir: root, loader: 'js' }, outfile: path.join(dest, 'task-lib.js'), plugins: [taskLibLazy] });
+    targets.add('task-lib-extras.js');
+    await build({ ...common, ...taskLibExtras, outfile: path.join(dest, 'task-lib-extras.js') });
   }
   const usesMsal = [...targets].some((t) => fs.readFileSync(path.join(dest, t), 'utf8').includes('require("./msal.js")'));
   if (usesMsal) {

@@ -1,11 +1,13 @@
 // azure-pipelines-task-lib requires, when it loads, modules that only some of its functions use:
 // child_process (rmRF on Windows, exec), toolrunner (and with it q, events and child_process),
 // externaloutput (and stream), minimatch (find and match) and its own 63 KiB of localised messages.
-// No task step here runs a tool or matches files, and a message is loaded only when one is shown, so
-// these load on first use instead: each such require becomes a proxy that requires the real module
-// when a property is read or it is called. Every rewrite must find its text exactly once, so a
-// task-lib release that changes these lines fails the build instead of silently loading them again.
+// No task step here runs a tool or matches files, and a message is loaded only when one is shown.
+// So task-lib.js carries task-lib without them, and each such require becomes a proxy that loads
+// the module on first use: child_process from Node, the others from task-lib-extras.js beside it
+// (so their code is not even compiled by a run that never uses them). Every rewrite must find its
+// text exactly once, so a task-lib release that changes these lines fails the build.
 import fs from 'node:fs';
+import path from 'node:path';
 
 const LAZY_HELPER = `var __witLazy = (load) => {
   let real;
@@ -19,18 +21,22 @@ const LAZY_HELPER = `var __witLazy = (load) => {
 };
 `;
 
-const lazy = (spec) => [`require(${spec})`, `__witLazy(() => require(${spec}))`];
+const EXTRAS = './task-lib-extras.js';
+const lazy = (spec, load = `require(${spec})`) => [`require(${spec})`, `__witLazy(() => ${load})`];
+const extra = (spec, name) => lazy(spec, `require("${EXTRAS}").${name}`);
 // Exports copied from a lazy module at load time become getters, so reading them is what loads it.
 const getter = (name, from) => [`exports.${name} = ${from}.${name};`, `Object.defineProperty(exports, "${name}", { enumerable: true, get: () => ${from}.${name} });`];
 
 const REWRITES = {
-  'task.js': [lazy('"child_process"'), lazy('"minimatch"'), lazy('"./toolrunner"'), lazy('"./externaloutput"'), getter('ToolRunner', 'trm'), getter('defaultAllowedVsoCommands', 'eom')],
-  'internal.js': [lazy('"minimatch"'), lazy("'./lib-resource'")],
+  'task.js': [lazy('"child_process"'), extra('"minimatch"', 'minimatch'), extra('"./toolrunner"', 'toolrunner'), extra('"./externaloutput"', 'externaloutput'), getter('ToolRunner', 'trm'), getter('defaultAllowedVsoCommands', 'eom')],
+  'internal.js': [extra('"minimatch"', 'minimatch'), extra("'./lib-resource'", 'libResource')],
 };
 
+/** task-lib.js: task-lib's task and internal modules, with the rewrites above. */
 export const taskLibLazy = {
   name: 'task-lib-lazy',
   setup(b) {
+    b.onResolve({ filter: /^\.\/task-lib-extras\.js$/ }, () => ({ path: EXTRAS, external: true }));
     b.onLoad({ filter: /[\\/]azure-pipelines-task-lib[\\/](task|internal)\.js$/ }, (a) => {
       const file = a.path.split(/[\\/]/).pop();
       let text = fs.readFileSync(a.path, 'utf8');
@@ -44,4 +50,21 @@ export const taskLibLazy = {
       return { contents: LAZY_HELPER + text, loader: 'js' };
     });
   },
+};
+
+/** task-lib-extras.js: the modules above, sharing task-lib.js's internal module (its state: vault, streams). */
+export const taskLibExtras = {
+  stdin: {
+    contents: "exports.toolrunner = require('./toolrunner'); exports.externaloutput = require('./externaloutput'); exports.minimatch = require('minimatch'); exports.libResource = require('./lib-resource');",
+    resolveDir: path.dirname(new URL(import.meta.resolve('azure-pipelines-task-lib/task')).pathname),
+    loader: 'js',
+  },
+  plugins: [{
+    name: 'task-lib-shared-internal',
+    setup(b) {
+      b.onResolve({ filter: /^\.\/(internal|task)$/ }, (a) => ({ path: a.path.slice(2), namespace: 'task-lib-shared' }));
+      b.onLoad({ filter: /.*/, namespace: 'task-lib-shared' }, (a) => ({ contents: `module.exports = require('./task-lib.js').${a.path};`, loader: 'js' }));
+      b.onResolve({ filter: /^\.\/task-lib\.js$/ }, () => ({ path: './task-lib.js', external: true }));
+    },
+  }],
 };

@@ -1,5 +1,5 @@
 /** GcpAuthFederated@1: Google Cloud credentials from the connection's idToken, with no service account key. */
-import * as path from 'node:path';
+import path = require('node:path');
 import { readPipelineContext } from '../core/pipeline-context';
 import { describeScheme, readConnection } from '../core/connection';
 import { OidcTokenClient } from '../core/oidc-token';

@@ -9,7 +9,6 @@ import { safe } from './output';
 import { header, parseJson } from './http';
 import { mask } from './variables';
 
-export const ACR_USER = '00000000-0000-0000-0000-000000000000';
 export const ACR_SERVICE = 'Azure Container Registry';
 
 export type TokenAudience = 'registry' | 'arm';

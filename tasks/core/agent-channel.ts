@@ -10,7 +10,7 @@
  * variables (`.` and spaces as `_`, upper case), task variables trimmed, debug lines as task-lib writes them.
  * A post-job step starts no process, so the environment it leaves is nobody's to inherit.
  */
-import * as os from 'node:os';
+import os = require('node:os');
 import { TaskCommand } from 'azure-pipelines-task-lib/taskcommand';
 
 export type StepResult = 'Succeeded' | 'SucceededWithIssues' | 'Failed';

@@ -4,9 +4,9 @@
  * changed only under a lock file next to it, so that jobs of one agent account do not undo each
  * other's changes.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import os = require('node:os');
+import path = require('node:path');
 import { TaskFailure } from './failures';
 import { log, safe } from './output';
 import { randomHex } from './lazy-crypto';

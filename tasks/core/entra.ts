@@ -4,7 +4,7 @@
  * managed identity. MSAL's requests go through our HTTP layer (proxy, CA, timeouts, retries), and
  * it is given the authority's metadata so that it makes no discovery requests of its own.
  */
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 import { mask } from './variables';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
 import { Connection } from './connection';

@@ -3,10 +3,10 @@
  * Shared by FetchOidcToken (AZURE_FEDERATED_TOKEN_FILE) and AwsAssumeRoleFederated
  * (AWS_WEB_IDENTITY_TOKEN_FILE).
  */
-import * as path from 'node:path';
+import path = require('node:path');
 import { Connection } from './connection';
 import { PipelineContext } from './pipeline-context';
-import { oidcRequestUrl } from './oidc-token';
+import { oidcRequestUrl } from './token-hosts';
 import { makeSecretDir, removeSecretPath, writeSecretFile } from './secret-files';
 import { REFRESHER_SCRIPT, startRefresher, stopRefresher } from './refresher-control';
 import { formatRecord, parseRecord, RefresherRecord } from './refresher-ownership';

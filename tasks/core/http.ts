@@ -4,11 +4,11 @@
  * on the size of an answer. Configuration errors (4xx) are returned to the caller at once, never
  * retried.
  */
-import * as fs from 'node:fs';
-import * as http from 'node:http';
-import * as https from 'node:https';
-import * as net from 'node:net';
-import * as tls from 'node:tls';
+import fs = require('node:fs');
+import http = require('node:http');
+import https = require('node:https');
+import net = require('node:net');
+import tls = require('node:tls');
 import type { Duplex } from 'node:stream';
 import { explainNetworkError } from './failures';
 

@@ -10,7 +10,7 @@ import { decodeJwt, JwtClaims } from './claims';
 import { explainHttpStatus, TaskFailure } from './failures';
 import { debug } from './output';
 import { header, parseJson } from './http';
-import { checkAzureDevOpsUrl } from './token-hosts';
+import { oidcRequestUrl } from './token-hosts';
 
 export const OIDC_SERVICE = 'the Azure DevOps Oidctoken API';
 
@@ -23,34 +23,6 @@ export interface IdToken {
 /** A server-supplied idToken is used only while it has at least this long to live. */
 const MIN_REMAINING_MS = 120_000;
 
-export function oidcRequestUrl(ctx: PipelineContext, connectionId: string): string {
-  const id = encodeURIComponent(connectionId);
-  if (ctx.oidcRequestUri) {
-    const sep = ctx.oidcRequestUri.includes('?') ? '&' : '?';
-    return checkAzureDevOpsUrl(`${ctx.oidcRequestUri}${sep}api-version=7.1&serviceConnectionId=${id}`, ctx.azureDevOpsOrigin, 'System.OidcRequestUri');
-  }
-  const missing = (
-    [
-      ['System.CollectionUri', ctx.collectionUri],
-      ['System.TeamProjectId', ctx.teamProjectId],
-      ['System.PlanId', ctx.planId],
-      ['System.JobId', ctx.jobId],
-    ] as const
-  ).filter(([, v]) => !v).map(([n]) => n);
-  if (missing.length) {
-    throw new TaskFailure({
-      what: `The task cannot reach the Azure DevOps Oidctoken API: the agent did not set ${missing.join(', ')} (nor System.OidcRequestUri).`,
-      cause: 'The task is not running in an Azure Pipelines job, or the agent is very old.',
-      fix: 'Run the task in an Azure Pipelines job on a current agent.',
-      code: 'NO_OIDC_URL',
-    });
-  }
-  return checkAzureDevOpsUrl(
-    `${ctx.collectionUri}${ctx.teamProjectId}/_apis/distributedtask/hubs/${encodeURIComponent(ctx.hostType)}/plans/${ctx.planId}/jobs/${ctx.jobId}/oidctoken?serviceConnectionId=${id}&api-version=7.1-preview.1`,
-    ctx.azureDevOpsOrigin,
-    'System.CollectionUri',
-  );
-}
 
 export class OidcTokenClient {
   private usedServerToken = false;

@@ -2,7 +2,7 @@
  * What the agent hands a task: variables, the job's access token, the proxy and CA settings.
  * Read once, at the start, so that the rest of the core never touches the environment.
  */
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import tl = require('azure-pipelines-task-lib/task');
 import { _knownVariableMap } from 'azure-pipelines-task-lib/internal';
 import { mask } from './variables';

@@ -4,8 +4,8 @@
  * before refresher-ownership has shown it to be the refresher that was started.
  */
 import type { ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { PipelineContext } from './pipeline-context';
 import { RefresherConfig } from './token-refresher';
 import { writeSecretFile } from './secret-files';

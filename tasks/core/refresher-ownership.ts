@@ -5,8 +5,8 @@
  * with, which it echoes in its status file; on Linux its command line must also name its script.
  * On Windows (no /proc) the status file's random id is the whole proof.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 
 export const REFRESHER_SCRIPT = 'refresher.js';
 

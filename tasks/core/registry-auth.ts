@@ -4,15 +4,17 @@
  * other jobs of the agent account: changed only under its lock, each run taking out only what it
  * put in (see mergeUserConfig and restoreUserConfig).
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import os = require('node:os');
+import path = require('node:path');
 import { isDeepStrictEqual } from 'node:util';
-import { ACR_USER } from './acr';
 import { TaskFailure } from './failures';
 import { sha256Hex } from './lazy-crypto';
 import { ConfigBytes, ConfigTarget, LockOptions, readConfigBytes, resolveConfigTarget, withConfigLock } from './docker-config-file';
 import { makeSecretDir, removeSecretPath, writeFileAtomic, writeSecretFile } from './secret-files';
+
+/** The user name ACR expects with a refresh token. */
+export const ACR_USER = '00000000-0000-0000-0000-000000000000';
 
 export interface DockerConfig {
   auths?: Record<string, { auth?: string; identitytoken?: string; [k: string]: unknown }>;

@@ -3,8 +3,8 @@
  * Agent.TempDirectory, written atomically so a reader never sees half a token, and removed by the
  * task's post-job step.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { TaskFailure } from './failures';
 import { randomHex } from './lazy-crypto';
 

@@ -1,6 +1,6 @@
 /** The build summary (a markdown tab on the run) and the log lines of a validation. */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { Link, Row, RowStatus } from './validation';
 import { neutralize } from './output';
 

@@ -4,6 +4,7 @@
  * input. Pipeline variables are not trusted for this: any earlier step can set one.
  */
 import { TaskFailure } from './failures';
+import type { PipelineContext } from './pipeline-context';
 
 /** The origin (scheme://host[:port]) of a URL, or undefined when it is not one. */
 export function originOf(url: string | undefined): string | undefined {
@@ -104,4 +105,34 @@ function refusedIdentityUrl(locationUrl: string, collectionUri: string, why: str
     fix: 'Re-run; if it persists, report it. The creator column stays unknown meanwhile.',
     code: 'TOKEN_HOST',
   });
+}
+
+/** Where the Oidctoken API is: System.OidcRequestUri, or the URL built from the job's variables; either must be this organisation's Azure DevOps. */
+export function oidcRequestUrl(ctx: PipelineContext, connectionId: string): string {
+  const id = encodeURIComponent(connectionId);
+  if (ctx.oidcRequestUri) {
+    const sep = ctx.oidcRequestUri.includes('?') ? '&' : '?';
+    return checkAzureDevOpsUrl(`${ctx.oidcRequestUri}${sep}api-version=7.1&serviceConnectionId=${id}`, ctx.azureDevOpsOrigin, 'System.OidcRequestUri');
+  }
+  const missing = (
+    [
+      ['System.CollectionUri', ctx.collectionUri],
+      ['System.TeamProjectId', ctx.teamProjectId],
+      ['System.PlanId', ctx.planId],
+      ['System.JobId', ctx.jobId],
+    ] as const
+  ).filter(([, v]) => !v).map(([n]) => n);
+  if (missing.length) {
+    throw new TaskFailure({
+      what: `The task cannot reach the Azure DevOps Oidctoken API: the agent did not set ${missing.join(', ')} (nor System.OidcRequestUri).`,
+      cause: 'The task is not running in an Azure Pipelines job, or the agent is very old.',
+      fix: 'Run the task in an Azure Pipelines job on a current agent.',
+      code: 'NO_OIDC_URL',
+    });
+  }
+  return checkAzureDevOpsUrl(
+    `${ctx.collectionUri}${ctx.teamProjectId}/_apis/distributedtask/hubs/${encodeURIComponent(ctx.hostType)}/plans/${ctx.planId}/jobs/${ctx.jobId}/oidctoken?serviceConnectionId=${id}&api-version=7.1-preview.1`,
+    ctx.azureDevOpsOrigin,
+    'System.CollectionUri',
+  );
 }

@@ -11,7 +11,7 @@
  * short bounded backoff, the fresh token kept in memory, until the file can be replaced; the status
  * file says why only once the token in the file would expire first, and a later success clears it.
  */
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { HttpClient, HttpPolicy, parseJson, ProxySettings, TlsSettings } from './http';
 import { TaskFailure } from './failures';
 import { writeSecretFile } from './secret-files';

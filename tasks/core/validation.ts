@@ -4,7 +4,7 @@
  * DNS or TLS failure, a 5xx after the retries, an unexpected error) becomes that check's row,
  * naming the permission where it is one, and the other checks still run. Nothing here throws.
  */
-import * as crypto from 'node:crypto';
+import crypto = require('node:crypto');
 import { Connection, conversionAdvice, describeScheme } from './connection';
 import { PipelineContext } from './pipeline-context';
 import { lookupServiceEndpoint, ServiceEndpointInfo } from './service-endpoint';

@@ -37,7 +37,6 @@ tmr.registerMock('../core/entra', {
   },
 });
 tmr.registerMock('../core/acr', {
-  ACR_USER: '00000000-0000-0000-0000-000000000000',
   acrScope: (audience: string) => (audience === 'registry' ? 'https://containerregistry.azure.net/.default' : 'https://management.azure.com/.default'),
   exchangeForRefreshToken: async (_c: unknown, loginServer: string, tenant: string, _token: string, audience: string) => {
     console.log(`L0: exchange at ${loginServer} for tenant ${tenant} with the ${audience} audience`);

@@ -2,7 +2,8 @@
 import * as assert from 'node:assert/strict';
 import * as sinon from 'sinon';
 import * as tl from 'azure-pipelines-task-lib/task';
-import { OidcTokenClient, oidcRequestUrl } from '../../tasks/core/oidc-token';
+import { OidcTokenClient } from '../../tasks/core/oidc-token';
+import { oidcRequestUrl } from '../../tasks/core/token-hosts';
 import type { PipelineContext } from '../../tasks/core/pipeline-context';
 import type { Connection } from '../../tasks/core/connection';
 import { CLOUDS } from '../../tasks/core/clouds';

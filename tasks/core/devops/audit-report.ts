@@ -4,8 +4,8 @@
  * service (names, status messages) is made inert in the summary and the log (output.ts); the CSV
  * guards spreadsheet formulas.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { cell, link } from '../summary';
 import { neutralize } from '../output';
 import { Action, ACTIONS, ACTION_TITLES, AuditResult, AuditRow } from './audit';
