@@ -232,6 +232,34 @@ export function explainEntraError(description: string, c: FailureContext, traceI
 }
 
 /** Explains an HTTP status that is not a success and not worth (or no longer worth) retrying. */
+/**
+ * What a service's 401, 403 and 404 usually mean, with the fix, and where its status is published.
+ * Without one, explainHttpStatus speaks of Azure DevOps (the job token, the pipeline's permission to
+ * use the connection); a task that talks to another cloud's service passes that service's own.
+ */
+export interface StatusAdvice {
+  unauthorized: { cause: string; fix: string };
+  forbidden: { cause: string; fix: string };
+  notFound: (c: FailureContext) => { cause: string; fix: string };
+  statusPages: string;
+}
+
+export const AZURE_DEVOPS_ADVICE: StatusAdvice = {
+  unauthorized: {
+    cause: 'The job\'s access token was refused.',
+    fix: 'Re-run the job; if it persists, check the job authorization scope (Project settings > Settings > "Limit job authorization scope").',
+  },
+  forbidden: {
+    cause: 'The pipeline is not allowed to use this service connection, or the build service identity lacks permission.',
+    fix: 'Open the service connection > Security, and grant this pipeline access (or "Open access"); approve any pending check on the run.',
+  },
+  notFound: (c) => ({
+    cause: `The service connection '${c.connectionName}' does not exist in this project, or no input of a task in this job references it (Azure DevOps only issues idTokens for connections the job uses).`,
+    fix: 'Check the connection id or name given in azureSubscription, and that the connection is shared with this project.',
+  }),
+  statusPages: 'https://status.dev.azure.com and https://azure.status.microsoft',
+};
+
 export function explainHttpStatus(
   service: string,
   url: string,
@@ -241,6 +269,7 @@ export function explainHttpStatus(
   c: FailureContext,
   /** From HttpResponse: the service asked to wait longer than the task does, so it was not retried. */
   retryAfterTooLong?: { askedMs: number; limitMs: number },
+  advice: StatusAdvice = AZURE_DEVOPS_ADVICE,
 ): TaskFailure {
   const where = `${service} answered HTTP ${status} for ${redactUrl(url)}`;
   const snippet = summarizeBody(body, contentType);
@@ -249,12 +278,12 @@ export function explainHttpStatus(
     return new TaskFailure({
       what: `${where} and asked to wait ${formatWait(retryAfterTooLong.askedMs)} before trying again (Retry-After), longer than the task waits (${formatWait(retryAfterTooLong.limitMs)}); it did not retry.`,
       cause: status === 429 ? 'The service is throttling requests from this identity or agent.' : 'The service is unavailable for a while (maintenance or an outage).',
-      fix: 'Re-run the job once that time has passed; if it keeps happening, spread out the jobs that use this service connection. Check https://status.dev.azure.com and https://azure.status.microsoft.',
+      fix: `Re-run the job once that time has passed; if it keeps happening, spread out the jobs that use this service connection. Check ${advice.statusPages}.`,
       evidence,
       code: `HTTP_${status}_RETRY_AFTER`,
     });
   }
-  if (status === 203 || (status === 200 && /text\/html/i.test(contentType ?? ''))) {
+  if (advice === AZURE_DEVOPS_ADVICE && (status === 203 || (status === 200 && /text\/html/i.test(contentType ?? '')))) {
     return new TaskFailure({
       what: `${where} with an HTML sign-in page instead of JSON.`,
       cause: 'Azure DevOps did not accept the job\'s access token: it has expired, the job is over, or the build service identity lacks access to the project.',
@@ -266,8 +295,7 @@ export function explainHttpStatus(
   if (status === 401) {
     return new TaskFailure({
       what: `${where} (unauthorized).`,
-      cause: 'The job\'s access token was refused.',
-      fix: 'Re-run the job; if it persists, check the job authorization scope (Project settings > Settings > "Limit job authorization scope").',
+      ...advice.unauthorized,
       evidence,
       code: 'HTTP_401',
     });
@@ -275,8 +303,7 @@ export function explainHttpStatus(
   if (status === 403) {
     return new TaskFailure({
       what: `${where} (forbidden).`,
-      cause: 'The pipeline is not allowed to use this service connection, or the build service identity lacks permission.',
-      fix: 'Open the service connection > Security, and grant this pipeline access (or "Open access"); approve any pending check on the run.',
+      ...advice.forbidden,
       evidence,
       code: 'HTTP_403',
     });
@@ -284,8 +311,7 @@ export function explainHttpStatus(
   if (status === 404) {
     return new TaskFailure({
       what: `${where} (not found).`,
-      cause: `The service connection '${c.connectionName}' does not exist in this project, or no input of a task in this job references it (Azure DevOps only issues idTokens for connections the job uses).`,
-      fix: 'Check the connection id or name given in azureSubscription, and that the connection is shared with this project.',
+      ...advice.notFound(c),
       evidence,
       code: 'HTTP_404',
     });
@@ -294,7 +320,7 @@ export function explainHttpStatus(
     return new TaskFailure({
       what: `${where} and kept failing after retries.`,
       cause: status === 429 ? 'The service is throttling requests.' : 'The service is having a problem.',
-      fix: 'Re-run the job later; check https://status.dev.azure.com and https://azure.status.microsoft if it persists.',
+      fix: `Re-run the job later; check ${advice.statusPages} if it persists.`,
       evidence,
       code: `HTTP_${status}`,
     });

@@ -6,7 +6,7 @@
  */
 import { PipelineContext } from './pipeline-context';
 import { JwtClaims, issuerKind } from './claims';
-import { explainHttpStatus, quoteServiceText, TaskFailure } from './failures';
+import { explainHttpStatus, quoteServiceText, StatusAdvice, TaskFailure } from './failures';
 import { header } from './http';
 import { mask } from './variables';
 import { neutralize, safe } from './output';
@@ -69,6 +69,42 @@ export interface GoogleToken {
   expiresOn: Date;
 }
 
+const GOOGLE_STATUS = 'https://status.cloud.google.com';
+
+/** Google STS's other refusals: its own errors come as 400 with an OAuth error code (explainStsError). */
+const GOOGLE_STS_ADVICE: StatusAdvice = {
+  unauthorized: {
+    cause: 'The token exchange carries no credential but the idToken in its body, so a 401 comes from something in between: the agent\'s proxy or a gateway.',
+    fix: 'Check that the agent\'s proxy lets requests to sts.googleapis.com through unchanged.',
+  },
+  forbidden: {
+    cause: 'Google refused the exchange: the Security Token Service API is disabled in the project of the workload identity pool, or an organisation policy (VPC Service Controls, constraints/iam.workloadIdentityPoolProviders) blocks this provider.',
+    fix: 'Enable the API once (gcloud services enable sts.googleapis.com --project=<the pool\'s project>) and check the organisation policies that restrict workload identity federation.',
+  },
+  notFound: (c) => ({
+    cause: `Google does not know the workload identity provider '${c.connectionName}' (a deleted pool or provider, or a wrong project number).`,
+    fix: 'Check workloadIdentityProvider: projects/<project number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>, as gcloud iam workload-identity-pools providers describe shows it.',
+  }),
+  statusPages: GOOGLE_STATUS,
+};
+
+/** IAM Credentials' refusals other than the missing roles/iam.workloadIdentityUser binding. */
+const GOOGLE_IAM_ADVICE: StatusAdvice = {
+  unauthorized: {
+    cause: 'Google did not accept the federated access token that its Security Token Service had just issued (the pool or provider was disabled meanwhile, or a proxy changed the request).',
+    fix: 'Re-run the job; if it persists, check that the pool and provider are enabled (gcloud iam workload-identity-pools providers describe).',
+  },
+  forbidden: {
+    cause: 'The IAM Service Account Credentials API is disabled in the service account\'s project, or an organisation policy blocks impersonation from this pool.',
+    fix: 'Enable the API once (gcloud services enable iamcredentials.googleapis.com --project=<the service account\'s project>); the principal also needs roles/iam.workloadIdentityUser on the service account.',
+  },
+  notFound: (c) => ({
+    cause: `The service account '${c.connectionName}' does not exist, or was deleted.`,
+    fix: 'Check serviceAccount: its e-mail as IAM & Admin > Service Accounts shows it.',
+  }),
+  statusPages: GOOGLE_STATUS,
+};
+
 /** STS v1 token: the idToken for a federated access token. */
 export async function exchangeIdToken(ctx: PipelineContext, p: GcpProvider, idToken: string, claims: JwtClaims): Promise<GoogleToken> {
   const body = new URLSearchParams({
@@ -91,7 +127,7 @@ export async function exchangeIdToken(ctx: PipelineContext, p: GcpProvider, idTo
   if (res.status === 400 && typeof err?.error === 'string') {
     throw explainStsError(err.error, typeof err.error_description === 'string' ? err.error_description : '', p, claims);
   }
-  throw explainHttpStatus(GOOGLE_STS_SERVICE, GOOGLE_STS_URL, res.status, res.body, header(res, 'content-type'), { connectionName: p.name }, res.retryAfterTooLong);
+  throw explainHttpStatus(GOOGLE_STS_SERVICE, GOOGLE_STS_URL, res.status, res.body, header(res, 'content-type'), { connectionName: p.name }, res.retryAfterTooLong, GOOGLE_STS_ADVICE);
 }
 
 /** IAM Credentials generateAccessToken: the federated token for the service account's access token. */
@@ -129,7 +165,7 @@ export async function impersonate(ctx: PipelineContext, p: GcpProvider, federate
       }),
     );
   }
-  throw explainHttpStatus(GOOGLE_IAM_SERVICE, url, res.status, res.body, header(res, 'content-type'), { connectionName: serviceAccount }, res.retryAfterTooLong);
+  throw explainHttpStatus(GOOGLE_IAM_SERVICE, url, res.status, res.body, header(res, 'content-type'), { connectionName: serviceAccount }, res.retryAfterTooLong, GOOGLE_IAM_ADVICE);
 }
 
 function parseJson(body: string): unknown {

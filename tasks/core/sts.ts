@@ -4,7 +4,7 @@
  */
 import { PipelineContext } from './pipeline-context';
 import { JwtClaims } from './claims';
-import { explainHttpStatus, quoteServiceText, TaskFailure } from './failures';
+import { explainHttpStatus, quoteServiceText, TaskFailure, StatusAdvice } from './failures';
 import { header } from './http';
 import { mask } from './variables';
 import { log, neutralize, safe } from './output';
@@ -41,6 +41,23 @@ export function xmlText(xml: string, tag: string): string | undefined {
 const TRANSIENT = new Set(['IDPCommunicationError', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded']);
 const ATTEMPTS = 4;
 
+/** AWS STS answers its own errors as XML with a code (explainStsError); a bare 401, 403 or 404 comes from elsewhere. */
+const AWS_STS_ADVICE: StatusAdvice = {
+  unauthorized: {
+    cause: 'Something between the agent and AWS STS refused the request without an STS error document: the agent\'s proxy, a firewall, or an stsEndpoint that is not AWS STS.',
+    fix: 'Check stsEndpoint, and that the agent\'s proxy lets requests to it through.',
+  },
+  forbidden: {
+    cause: 'Something between the agent and AWS STS refused the request without an STS error document: the agent\'s proxy, a firewall, or an stsEndpoint that is not AWS STS.',
+    fix: 'Check stsEndpoint, and that the agent\'s proxy lets requests to it through.',
+  },
+  notFound: () => ({
+    cause: 'The stsEndpoint does not serve AssumeRoleWithWebIdentity.',
+    fix: 'Give stsEndpoint an STS URL such as https://sts.eu-west-1.amazonaws.com/ or your VPC endpoint, or leave it empty for the regional endpoint.',
+  }),
+  statusPages: 'https://health.aws.amazon.com/health/status',
+};
+
 export async function assumeRoleWithWebIdentity(ctx: PipelineContext, r: AssumeRoleRequest, sleep = (ms: number) => new Promise((res) => setTimeout(res, ms))): Promise<AwsCredentials> {
   const body = new URLSearchParams({
     Action: 'AssumeRoleWithWebIdentity',
@@ -64,7 +81,7 @@ export async function assumeRoleWithWebIdentity(ctx: PipelineContext, r: AssumeR
       continue;
     }
     if (code) throw explainStsError(code, message, r, xmlText(res.body, 'RequestId'));
-    throw explainHttpStatus(STS_SERVICE, r.endpoint, res.status, res.body, header(res, 'content-type'), { connectionName: r.roleArn }, res.retryAfterTooLong);
+    throw explainHttpStatus(STS_SERVICE, r.endpoint, res.status, res.body, header(res, 'content-type'), { connectionName: r.roleArn }, res.retryAfterTooLong, AWS_STS_ADVICE);
   }
 }
 

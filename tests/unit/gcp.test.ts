@@ -269,4 +269,34 @@ describe('Google Cloud federation (core/gcp)', () => {
       return true;
     });
   });
+
+  // Google's refusals other than its own error codes: the advice is Google's, never Azure DevOps's.
+  const googleStatuses: [string, () => Promise<unknown>, number, object, RegExp, RegExp][] = [
+    ['STS 403 (API disabled or an organisation policy)', () => exchangeIdToken(ctx(sinon.stub().resolves(answer(403, { error: { code: 403, message: 'Security Token Service API has not been used in project 123456789012 before or it is disabled.', status: 'PERMISSION_DENIED' } }))), P, 'id-token', VSTOKEN), 403, {}, /Security Token Service API is disabled in the project of the workload identity pool/, /gcloud services enable sts\.googleapis\.com/],
+    ['STS 404 (no such provider)', () => exchangeIdToken(ctx(sinon.stub().resolves(answer(404, { error: { code: 404, message: 'Not found', status: 'NOT_FOUND' } }))), P, 'id-token', VSTOKEN), 404, {}, /Google does not know the workload identity provider 'projects\/123456789012\//, /Check workloadIdentityProvider: projects\/<project number>/],
+    ['IAM 403 (API disabled)', () => impersonate(ctx(sinon.stub().resolves(answer(403, { error: { code: 403, message: 'IAM Service Account Credentials API has not been used in project 42 before or it is disabled.', status: 'PERMISSION_DENIED' } }))), P, 'ya29.federated', SA, [CLOUD_PLATFORM_SCOPE], 3600, VSTOKEN), 403, {}, /IAM Service Account Credentials API is disabled in the service account's project/, /gcloud services enable iamcredentials\.googleapis\.com/],
+    ['IAM 404 (no such service account)', () => impersonate(ctx(sinon.stub().resolves(answer(404, { error: { code: 404, message: 'Not found; Gaia id not found for email deployer@my-project.iam.gserviceaccount.com', status: 'NOT_FOUND' } }))), P, 'ya29.federated', SA, [CLOUD_PLATFORM_SCOPE], 3600, VSTOKEN), 404, {}, /The service account 'deployer@my-project\.iam\.gserviceaccount\.com' does not exist/, /Check serviceAccount/],
+    ['IAM 401 (federated token refused)', () => impersonate(ctx(sinon.stub().resolves(answer(401, { error: { code: 401, message: 'Request had invalid authentication credentials.', status: 'UNAUTHENTICATED' } }))), P, 'ya29.federated', SA, [CLOUD_PLATFORM_SCOPE], 3600, VSTOKEN), 401, {}, /did not accept the federated access token/, /check that the pool and provider are enabled/],
+  ];
+  for (const [title, call, status, , cause, fix] of googleStatuses) {
+    it(`explains ${title} with Google's cause and fix, not Azure DevOps's`, async () => {
+      await assert.rejects(call(), (e: unknown) => {
+        assert.ok(e instanceof TaskFailure);
+        assert.equal(e.code, `HTTP_${status}`);
+        assert.match(e.message, cause);
+        assert.match(e.message, fix);
+        assert.doesNotMatch(e.message, /service connection > Security|job authorization scope|status\.dev\.azure\.com/);
+        return true;
+      });
+    });
+  }
+
+  it('points a 503 that outlasts the retries at Google\'s status page', async () => {
+    await assert.rejects(exchangeIdToken(ctx(sinon.stub().resolves(answer(503, { error: { code: 503, message: 'unavailable', status: 'UNAVAILABLE' } }))), P, 'id-token', VSTOKEN), (e: unknown) => {
+      assert.ok(e instanceof TaskFailure);
+      assert.match(e.message, /https:\/\/status\.cloud\.google\.com/);
+      assert.doesNotMatch(e.message, /status\.dev\.azure\.com/);
+      return true;
+    });
+  });
 });
