@@ -10,6 +10,10 @@
  * summary line, and exits 1 listing every budget missed; any failure on the way (a process that
  * fails, prints other commands than its baseline, or leaves files behind) stops the emulators and
  * proxies and exits 1 saying what failed.
+ *
+ * BENCH_PROFILE=1 replaces the timed runs (and the audit and the budgets) by CPU profiles: after the
+ * same warm-up, each case's task and baseline run BENCH_PROFILE_RUNS times each (default 10) with
+ * --cpu-prof, checked the same way, and a table per case says where the time goes, by category.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -20,9 +24,12 @@ import { startEmulator, Emulator, gcpPrincipal } from '../emulator';
 import { connectionEnv, jobEnv } from '../helpers/agent';
 import { proxyToEmulator } from '../helpers/connect-proxy';
 import { DIST, parseCommands } from '../helpers/task-process';
+import { attribute, CaseProfile, ownFiles, report as profileReport, takeProfile } from './profile';
 
 const root = path.resolve(__dirname, '..', '..', '..');
 const QUICK = process.env.BENCH_QUICK === '1';
+/** BENCH_PROFILE=1: CPU profiles instead of the timed runs (tests/bench/profile.ts); judges no budget. */
+const PROFILE = process.env.BENCH_PROFILE === '1';
 const MIN_RUNS = 20;
 const BUDGET = { ratio: 1.5, rssMiB: 80, vsixBytes: 1024 * 1024 };
 // The organisation-scale audit: 100 projects x 20 connections, 20 ms per request.
@@ -199,6 +206,9 @@ interface Failure {
 
 async function main(): Promise<void> {
   const started = Date.now();
+  const profileRuns = process.env.BENCH_PROFILE_RUNS === undefined ? 10 : Number(process.env.BENCH_PROFILE_RUNS);
+  if (PROFILE && process.env.BENCH_RUNS !== undefined) throw new Abort('BENCH_PROFILE=1 makes no timed runs: set BENCH_PROFILE_RUNS (default 10) for the number of profiled runs, not BENCH_RUNS.');
+  if (PROFILE && (!Number.isInteger(profileRuns) || profileRuns < 1)) throw new Abort(`BENCH_PROFILE_RUNS=${process.env.BENCH_PROFILE_RUNS} is not a positive whole number.`);
   const requested = process.env.BENCH_RUNS === undefined ? (QUICK ? 5 : MIN_RUNS) : Number(process.env.BENCH_RUNS);
   if (!Number.isInteger(requested) || requested < 1) throw new Abort(`BENCH_RUNS=${process.env.BENCH_RUNS} is not a positive whole number.`);
   if (!QUICK && requested < MIN_RUNS) throw new Abort(`BENCH_RUNS=${requested}: the budget is judged on at least ${MIN_RUNS} runs. Set BENCH_QUICK=1 for a quick run that does not judge it.`);
@@ -359,6 +369,7 @@ async function main(): Promise<void> {
 
   const probeFile = path.join(temp, 'probe.json');
   const report: string[] = [];
+  const profiles: string[] = [];
   const summary: string[] = [];
   let maxRss = 0;
 
@@ -366,12 +377,12 @@ async function main(): Promise<void> {
     const version = (await run(node, ['--version'], {})).stdout.trim();
 
     /** One measured run: state prepared, requests counted, output and files checked, probe read. */
-    const measure = async (c: Case, who: Who): Promise<Sample & { keys: string[] }> => {
+    const measure = async (c: Case, who: Who, flags: string[] = []): Promise<Sample & { keys: string[] }> => {
       c.prepare?.();
       fs.rmSync(probeFile, { force: true });
       emu.resetCounts();
       const args = who === 'task' ? [c.script] : who === 'baseline' ? [c.baseline] : ['-e', '0'];
-      const r = await run(node, ['-r', PROBE, ...args], { ...c.env, BENCH_PROBE_FILE: probeFile });
+      const r = await run(node, [...flags, '-r', PROBE, ...args], { ...c.env, BENCH_PROBE_FILE: probeFile });
       const requests = totalRequests(emu);
       const what = `${label}, ${c.label}: the ${WHO_NAME[who]} (${who === 'empty' ? 'node -e 0' : path.relative(root, args[0])})`;
       if (r.code !== 0) throw new Abort(`${what} exited with ${r.code ?? r.signal}:\n${tail(r.stdout + r.stderr)}`);
@@ -404,6 +415,10 @@ async function main(): Promise<void> {
 
     // A warm-up triple per case (checked like every run, not counted): file cache, and an early stop.
     for (const c of cases) await triple(c, 0);
+    if (PROFILE) {
+      profiles.push(...profileReport(label, version, profileRuns, await profileCases(label, cases, profileRuns, measure)));
+      continue;
+    }
     const samples = cases.map(() => ({ task: [] as Sample[], baseline: [] as Sample[], empty: [] as Sample[], ratio: [] as number[], ratioEmpty: [] as number[], ratioCpu: [] as number[] }));
     for (let i = 0; i < RUNS; i++) {
       for (const [n, c] of cases.entries()) {
@@ -457,6 +472,14 @@ async function main(): Promise<void> {
   }
   await proxy.stop();
   await emu.stop();
+  if (PROFILE) {
+    console.log(profiles.join('\n'));
+    console.log(`\nBENCH_PROFILE=1: ${profileRuns} profiled runs each of every task and its baseline on ${nodes.map(([l]) => l).join(' and ')}; no budget judged, no timed runs, no organisation audit.`);
+    console.log(`(the bench took ${((Date.now() - started) / 1000).toFixed(0)} s)`);
+    const exact = failures.filter((f) => f.kind === 'exact');
+    if (exact.length) return exit(1, `\nbench FAILED:\n  ${exact.map((f) => f.text).join('\n  ')}`);
+    return exit(0);
+  }
 
   const audit = await benchAudit(nodes, temp, probeFile, failures);
   report.push('', ...audit.lines);
@@ -483,6 +506,49 @@ async function main(): Promise<void> {
   if (failures.length) return exit(1, `\nbench FAILED, over budget:\n  ${failures.map((f) => f.text).join('\n  ')}`);
   console.log('\nAll budgets met: every main step within 1.5x of its dependency-free baseline and every post-job step within 1.5x of its deleting script on Node 20 and Node 24, exact request counts, peak RSS at most 80 MiB, .vsix at most 1 MiB, the organisation audit under 20 s and 150 MiB with the minimum of requests.');
   return exit(0);
+}
+
+/**
+ * BENCH_PROFILE=1 on one Node version: each case's task and baseline `runs` times each, alternating,
+ * checked as the timed runs are (and their requests exact), each with --cpu-prof into a temp folder of
+ * its own that holds one profile at a time and is removed on every way out; every profile attributed
+ * (tests/bench/profile.ts).
+ */
+async function profileCases(
+  label: string,
+  cases: Case[],
+  runs: number,
+  measure: (c: Case, who: Who, flags: string[]) => Promise<Sample & { keys: string[] }>,
+): Promise<CaseProfile[]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-bench-cpuprof-'));
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const flags = ['--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', dir];
+  const out: CaseProfile[] = [];
+  for (const [n, c] of cases.entries()) {
+    const own = { task: ownFiles(c.script, PROBE, true), baseline: ownFiles(c.baseline, PROBE, false) };
+    const p: CaseProfile = { label: `${c.kind === 'post' ? '* ' : ''}${c.label}`, task: [], baseline: [], wall: { task: [], baseline: [] } };
+    for (let i = 0; i < runs; i++) {
+      const keys: Record<string, string> = {};
+      for (const who of (i % 2 ? ['baseline', 'task'] : ['task', 'baseline']) as ('task' | 'baseline')[]) {
+        const what = `${label}, ${c.label}: the ${who}'s profiled run ${i + 1}`;
+        const s = await measure(c, who, flags);
+        if (s.requests !== c.requests) throw new Abort(`${what} made ${s.requests} requests, the case needs exactly ${c.requests}`);
+        keys[who] = s.keys.join('\n');
+        try {
+          p[who].push(attribute(takeProfile(dir, what), own[who]));
+        } catch (e) {
+          throw new Abort((e as Error).message);
+        }
+        p.wall[who].push(s.ms);
+      }
+      if (keys.task !== keys.baseline) throw new Abort(`${label}, ${c.label}: in profiled run ${i + 1}, the baseline does not print the task's commands`);
+    }
+    out.push(p);
+    if (process.stderr.isTTY) process.stderr.write(`\r${label}: profiled case ${n + 1} of ${cases.length}`);
+  }
+  process.stderr.write(`${process.stderr.isTTY ? '\r' : ''}${label}: ${runs} profiled runs each of the task and baseline of ${cases.length} cases done.\n`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  return out;
 }
 
 /**
