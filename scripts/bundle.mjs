@@ -43,7 +43,7 @@ const taskLibApart = {
   },
 };
 
-/** What tasks/core/entra.ts takes from msal-node at run time (its other imports are types). */
+/** What tasks/core/azure/entra.ts takes from msal-node at run time (its other imports are types). */
 const MSAL_EXPORTS = ['ConfidentialClientApplication', 'ManagedIdentityApplication'];
 
 /** One CommonJS file per entry for the agent's Node 20 and Node 24 handlers; BUNDLE_MINIFY=0 to profile. */
@@ -86,7 +86,7 @@ for (const name of taskDirs) {
   }
   const usesMsal = [...targets].some((t) => fs.readFileSync(path.join(dest, t), 'utf8').includes('require("./msal.js")'));
   if (usesMsal) {
-    // From msal-node's ES module build, with only the classes tasks/core/entra.ts uses, so that the
+    // From msal-node's ES module build, with only the classes tasks/core/azure/entra.ts uses, so that the
     // bundler leaves out what they never reach (5 ms less start-up than its CommonJS build).
     targets.add('msal.js');
     await build({ ...common, mainFields: ['module', 'main'], conditions: ['import'], stdin: { contents: `export { ${MSAL_EXPORTS.join(', ')} } from '@azure/msal-node';`, resolveDir: root, loader: 'js', sourcefile: 'msal-entry.mjs' }, outfile: path.join(dest, 'msal.js'), plugins: [lazyJsonwebtoken] });

@@ -1,19 +1,19 @@
 /** AcrLoginFederated@1: docker, podman, skopeo and helm logged in to ACR with no secret. */
-import { readPipelineContext } from '../core/pipeline-context';
+import { readPipelineContext } from '../core/agent/pipeline-context';
 import { dockerConfigLock } from './state';
-import { conversionAdvice, describeScheme, readConnection } from '../core/connection';
-import { OidcTokenClient } from '../core/oidc-token';
-import { acquireAccessToken, loadMsalWhile } from '../core/entra';
-import { describeIdToken } from '../core/claims';
-import { choiceInput, stringInput } from '../core/inputs';
-import { InputError } from '../core/failures';
-import { checkTrusted, normalizeHost, RegistryHost, splitList, toLoginServer } from '../core/registries';
-import { acrScope, exchangeForRefreshToken } from '../core/acr';
-import { checkUserConfig, mergeUserConfig, mergeWarnings, UserConfigState, userConfigPath, writeJobConfig } from '../core/registry-auth';
-import { makeSecretDir } from '../core/secret-files';
-import { setJobVariable, setOutput, setTaskState } from '../core/variables';
-import { runTask } from '../core/task-runner';
-import { log, neutralize, safe, warn } from '../core/output';
+import { conversionAdvice, describeScheme, readConnection } from '../core/devops/connection';
+import { OidcTokenClient } from '../core/devops/oidc-token';
+import { acquireAccessToken, loadMsalWhile } from '../core/azure/entra';
+import { describeIdToken } from '../core/devops/claims';
+import { choiceInput, stringInput } from '../core/agent/inputs';
+import { InputError } from '../core/http/failures';
+import { checkTrusted, normalizeHost, RegistryHost, splitList, toLoginServer } from '../core/acr/registries';
+import { acrScope, exchangeForRefreshToken } from '../core/acr/acr';
+import { checkUserConfig, mergeUserConfig, mergeWarnings, UserConfigState, userConfigPath, writeJobConfig } from '../core/acr/registry-auth';
+import { makeSecretDir } from '../core/files/secret-files';
+import { setJobVariable, setOutput, setTaskState } from '../core/agent/variables';
+import { runTask } from '../core/agent/task-runner';
+import { log, neutralize, safe, warn } from '../core/agent/output';
 import { JOB_DIR_STATE, USER_BACKUP_STATE } from './state';
 
 async function main(): Promise<void> {

@@ -1,9 +1,9 @@
 /** AcrLoginFederated@1 post-job: removes this job's registry logins. Safe to run twice, or after a failed main step. */
-import { removeSecretPath } from '../core/secret-files';
-import { restoreUserConfig, UserConfigState } from '../core/registry-auth';
-import { getTaskState } from '../core/variables';
-import { runPostJob } from '../core/task-runner';
-import { debug, log, neutralize, safe } from '../core/output';
+import { removeSecretPath } from '../core/files/secret-files';
+import { restoreUserConfig, UserConfigState } from '../core/acr/registry-auth';
+import { getTaskState } from '../core/agent/variables';
+import { runPostJob } from '../core/agent/task-runner';
+import { debug, log, neutralize, safe } from '../core/agent/output';
 import { dockerConfigLock, JOB_DIR_STATE, USER_BACKUP_STATE } from './state';
 
 async function post(): Promise<void> {

@@ -1,6 +1,6 @@
 /** Names of the task variables the main step leaves for its post-job step, and the lock's wait. */
-import { numberVariable } from '../core/pipeline-variables';
-import { LockOptions } from '../core/docker-config-file';
+import { numberVariable } from '../core/agent/pipeline-variables';
+import { LockOptions } from '../core/acr/docker-config-file';
 
 export const JOB_DIR_STATE = 'WorkloadIdentity.AcrLogin.JobConfigDir';
 export const USER_BACKUP_STATE = 'WorkloadIdentity.AcrLogin.UserBackup';

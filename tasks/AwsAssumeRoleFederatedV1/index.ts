@@ -1,15 +1,15 @@
 /** AwsAssumeRoleFederated@1: AWS credentials from the connection's idToken, with no access key. */
-import { readPipelineContext } from '../core/pipeline-context';
-import { describeScheme, readConnection } from '../core/connection';
-import { OidcTokenClient } from '../core/oidc-token';
-import { describeIdToken } from '../core/claims';
-import { boolInput } from '../core/inputs';
-import { InputError } from '../core/failures';
-import { assumeRoleWithWebIdentity } from '../core/sts';
-import { writeTokenFile } from '../core/fresh-token-file';
-import { setJobVariable, setOutput } from '../core/variables';
-import { runTask } from '../core/task-runner';
-import { debug, log, neutralize, safe, warn } from '../core/output';
+import { readPipelineContext } from '../core/agent/pipeline-context';
+import { describeScheme, readConnection } from '../core/devops/connection';
+import { OidcTokenClient } from '../core/devops/oidc-token';
+import { describeIdToken } from '../core/devops/claims';
+import { boolInput } from '../core/agent/inputs';
+import { InputError } from '../core/http/failures';
+import { assumeRoleWithWebIdentity } from '../core/aws/sts';
+import { writeTokenFile } from '../core/files/fresh-token-file';
+import { setJobVariable, setOutput } from '../core/agent/variables';
+import { runTask } from '../core/agent/task-runner';
+import { debug, log, neutralize, safe, warn } from '../core/agent/output';
 import { durationInput, regionInput, roleArnInput, sessionNameInput, stsEndpointInput, stsEndpointWarning } from './inputs';
 import { TOKEN_FILE_STATE } from './state';
 

@@ -1,8 +1,8 @@
 /** The AWS inputs, validated before any request: each message names the input and the fix. */
 import tl = require('azure-pipelines-task-lib/task');
-import { InputError } from '../core/failures';
-import { stringInput } from '../core/inputs';
-import { isAwsStsHost } from '../core/token-hosts';
+import { InputError } from '../core/http/failures';
+import { stringInput } from '../core/agent/inputs';
+import { isAwsStsHost } from '../core/http/token-hosts';
 
 const ROLE_ARN = /^arn:aws[-a-z]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;

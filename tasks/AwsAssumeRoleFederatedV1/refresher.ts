@@ -1,4 +1,4 @@
 /** The detached process that keeps this task's token file fresh until the job ends. */
-import { runRefresherProcess } from '../core/token-refresher';
+import { runRefresherProcess } from '../core/files/token-refresher';
 
 runRefresherProcess();

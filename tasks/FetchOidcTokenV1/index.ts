@@ -1,15 +1,15 @@
 /** FetchOidcToken@1: an idToken for a service connection, and what it is exchanged for. */
-import { readPipelineContext } from '../core/pipeline-context';
-import { conversionAdvice, describeScheme, readConnection } from '../core/connection';
-import { OidcTokenClient, IdToken } from '../core/oidc-token';
-import { acquireAccessToken, loadMsalWhile } from '../core/entra';
-import { describeIdToken, expiresOn, VSTOKEN_RETIREMENT, vstokenRetirementApplies } from '../core/claims';
-import { boolInput, scopeInput } from '../core/inputs';
-import { InputError } from '../core/failures';
-import { exportAzureIdentityEnv, exportTerraformEnv } from '../core/tool-env';
-import { setOutput } from '../core/variables';
-import { runTask } from '../core/task-runner';
-import { log, neutralize, safe, warn } from '../core/output';
+import { readPipelineContext } from '../core/agent/pipeline-context';
+import { conversionAdvice, describeScheme, readConnection } from '../core/devops/connection';
+import { OidcTokenClient, IdToken } from '../core/devops/oidc-token';
+import { acquireAccessToken, loadMsalWhile } from '../core/azure/entra';
+import { describeIdToken, expiresOn, VSTOKEN_RETIREMENT, vstokenRetirementApplies } from '../core/devops/claims';
+import { boolInput, scopeInput } from '../core/agent/inputs';
+import { InputError } from '../core/http/failures';
+import { exportAzureIdentityEnv, exportTerraformEnv } from '../core/azure/tool-env';
+import { setOutput } from '../core/agent/variables';
+import { runTask } from '../core/agent/task-runner';
+import { log, neutralize, safe, warn } from '../core/agent/output';
 import { TOKEN_FILE_STATE } from './state';
 
 async function main(): Promise<string | void> {

@@ -1,7 +1,7 @@
 /** FetchOidcToken@1 post-job: stops the token refresher and removes the token file. Safe to run twice. */
-import { removeTokenFile } from '../core/fresh-token-file';
-import { runPostJob } from '../core/task-runner';
-import { debug, log } from '../core/output';
+import { removeTokenFile } from '../core/files/fresh-token-file';
+import { runPostJob } from '../core/agent/task-runner';
+import { debug, log } from '../core/agent/output';
 import { TOKEN_FILE_STATE } from './state';
 
 async function post(): Promise<void> {

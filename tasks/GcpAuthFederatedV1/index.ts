@@ -1,17 +1,17 @@
 /** GcpAuthFederated@1: Google Cloud credentials from the connection's idToken, with no service account key. */
 import path = require('node:path');
-import { readPipelineContext } from '../core/pipeline-context';
-import { describeScheme, readConnection } from '../core/connection';
-import { OidcTokenClient } from '../core/oidc-token';
-import { describeIdToken } from '../core/claims';
-import { boolInput, choiceInput, stringInput } from '../core/inputs';
-import { InputError } from '../core/failures';
-import { exchangeIdToken, externalAccountFile, impersonate, principalFor } from '../core/gcp';
-import { writeTokenFile } from '../core/fresh-token-file';
-import { writeSecretFile } from '../core/secret-files';
-import { setJobVariable, setOutput } from '../core/variables';
-import { runTask } from '../core/task-runner';
-import { debug, log, neutralize, safe, warn } from '../core/output';
+import { readPipelineContext } from '../core/agent/pipeline-context';
+import { describeScheme, readConnection } from '../core/devops/connection';
+import { OidcTokenClient } from '../core/devops/oidc-token';
+import { describeIdToken } from '../core/devops/claims';
+import { boolInput, choiceInput, stringInput } from '../core/agent/inputs';
+import { InputError } from '../core/http/failures';
+import { exchangeIdToken, externalAccountFile, impersonate, principalFor } from '../core/google/gcp';
+import { writeTokenFile } from '../core/files/fresh-token-file';
+import { writeSecretFile } from '../core/files/secret-files';
+import { setJobVariable, setOutput } from '../core/agent/variables';
+import { runTask } from '../core/agent/task-runner';
+import { debug, log, neutralize, safe, warn } from '../core/agent/output';
 import { lifetimeInput, projectIdInput, providerInput, scopesInput, serviceAccountInput } from './inputs';
 import { TOKEN_FILE_STATE } from './state';
 

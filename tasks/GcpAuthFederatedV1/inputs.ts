@@ -1,8 +1,8 @@
 /** The Google inputs, validated before any request: each message names the input and the fix. */
-import { InputError } from '../core/failures';
-import { stringInput } from '../core/inputs';
-import { safe } from '../core/output';
-import { CLOUD_PLATFORM_SCOPE, GcpProvider } from '../core/gcp';
+import { InputError } from '../core/http/failures';
+import { stringInput } from '../core/agent/inputs';
+import { safe } from '../core/agent/output';
+import { CLOUD_PLATFORM_SCOPE, GcpProvider } from '../core/google/gcp';
 
 const PROVIDER = /^projects\/(\d{1,20})\/locations\/global\/workloadIdentityPools\/([a-z0-9][a-z0-9-]{2,30}[a-z0-9])\/providers\/([a-z0-9][a-z0-9-]{2,30}[a-z0-9])$/;
 const SERVICE_ACCOUNT = /^[a-z0-9][a-z0-9._-]{0,62}@[a-z0-9][a-z0-9.-]{0,126}\.gserviceaccount\.com$/;

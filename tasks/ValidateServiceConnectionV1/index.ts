@@ -1,15 +1,15 @@
 /** ValidateServiceConnection@1: what holds and what does not, check by check, with the fix. */
 import tl = require('azure-pipelines-task-lib/task');
-import { readPipelineContext } from '../core/pipeline-context';
-import { Connection, describeScheme, readConnection } from '../core/connection';
-import { choiceInput, stringInput } from '../core/inputs';
-import { InputError, TaskFailure } from '../core/failures';
-import { splitList } from '../core/registries';
-import { failureRow, Link, portalLinks, Row, validateConnection, ValidationResult } from '../core/validation';
-import { logLines, renderSummary, writeSummary } from '../core/summary';
-import { setOutput } from '../core/variables';
-import { Outcome, runTask } from '../core/task-runner';
-import { endGroup, group, log, safe } from '../core/output';
+import { readPipelineContext } from '../core/agent/pipeline-context';
+import { Connection, describeScheme, readConnection } from '../core/devops/connection';
+import { choiceInput, stringInput } from '../core/agent/inputs';
+import { InputError, TaskFailure } from '../core/http/failures';
+import { splitList } from '../core/acr/registries';
+import { failureRow, Link, portalLinks, Row, validateConnection, ValidationResult } from '../core/azure/validation';
+import { logLines, renderSummary, writeSummary } from '../core/agent/summary';
+import { setOutput } from '../core/agent/variables';
+import { Outcome, runTask } from '../core/agent/task-runner';
+import { endGroup, group, log, safe } from '../core/agent/output';
 
 function scopeInput(): string | undefined {
   const raw = stringInput('scope');

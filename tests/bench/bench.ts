@@ -20,7 +20,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startEmulator, Emulator, gcpPrincipal } from '../emulator';
+import { startEmulator, Emulator, gcpPrincipal } from '../emulator/index';
 import { connectionEnv, jobEnv } from '../helpers/agent';
 import { proxyToEmulator } from '../helpers/connect-proxy';
 import { DIST, parseCommands } from '../helpers/task-process';

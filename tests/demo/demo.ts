@@ -6,7 +6,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startEmulator } from '../emulator';
+import { startEmulator } from '../emulator/index';
 import { connectionEnv, jobEnv } from '../helpers/agent';
 import { runTaskProcess, TaskRun } from '../helpers/task-process';
 

@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startEmulator, Emulator } from '../emulator';
+import { startEmulator, Emulator } from '../emulator/index';
 import { addFederatedConnection, E2eRuns, FederatedConnection, postJobEnv, TENANT, wif } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
 

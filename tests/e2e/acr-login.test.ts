@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startEmulator, Emulator } from '../emulator';
+import { startEmulator, Emulator } from '../emulator/index';
 import { addFederatedConnection, E2eRuns, postJobEnv, TENANT, wif } from '../helpers/e2e';
 import { startRegistry, RunningRegistry } from '../helpers/registry';
 import { makeOciLayout, pullDigest, push } from '../helpers/oci';

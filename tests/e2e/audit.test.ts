@@ -9,7 +9,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startEmulator, Emulator, SECRET_ROTATION_FAILED, ServiceConnection } from '../emulator';
+import { startEmulator, Emulator, SECRET_ROTATION_FAILED, ServiceConnection } from '../emulator/index';
 import { ConnectionEnv } from '../helpers/agent';
 import { E2eRuns, TENANT } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';

@@ -9,7 +9,7 @@ import * as https from 'node:https';
 import { GetCallerIdentityCommand, STSClient, STSClientConfig } from '@aws-sdk/client-sts';
 import { fromTokenFile } from '@aws-sdk/credential-provider-web-identity';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { startEmulator, Emulator, stsFault } from '../emulator';
+import { startEmulator, Emulator, stsFault } from '../emulator/index';
 import { addFederatedConnection, E2eRuns, FederatedConnection, postJobEnv, wif } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
 

@@ -13,7 +13,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startEmulator, Emulator } from '../emulator';
+import { startEmulator, Emulator } from '../emulator/index';
 import { ConnectionEnv, JobOptions, PUBLIC_COLLECTION_HOST } from '../helpers/agent';
 import { addFederatedConnection, E2eRuns, FederatedConnection, postJobEnv, TENANT, wif } from '../helpers/e2e';
 import { startCanary, MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';

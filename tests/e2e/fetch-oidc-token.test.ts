@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { startEmulator, Emulator } from '../emulator';
+import { startEmulator, Emulator } from '../emulator/index';
 import { connectionEnv, ConnectionEnv, jobEnv, JobOptions } from '../helpers/agent';
 import { addFederatedConnection, E2eRuns, postJobEnv, TENANT, wif } from '../helpers/e2e';
 import { runTaskProcess, TaskRun } from '../helpers/task-process';

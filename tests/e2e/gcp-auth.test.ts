@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFile } from 'node:child_process';
-import { startEmulator, Emulator, gcpPrincipal } from '../emulator';
+import { startEmulator, Emulator, gcpPrincipal } from '../emulator/index';
 import { JobOptions, PUBLIC_COLLECTION_HOST } from '../helpers/agent';
 import { addFederatedConnection, E2eRuns, FederatedConnection, isAlive, postJobEnv, TENANT, wif } from '../helpers/e2e';
 import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';

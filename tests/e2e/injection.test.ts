@@ -12,7 +12,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startEmulator, Emulator, gcpPrincipal, stsFault } from '../emulator';
+import { startEmulator, Emulator, gcpPrincipal, stsFault } from '../emulator/index';
 import { ConnectionEnv } from '../helpers/agent';
 import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
 import { E2eRuns, postJobEnv, TENANT, unintendedOutput } from '../helpers/e2e';

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromTokenFile } from '@aws-sdk/credential-provider-web-identity';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { startEmulator, Emulator } from '../emulator';
+import { startEmulator, Emulator } from '../emulator/index';
 import { addFederatedConnection, E2eRuns, isAlive, postJobEnv, wif } from '../helpers/e2e';
 import { newTempDirectory } from '../helpers/agent';
 import { TaskRun } from '../helpers/task-process';

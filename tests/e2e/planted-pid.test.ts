@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { startEmulator, Emulator } from '../emulator';
+import { startEmulator, Emulator } from '../emulator/index';
 import { addFederatedConnection, E2eRuns, FederatedConnection, isAlive, postJobEnv, wif } from '../helpers/e2e';
 import { newTempDirectory } from '../helpers/agent';
 

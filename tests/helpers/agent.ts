@@ -6,7 +6,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Emulator } from '../emulator';
+import type { Emulator } from '../emulator/index';
 
 export interface ConnectionEnv {
   id: string;

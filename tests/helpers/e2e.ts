@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Emulator } from '../emulator';
+import type { Emulator } from '../emulator/index';
 import { connectionEnv, ConnectionEnv, jobEnv, JobOptions } from './agent';
 import { findLeaks, formattingLines, RunOptions, runTaskProcess, TaskRun, VsoCommand } from './task-process';
 

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Emulator } from '../emulator';
+import type { Emulator } from '../emulator/index';
 import { freePort } from './ports';
 
 export interface RunningRegistry {

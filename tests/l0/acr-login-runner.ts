@@ -21,14 +21,14 @@ for (const [k, v] of Object.entries(JSON.parse(process.env.L0_INPUTS ?? '{}') as
 const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const idToken = `${b64({ alg: 'RS256' })}.${b64({ iss: 'https://vstoken.dev.azure.com/o', sub: 'sc://contoso/web/acr', aud: 'api://AzureADTokenExchange', exp: Math.floor(Date.now() / 1000) + 600 })}.c2ln`;
 
-tmr.registerMock('../core/oidc-token', {
+tmr.registerMock('../core/devops/oidc-token', {
   OidcTokenClient: class {
     async fetch() {
       return { token: idToken, claims: JSON.parse(Buffer.from(idToken.split('.')[1], 'base64url').toString()), source: 'oidctoken-api' };
     }
   },
 });
-tmr.registerMock('../core/entra', {
+tmr.registerMock('../core/azure/entra', {
   loadMsalWhile: <T>(pending: Promise<T>) => pending,
   acquireAccessToken: async (_c: unknown, _conn: unknown, scope: string, a?: { fetch(): Promise<unknown> }) => {
     if (a) await a.fetch();
@@ -36,7 +36,7 @@ tmr.registerMock('../core/entra', {
     return { token: 'l0-entra-access-token', expiresOn: new Date(Date.now() + 3600_000), scope };
   },
 });
-tmr.registerMock('../core/acr', {
+tmr.registerMock('../core/acr/acr', {
   acrScope: (audience: string) => (audience === 'registry' ? 'https://containerregistry.azure.net/.default' : 'https://management.azure.com/.default'),
   exchangeForRefreshToken: async (_c: unknown, loginServer: string, tenant: string, _token: string, audience: string) => {
     console.log(`L0: exchange at ${loginServer} for tenant ${tenant} with the ${audience} audience`);
@@ -44,6 +44,6 @@ tmr.registerMock('../core/acr', {
   },
 });
 
-// A post-job step loads no task-lib (tasks/core/agent-channel.ts): it runs without the mock task-lib,
+// A post-job step loads no task-lib (tasks/core/agent/agent-channel.ts): it runs without the mock task-lib,
 // whose loading would take the task variables out of the environment the agent gives the step.
 tmr.run(scenario.startsWith('post'));

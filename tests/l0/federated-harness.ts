@@ -44,7 +44,7 @@ export function federatedTaskMock(taskFolder: string, subject: string): { tmr: T
   for (const [k, v] of Object.entries(JSON.parse(process.env.L0_INPUTS ?? '{}') as Record<string, string>)) tmr.setInput(k, v);
   const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const token = `${b64({ alg: 'RS256' })}.${b64({ iss: 'https://vstoken.dev.azure.com/org', sub: subject, aud: 'api://AzureADTokenExchange', exp: Math.floor(Date.now() / 1000) + 600 })}.c2ln`;
-  tmr.registerMock('../core/oidc-token', {
+  tmr.registerMock('../core/devops/oidc-token', {
     OidcTokenClient: class {
       async fetch() {
         return { token, claims: JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()), source: 'oidctoken-api' };

@@ -51,7 +51,7 @@ if (scenario === 'post-with-dir') {
   process.env.L0_DIR = dir;
 }
 
-tmr.registerMock('../core/oidc-token', {
+tmr.registerMock('../core/devops/oidc-token', {
   OidcTokenClient: class {
     async fetch() {
       console.log('L0: idToken requested');
@@ -59,7 +59,7 @@ tmr.registerMock('../core/oidc-token', {
     }
   },
 });
-tmr.registerMock('../core/entra', {
+tmr.registerMock('../core/azure/entra', {
   loadMsalWhile: <T>(pending: Promise<T>) => pending,
   acquireAccessToken: async (_ctx: unknown, conn: { scheme: string }, scope: string, assertions?: { fetch(): Promise<unknown> }) => {
     if (assertions) await assertions.fetch();
@@ -71,6 +71,6 @@ tmr.registerMock('../core/entra', {
 // The refresher is a detached process with its own tests (e2e); here only its start is seen.
 tmr.registerMock('./refresher-control', refresherControlMock(424242));
 
-// A post-job step loads no task-lib (tasks/core/agent-channel.ts): it runs without the mock task-lib,
+// A post-job step loads no task-lib (tasks/core/agent/agent-channel.ts): it runs without the mock task-lib,
 // whose loading would take the task variables out of the environment the agent gives the step.
 tmr.run(entry === 'post.js');

@@ -17,8 +17,8 @@ for (const [k, v] of Object.entries(JSON.parse(process.env.L0_INPUTS ?? '{}') as
 
 const rows = JSON.parse(process.env.L0_ROWS ?? '[]') as { status: string }[];
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const real = require(path.join(__dirname, '..', '..', 'tasks', 'core', 'validation')) as typeof import('../../tasks/core/validation');
-tmr.registerMock('../core/validation', {
+const real = require(path.join(__dirname, '..', '..', 'tasks', 'core', 'azure', 'validation')) as typeof import('../../tasks/core/azure/validation');
+tmr.registerMock('../core/azure/validation', {
   failureRow: real.failureRow,
   portalLinks: () => [{ title: 'Service connection in Azure DevOps', url: 'https://dev.azure.com/contoso/web/_settings/adminservices?resourceId=x' }],
   validateConnection: async (_ctx: unknown, _conn: unknown, options: { scope?: string; requiredRoles: string[]; secretExpiryWarningDays: number }) => {

@@ -2,11 +2,11 @@
 import * as assert from 'node:assert/strict';
 import * as sinon from 'sinon';
 import * as tl from 'azure-pipelines-task-lib/task';
-import { acrScope, exchangeForRefreshToken } from '../../tasks/core/acr';
-import { checkTrusted, splitList, toLoginServer } from '../../tasks/core/registries';
-import { CLOUDS } from '../../tasks/core/clouds';
-import { InputError, TaskFailure } from '../../tasks/core/failures';
-import type { PipelineContext } from '../../tasks/core/pipeline-context';
+import { acrScope, exchangeForRefreshToken } from '../../tasks/core/acr/acr';
+import { checkTrusted, splitList, toLoginServer } from '../../tasks/core/acr/registries';
+import { CLOUDS } from '../../tasks/core/azure/clouds';
+import { InputError, TaskFailure } from '../../tasks/core/http/failures';
+import type { PipelineContext } from '../../tasks/core/agent/pipeline-context';
 
 function ctx(request: sinon.SinonStub): PipelineContext {
   return { http: { request } } as unknown as PipelineContext;

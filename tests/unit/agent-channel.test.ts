@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-const channelModule = path.resolve(__dirname, '..', '..', 'tasks', 'core', 'agent-channel.js');
+const channelModule = path.resolve(__dirname, '..', '..', 'tasks', 'core', 'agent', 'agent-channel.js');
 
 // Each script prints a marker after loading, then makes the calls; `api` is task-lib or the channel.
 const CALLS = `

@@ -1,7 +1,7 @@
 /** The audit's organisation reads against a scripted Azure DevOps: answers the emulator does not give. */
 import * as assert from 'node:assert/strict';
-import type { HttpRequest, HttpResponse } from '../../tasks/core/http';
-import type { PipelineContext } from '../../tasks/core/pipeline-context';
+import type { HttpRequest, HttpResponse } from '../../tasks/core/http/http';
+import type { PipelineContext } from '../../tasks/core/agent/pipeline-context';
 import { OrganizationReader } from '../../tasks/core/devops/organization';
 import { Gates, Pool } from '../../tasks/core/devops/throttle';
 import { runAudit } from '../../tasks/core/devops/audit';

@@ -1,6 +1,6 @@
 /** The failure catalogue: every AADSTS code of protocols.md explained, claims quoted, no token. */
 import * as assert from 'node:assert/strict';
-import { AADSTS, aadstsCode, explainEntraError, explainHttpStatus, explainNetworkError, summarizeBody } from '../../tasks/core/failures';
+import { AADSTS, aadstsCode, explainEntraError, explainHttpStatus, explainNetworkError, summarizeBody } from '../../tasks/core/http/failures';
 
 const ctx = {
   connectionName: 'conn-1',

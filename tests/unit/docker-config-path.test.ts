@@ -2,7 +2,7 @@
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as sinon from 'sinon';
-import { userConfigPath } from '../../tasks/core/registry-auth';
+import { userConfigPath } from '../../tasks/core/acr/registry-auth';
 // The module object itself, so that a stub is what the product calls.
 import os = require('node:os');
 

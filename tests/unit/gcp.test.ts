@@ -2,10 +2,10 @@
 import * as assert from 'node:assert/strict';
 import * as sinon from 'sinon';
 import * as tl from 'azure-pipelines-task-lib/task';
-import { CLOUD_PLATFORM_SCOPE, exchangeIdToken, explainStsError, externalAccountFile, GcpProvider, impersonate, impersonationUrl, isGoogleTokenHost } from '../../tasks/core/gcp';
-import { InputError, TaskFailure } from '../../tasks/core/failures';
+import { CLOUD_PLATFORM_SCOPE, exchangeIdToken, explainStsError, externalAccountFile, GcpProvider, impersonate, impersonationUrl, isGoogleTokenHost } from '../../tasks/core/google/gcp';
+import { InputError, TaskFailure } from '../../tasks/core/http/failures';
 import { lifetimeInput, projectIdInput, providerInput, scopesInput, serviceAccountInput } from '../../tasks/GcpAuthFederatedV1/inputs';
-import type { PipelineContext } from '../../tasks/core/pipeline-context';
+import type { PipelineContext } from '../../tasks/core/agent/pipeline-context';
 
 const NAME = 'projects/123456789012/locations/global/workloadIdentityPools/azure-pipelines/providers/contoso';
 const P: GcpProvider = { name: NAME, projectNumber: '123456789012', poolId: 'azure-pipelines', providerId: 'contoso' };

@@ -2,8 +2,8 @@
 import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HttpClient, HttpPolicy, isRetryableStatus, MAX_RESPONSE_BYTES, retryAfterMs } from '../../tasks/core/http';
-import { explainHttpStatus, TaskFailure } from '../../tasks/core/failures';
+import { HttpClient, HttpPolicy, isRetryableStatus, MAX_RESPONSE_BYTES, retryAfterMs } from '../../tasks/core/http/http';
+import { explainHttpStatus, TaskFailure } from '../../tasks/core/http/failures';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, n: number) => void;
 

@@ -1,7 +1,7 @@
 /** Scope and claim helpers. */
 import * as assert from 'node:assert/strict';
-import { decodeJwt, issuerKind } from '../../tasks/core/claims';
-import { TaskFailure } from '../../tasks/core/failures';
+import { decodeJwt, issuerKind } from '../../tasks/core/devops/claims';
+import { TaskFailure } from '../../tasks/core/http/failures';
 
 describe('claims', () => {
   it('decodes claims without verifying, and refuses what is not a JWT without echoing it', () => {

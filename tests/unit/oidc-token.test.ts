@@ -2,12 +2,12 @@
 import * as assert from 'node:assert/strict';
 import * as sinon from 'sinon';
 import * as tl from 'azure-pipelines-task-lib/task';
-import { OidcTokenClient } from '../../tasks/core/oidc-token';
-import { oidcRequestUrl } from '../../tasks/core/token-hosts';
-import type { PipelineContext } from '../../tasks/core/pipeline-context';
-import type { Connection } from '../../tasks/core/connection';
-import { CLOUDS } from '../../tasks/core/clouds';
-import { TaskFailure } from '../../tasks/core/failures';
+import { OidcTokenClient } from '../../tasks/core/devops/oidc-token';
+import { oidcRequestUrl } from '../../tasks/core/http/token-hosts';
+import type { PipelineContext } from '../../tasks/core/agent/pipeline-context';
+import type { Connection } from '../../tasks/core/devops/connection';
+import { CLOUDS } from '../../tasks/core/azure/clouds';
+import { TaskFailure } from '../../tasks/core/http/failures';
 
 const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const jwt = (exp: number) => `${b64({ alg: 'RS256' })}.${b64({ iss: 'https://vstoken.dev.azure.com/o', sub: 'sc://o/p/c', aud: 'api://AzureADTokenExchange', exp })}.sig-${exp}`;

@@ -2,7 +2,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { neutralize, safe } from '../../tasks/core/output';
+import { neutralize, safe } from '../../tasks/core/agent/output';
 import { parseCommands, formattingLines, agentLines } from '../helpers/task-process';
 
 const PAYLOADS = [
@@ -68,11 +68,11 @@ describe('the one output path', () => {
     assert.ok(files.length > 20, `task sources found under ${root}`);
     const offenders: string[] = [];
     for (const f of files) {
-      if ([path.join('core', 'output.ts'), path.join('core', 'agent-channel.ts')].includes(path.relative(root, f))) continue;
+      if ([path.join('core', 'agent', 'output.ts'), path.join('core', 'agent', 'agent-channel.ts')].includes(path.relative(root, f))) continue;
       fs.readFileSync(f, 'utf8').split('\n').forEach((line, i) => {
         if (DIRECT.test(line)) offenders.push(`${path.relative(root, f)}:${i + 1}: ${line.trim()}`);
       });
     }
-    assert.deepEqual(offenders, [], 'write through tasks/core/output.ts (log, warn, debug, group, setResult)');
+    assert.deepEqual(offenders, [], 'write through tasks/core/agent/output.ts (log, warn, debug, group, setResult)');
   });
 });

@@ -6,8 +6,8 @@ import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { HttpClient } from '../../tasks/core/http';
-import { TaskFailure } from '../../tasks/core/failures';
+import { HttpClient } from '../../tasks/core/http/http';
+import { TaskFailure } from '../../tasks/core/http/failures';
 import { startMappingProxy } from '../helpers/connect-proxy';
 
 /** A self-signed server certificate for DNS:localhost only (no IP address in it). */

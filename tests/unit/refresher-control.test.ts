@@ -9,11 +9,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as sinon from 'sinon';
-import { startRefresher, stopRefresher } from '../../tasks/core/refresher-control';
-import { checkOwnership, isAlive } from '../../tasks/core/refresher-ownership';
+import { startRefresher, stopRefresher } from '../../tasks/core/files/refresher-control';
+import { checkOwnership, isAlive } from '../../tasks/core/files/refresher-ownership';
 // The module object itself, so that a spy sees the product's calls.
 import childProcess = require('node:child_process');
-import type { RefresherStatus } from '../../tasks/core/token-refresher';
+import type { RefresherStatus } from '../../tasks/core/files/token-refresher';
 
 const SCRIPT = path.join(__dirname, '..', '..', 'tasks', 'FetchOidcTokenV1', 'refresher.js');
 const LEFT_ALONE = /^Left pid (\d+) alone: it is not this task's token refresher \(stale or planted pid file: (.+)\)\.$/;

@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as os from 'node:os';
 import * as sinon from 'sinon';
-import { writeSecretFile } from '../../tasks/core/secret-files';
+import { writeSecretFile } from '../../tasks/core/files/secret-files';
 // The module object itself (not an import-star copy), so that a stub is what the product calls.
 import fs = require('node:fs');
 

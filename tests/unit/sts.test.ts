@@ -2,9 +2,9 @@
 import * as assert from 'node:assert/strict';
 import * as sinon from 'sinon';
 import * as tl from 'azure-pipelines-task-lib/task';
-import { assumeRoleWithWebIdentity, trustPolicyFor, xmlText } from '../../tasks/core/sts';
-import { TaskFailure } from '../../tasks/core/failures';
-import type { PipelineContext } from '../../tasks/core/pipeline-context';
+import { assumeRoleWithWebIdentity, trustPolicyFor, xmlText } from '../../tasks/core/aws/sts';
+import { TaskFailure } from '../../tasks/core/http/failures';
+import type { PipelineContext } from '../../tasks/core/agent/pipeline-context';
 
 const NS = 'https://sts.amazonaws.com/doc/2011-06-15/';
 const error = (code: string, message: string) => `<ErrorResponse xmlns="${NS}"><Error><Type>Sender</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>r-1</RequestId></ErrorResponse>`;

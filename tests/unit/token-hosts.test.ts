@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
-import { checkAzureDevOpsUrl, isAwsStsHost, originOf } from '../../tasks/core/token-hosts';
-import { TaskFailure } from '../../tasks/core/failures';
-import { redactProxyUrl } from '../../tasks/core/http';
+import { checkAzureDevOpsUrl, isAwsStsHost, originOf } from '../../tasks/core/http/token-hosts';
+import { TaskFailure } from '../../tasks/core/http/failures';
+import { redactProxyUrl } from '../../tasks/core/http/http';
 
 describe('Where tokens may go', () => {
   it('AWS STS hosts: regional, global, FIPS, China, dual-stack and VPC endpoints; nothing else', () => {

@@ -5,8 +5,8 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { nextDelay, RefresherStatus, SecretFileWriter, TokenRefresher } from '../../tasks/core/token-refresher';
-import { writeSecretFile } from '../../tasks/core/secret-files';
+import { nextDelay, RefresherStatus, SecretFileWriter, TokenRefresher } from '../../tasks/core/files/token-refresher';
+import { writeSecretFile } from '../../tasks/core/files/secret-files';
 
 const jwt = (expSeconds: number) => `${Buffer.from('{"alg":"RS256"}').toString('base64url')}.${Buffer.from(JSON.stringify({ exp: Math.floor(Date.now() / 1000) + expSeconds })).toString('base64url')}.sig${Math.random().toString(36).slice(2)}`;
 

@@ -1,8 +1,8 @@
 /** ARM action matching, missing actions of a role, and the summary's markdown. */
 import * as assert from 'node:assert/strict';
-import { actionMatches, allows, missingActions, Permission } from '../../tasks/core/arm';
-import { renderSummary, logLines, writeSummary } from '../../tasks/core/summary';
-import { vstokenRetirementApplies } from '../../tasks/core/claims';
+import { actionMatches, allows, missingActions, Permission } from '../../tasks/core/azure/arm';
+import { renderSummary, logLines, writeSummary } from '../../tasks/core/agent/summary';
+import { vstokenRetirementApplies } from '../../tasks/core/devops/claims';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';

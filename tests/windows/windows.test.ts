@@ -16,7 +16,7 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { startEmulator, Emulator, gcpPrincipal } from '../emulator';
+import { startEmulator, Emulator, gcpPrincipal } from '../emulator/index';
 import { PUBLIC_COLLECTION_HOST } from '../helpers/agent';
 import { addFederatedConnection, E2eRuns, postJobEnv, TENANT, wif } from '../helpers/e2e';
 import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';

@@ -6,8 +6,8 @@
  */
 import fs = require('node:fs');
 import path = require('node:path');
-import { cell, link } from '../summary';
-import { neutralize } from '../output';
+import { cell, link } from '../agent/summary';
+import { neutralize } from '../agent/output';
 import { Action, ACTIONS, ACTION_TITLES, AuditResult, AuditRow } from './audit';
 
 export interface AuditHeader {

@@ -3,9 +3,9 @@
  * each with what was found and one recommended action with its exact fix. Read-only. Whatever one
  * read fails with becomes part of a row (the reason and the permission it needs): the audit goes on.
  */
-import { Credential, getApplicationCredentials, GraphAnswer, GRAPH_SERVICE } from '../graph';
-import { TaskFailure } from '../failures';
-import { PipelineContext } from '../pipeline-context';
+import { Credential, getApplicationCredentials, GraphAnswer, GRAPH_SERVICE } from '../azure/graph';
+import { TaskFailure } from '../http/failures';
+import { PipelineContext } from '../agent/pipeline-context';
 import { EndpointJson, IDENTITY_BATCH, IdentityState, LastUse, OrganizationReader, ProjectRef, Read } from './organization';
 
 export type Action = 'cannot-read' | 'fix-rotation' | 'remove-unused' | 'renew-secret' | 'convert-issuer' | 'convert-to-federation' | 'none';

@@ -4,10 +4,10 @@
  * area. Only GET: the audit never changes anything. A read never throws: it answers what it found
  * or why it could not, with the permission it needs, so one unreadable project stops nothing.
  */
-import { quoteServiceText, serviceErrorText, TaskFailure } from '../failures';
-import { header, HttpResponse, parseJson } from '../http';
-import { PipelineContext } from '../pipeline-context';
-import { checkAzureDevOpsUrl, checkIdentityServiceUrl } from '../token-hosts';
+import { quoteServiceText, serviceErrorText, TaskFailure } from '../http/failures';
+import { header, HttpResponse, parseJson } from '../http/http';
+import { PipelineContext } from '../agent/pipeline-context';
+import { checkAzureDevOpsUrl, checkIdentityServiceUrl } from '../http/token-hosts';
 import { Gates, Pool } from './throttle';
 
 /** The Azure DevOps resource in Entra ID: the scope of a token for its REST API. */

@@ -3,8 +3,8 @@
  * service (origin), so that a 429 or 503 with Retry-After pauses every request to that service until
  * the time has passed, not only the request that got it.
  */
-import { RequestGate } from '../http';
-import { TaskFailure } from '../failures';
+import { RequestGate } from '../http/http';
+import { TaskFailure } from '../http/failures';
 
 /** At most `size` tasks run at once; the others wait in order. */
 export class Pool {

@@ -5,14 +5,14 @@
  * naming the permission where it is one, and the other checks still run. Nothing here throws.
  */
 import crypto = require('node:crypto');
-import { Connection, conversionAdvice, describeScheme } from './connection';
-import { PipelineContext } from './pipeline-context';
-import { lookupServiceEndpoint, ServiceEndpointInfo } from './service-endpoint';
-import { OidcTokenClient, IdToken } from './oidc-token';
+import { Connection, conversionAdvice, describeScheme } from '../devops/connection';
+import { PipelineContext } from '../agent/pipeline-context';
+import { lookupServiceEndpoint, ServiceEndpointInfo } from '../devops/service-endpoint';
+import { OidcTokenClient, IdToken } from '../devops/oidc-token';
 import { acquireAccessToken, AccessToken, loadMsalWhile } from './entra';
-import { audienceText, describeIdToken, issuerKind, VSTOKEN_RETIREMENT, vstokenRetirementApplies } from './claims';
-import { quoteServiceText, TaskFailure } from './failures';
-import { debug, failureMessage, neutralize, safe } from './output';
+import { audienceText, describeIdToken, issuerKind, VSTOKEN_RETIREMENT, vstokenRetirementApplies } from '../devops/claims';
+import { quoteServiceText, TaskFailure } from '../http/failures';
+import { debug, failureMessage, neutralize, safe } from '../agent/output';
 import { getPermissions, getRoleDefinition, getSubscription, missingActions, Permission } from './arm';
 import { getApplicationCredentials, graphScope, graphUrl } from './graph';
 

@@ -5,15 +5,15 @@
  * it is given the authority's metadata so that it makes no discovery requests of its own.
  */
 import crypto = require('node:crypto');
-import { mask } from './variables';
+import { mask } from '../agent/variables';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
-import { Connection } from './connection';
-import { MANAGED_IDENTITY_ENVIRONMENT, PipelineContext } from './pipeline-context';
-import { JwtClaims } from './claims';
-import { aadstsCode, explainEntraError, explainHttpStatus, FailureContext, quoteServiceText, TaskFailure } from './failures';
-import { lookupServiceEndpoint } from './service-endpoint';
-import { header, HttpClient, parseJson } from './http';
-import { debug, neutralize, safe, warn } from './output';
+import { Connection } from '../devops/connection';
+import { MANAGED_IDENTITY_ENVIRONMENT, PipelineContext } from '../agent/pipeline-context';
+import { JwtClaims } from '../devops/claims';
+import { aadstsCode, explainEntraError, explainHttpStatus, FailureContext, quoteServiceText, TaskFailure } from '../http/failures';
+import { lookupServiceEndpoint } from '../devops/service-endpoint';
+import { header, HttpClient, parseJson } from '../http/http';
+import { debug, neutralize, safe, warn } from '../agent/output';
 
 export const ENTRA_SERVICE = 'Microsoft Entra ID';
 

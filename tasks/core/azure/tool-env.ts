@@ -2,11 +2,11 @@
  * Environment that lets other tools authenticate by themselves in later steps: Terraform's
  * azurerm/azuread/azapi providers (ARM_*) and the Azure SDKs' WorkloadIdentityCredential (AZURE_*).
  */
-import { Connection } from './connection';
-import { PipelineContext } from './pipeline-context';
-import { InputError } from './failures';
-import { TokenFile, writeTokenFile } from './fresh-token-file';
-import { setJobVariable } from './variables';
+import { Connection } from '../devops/connection';
+import { PipelineContext } from '../agent/pipeline-context';
+import { InputError } from '../http/failures';
+import { TokenFile, writeTokenFile } from '../files/fresh-token-file';
+import { setJobVariable } from '../agent/variables';
 
 /** The Oidctoken URL without its query: Terraform adds api-version and serviceConnectionId itself. */
 export function oidcRequestBaseUrl(ctx: PipelineContext): string | undefined {

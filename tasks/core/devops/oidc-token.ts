@@ -3,14 +3,14 @@
  * Order: the idToken the agent supplied with the endpoint (while it is fresh), then
  * System.OidcRequestUri, then the URL built from the collection, project, plan and job.
  */
-import { mask } from './variables';
+import { mask } from '../agent/variables';
 import { Connection } from './connection';
-import { PipelineContext } from './pipeline-context';
+import { PipelineContext } from '../agent/pipeline-context';
 import { decodeJwt, JwtClaims } from './claims';
-import { explainHttpStatus, TaskFailure } from './failures';
-import { debug } from './output';
-import { header, parseJson } from './http';
-import { oidcRequestUrl } from './token-hosts';
+import { explainHttpStatus, TaskFailure } from '../http/failures';
+import { debug } from '../agent/output';
+import { header, parseJson } from '../http/http';
+import { oidcRequestUrl } from '../http/token-hosts';
 
 export const OIDC_SERVICE = 'the Azure DevOps Oidctoken API';
 

@@ -6,7 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import fs = require('node:fs');
 import path = require('node:path');
-import { PipelineContext } from './pipeline-context';
+import { PipelineContext } from '../agent/pipeline-context';
 import { RefresherConfig } from './token-refresher';
 import { writeSecretFile } from './secret-files';
 import { randomHex } from './lazy-crypto';

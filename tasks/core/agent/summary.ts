@@ -1,7 +1,7 @@
 /** The build summary (a markdown tab on the run) and the log lines of a validation. */
 import fs = require('node:fs');
 import path = require('node:path');
-import { Link, Row, RowStatus } from './validation';
+import { Link, Row, RowStatus } from '../azure/validation';
 import { neutralize } from './output';
 
 // Text symbols, not emoji: they render in any font, in the browser and in mail digests alike.

@@ -2,10 +2,10 @@
  * The service connection as Azure DevOps sees it (GET .../serviceendpoint/endpoints/{id}):
  * its name, state, and the issuer and subject its federated credential must have.
  */
-import { PipelineContext } from './pipeline-context';
-import { parseJson } from './http';
-import { checkAzureDevOpsUrl } from './token-hosts';
-import { debug, safe } from './output';
+import { PipelineContext } from '../agent/pipeline-context';
+import { parseJson } from '../http/http';
+import { checkAzureDevOpsUrl } from '../http/token-hosts';
+import { debug, safe } from '../agent/output';
 
 export const ENDPOINT_SERVICE = 'the Azure DevOps service endpoints API';
 

@@ -5,7 +5,7 @@
  */
 import fs = require('node:fs');
 import path = require('node:path');
-import { TaskFailure } from './failures';
+import { TaskFailure } from '../http/failures';
 import { randomHex } from './lazy-crypto';
 
 /** Creates a fresh owner-only folder under the agent's temp directory. */

@@ -4,12 +4,12 @@
  * Credentials API to impersonate a service account. The token goes only to Google's own hosts:
  * both URLs are constants here, never taken from an input or a variable.
  */
-import { PipelineContext } from './pipeline-context';
-import { JwtClaims, issuerKind } from './claims';
-import { explainHttpStatus, quoteServiceText, StatusAdvice, TaskFailure } from './failures';
-import { header } from './http';
-import { mask } from './variables';
-import { neutralize, safe } from './output';
+import { PipelineContext } from '../agent/pipeline-context';
+import { JwtClaims, issuerKind } from '../devops/claims';
+import { explainHttpStatus, quoteServiceText, StatusAdvice, TaskFailure } from '../http/failures';
+import { header } from '../http/http';
+import { mask } from '../agent/variables';
+import { neutralize, safe } from '../agent/output';
 
 export const GOOGLE_STS_URL = 'https://sts.googleapis.com/v1/token';
 export const GOOGLE_IAM_CREDENTIALS = 'https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/';

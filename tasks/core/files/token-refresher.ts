@@ -12,8 +12,8 @@
  * file says why only once the token in the file would expire first, and a later success clears it.
  */
 import fs = require('node:fs');
-import { HttpClient, HttpPolicy, parseJson, ProxySettings, TlsSettings } from './http';
-import { TaskFailure } from './failures';
+import { HttpClient, HttpPolicy, parseJson, ProxySettings, TlsSettings } from '../http/http';
+import { TaskFailure } from '../http/failures';
 import { writeSecretFile } from './secret-files';
 
 /** How a file another process holds open is retried (Windows refuses to replace it). */

@@ -3,9 +3,9 @@
  * checked against the connection's cloud (or the user's explicit list) before any token is
  * fetched, so a typo or a hostile name never receives one.
  */
-import { Cloud, CLOUDS } from './clouds';
-import { InputError } from './failures';
-import { neutralize, safe } from './output';
+import { Cloud, CLOUDS } from '../azure/clouds';
+import { InputError } from '../http/failures';
+import { neutralize, safe } from '../agent/output';
 
 export interface RegistryHost {
   /** host[:port], lower case: the key in auth files and the OAuth service name. */

@@ -3,8 +3,8 @@
  * The signature is not verified: the task cannot (it does not hold the issuer's trust), and
  * Microsoft Entra ID or AWS STS verify it anyway. The token itself is never logged.
  */
-import { TaskFailure } from './failures';
-import { neutralize, safe } from './output';
+import { TaskFailure } from '../http/failures';
+import { neutralize, safe } from '../agent/output';
 
 export interface JwtClaims {
   iss?: string;

@@ -1,6 +1,6 @@
 /** Pipeline variables, read through the step's agent channel (task-lib in a main step). */
 import { agent } from './agent-channel';
-import { TaskFailure } from './failures';
+import { TaskFailure } from '../http/failures';
 
 export function variable(name: string): string | undefined {
   const v = agent().getVariable(name);

@@ -2,9 +2,9 @@
  * Azure Resource Manager reads for validation: the subscription, the caller's effective
  * permissions on a scope, role definitions; and matching actions with ARM's wildcard rules.
  */
-import { PipelineContext } from './pipeline-context';
-import { quoteServiceText } from './failures';
-import { parseJson } from './http';
+import { PipelineContext } from '../agent/pipeline-context';
+import { quoteServiceText } from '../http/failures';
+import { parseJson } from '../http/http';
 
 export const ARM_SERVICE = 'Azure Resource Manager';
 

@@ -22,7 +22,7 @@
  * Nothing is inserted invisibly: the agent's match would skip an invisible character anyway.
  */
 import { agent, StepResult } from './agent-channel';
-import { formatFailure, TaskFailure } from './failures';
+import { formatFailure, TaskFailure } from '../http/failures';
 
 // Anything between the letters of a command prefix that is not printable ASCII may be ignored by
 // the agent's culture-sensitive match, so the patterns tolerate it there.

@@ -4,7 +4,7 @@
  * input. Pipeline variables are not trusted for this: any earlier step can set one.
  */
 import { TaskFailure } from './failures';
-import type { PipelineContext } from './pipeline-context';
+import type { PipelineContext } from '../agent/pipeline-context';
 
 /** The origin (scheme://host[:port]) of a URL, or undefined when it is not one. */
 export function originOf(url: string | undefined): string | undefined {

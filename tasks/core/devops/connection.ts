@@ -4,10 +4,10 @@
  * that write values to the debug log.
  */
 import tl = require('azure-pipelines-task-lib/task');
-import { mask } from './variables';
-import { Cloud, cloudByName } from './clouds';
-import { InputError, TaskFailure } from './failures';
-import { debug, safe } from './output';
+import { mask } from '../agent/variables';
+import { Cloud, cloudByName } from '../azure/clouds';
+import { InputError, TaskFailure } from '../http/failures';
+import { debug, safe } from '../agent/output';
 
 export type Scheme = 'WorkloadIdentityFederation' | 'ServicePrincipalSecret' | 'ServicePrincipalCertificate' | 'ManagedServiceIdentity';
 

@@ -1,8 +1,8 @@
 /** Microsoft Graph: the end dates of an app registration's secrets and certificates. */
 import { Cloud } from './clouds';
-import { PipelineContext } from './pipeline-context';
-import { quoteServiceText } from './failures';
-import { parseJson, RequestGate } from './http';
+import { PipelineContext } from '../agent/pipeline-context';
+import { quoteServiceText } from '../http/failures';
+import { parseJson, RequestGate } from '../http/http';
 
 export const GRAPH_SERVICE = 'Microsoft Graph';
 

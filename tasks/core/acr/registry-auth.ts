@@ -8,10 +8,10 @@ import fs = require('node:fs');
 import os = require('node:os');
 import path = require('node:path');
 import { isDeepStrictEqual } from 'node:util';
-import { TaskFailure } from './failures';
-import { sha256Hex } from './lazy-crypto';
+import { TaskFailure } from '../http/failures';
+import { sha256Hex } from '../files/lazy-crypto';
 import { ConfigBytes, ConfigTarget, LockOptions, readConfigBytes, resolveConfigTarget, withConfigLock } from './docker-config-file';
-import { makeSecretDir, removeSecretPath, writeFileAtomic, writeSecretFile } from './secret-files';
+import { makeSecretDir, removeSecretPath, writeFileAtomic, writeSecretFile } from '../files/secret-files';
 
 /** The user name ACR expects with a refresh token. */
 export const ACR_USER = '00000000-0000-0000-0000-000000000000';

@@ -3,11 +3,11 @@
  * /oauth2/exchange for an ACR refresh token, which docker, podman, skopeo and helm use as the
  * password of the user 00000000-0000-0000-0000-000000000000.
  */
-import { PipelineContext } from './pipeline-context';
-import { explainHttpStatus, serviceErrorText, TaskFailure } from './failures';
-import { safe } from './output';
-import { header, parseJson } from './http';
-import { mask } from './variables';
+import { PipelineContext } from '../agent/pipeline-context';
+import { explainHttpStatus, serviceErrorText, TaskFailure } from '../http/failures';
+import { safe } from '../agent/output';
+import { header, parseJson } from '../http/http';
+import { mask } from '../agent/variables';
 
 export const ACR_SERVICE = 'Azure Container Registry';
 

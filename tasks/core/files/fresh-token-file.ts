@@ -4,14 +4,14 @@
  * (AWS_WEB_IDENTITY_TOKEN_FILE).
  */
 import path = require('node:path');
-import { Connection } from './connection';
-import { PipelineContext } from './pipeline-context';
-import { oidcRequestUrl } from './token-hosts';
+import { Connection } from '../devops/connection';
+import { PipelineContext } from '../agent/pipeline-context';
+import { oidcRequestUrl } from '../http/token-hosts';
 import { makeSecretDir, removeSecretPath, writeSecretFile } from './secret-files';
 import { REFRESHER_SCRIPT, startRefresher, stopRefresher } from './refresher-control';
 import { formatRecord, parseRecord, RefresherRecord } from './refresher-ownership';
-import { getTaskState, setTaskState } from './variables';
-import { debug, log } from './output';
+import { getTaskState, setTaskState } from '../agent/variables';
+import { debug, log } from '../agent/output';
 
 const HOURS = 3_600_000;
 

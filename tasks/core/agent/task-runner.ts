@@ -3,7 +3,7 @@
  * what to do, never a bare stack trace; unexpected errors keep their stack in the debug log.
  */
 import { StepResult, usePostJobChannel } from './agent-channel';
-import { TaskFailure } from './failures';
+import { TaskFailure } from '../http/failures';
 import { debug, failureMessage, neutralize, setResult } from './output';
 
 /** What a task's main step may end with: nothing (success), a warning, or a result of its own. */

@@ -7,9 +7,9 @@
 import fs = require('node:fs');
 import os = require('node:os');
 import path = require('node:path');
-import { TaskFailure } from './failures';
-import { log, safe } from './output';
-import { randomHex } from './lazy-crypto';
+import { TaskFailure } from '../http/failures';
+import { log, safe } from '../agent/output';
+import { randomHex } from '../files/lazy-crypto';
 
 export interface ConfigTarget {
   /** The path as docker finds it ($DOCKER_CONFIG/config.json, else .docker/config.json in the home folder). */

@@ -2,12 +2,12 @@
  * AWS STS AssumeRoleWithWebIdentity: the connection's idToken for temporary AWS credentials.
  * The call is unsigned; the token is the credential, so it goes only to the STS endpoint.
  */
-import { PipelineContext } from './pipeline-context';
-import { JwtClaims } from './claims';
-import { explainHttpStatus, quoteServiceText, TaskFailure, StatusAdvice } from './failures';
-import { header } from './http';
-import { mask } from './variables';
-import { log, neutralize, safe } from './output';
+import { PipelineContext } from '../agent/pipeline-context';
+import { JwtClaims } from '../devops/claims';
+import { explainHttpStatus, quoteServiceText, TaskFailure, StatusAdvice } from '../http/failures';
+import { header } from '../http/http';
+import { mask } from '../agent/variables';
+import { log, neutralize, safe } from '../agent/output';
 
 export const STS_SERVICE = 'AWS STS';
 

@@ -1,6 +1,6 @@
 /** Reading and validating task inputs: every message names the input and the fix. */
 import tl = require('azure-pipelines-task-lib/task');
-import { InputError } from './failures';
+import { InputError } from '../http/failures';
 import { safe } from './output';
 
 export function stringInput(name: string): string | undefined {

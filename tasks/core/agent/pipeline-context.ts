@@ -6,9 +6,9 @@ import fs = require('node:fs');
 import tl = require('azure-pipelines-task-lib/task');
 import { _knownVariableMap } from 'azure-pipelines-task-lib/internal';
 import { mask } from './variables';
-import { DEFAULT_POLICY, HttpClient, HttpPolicy, ProxySettings, TlsSettings } from './http';
-import { TaskFailure } from './failures';
-import { originOf } from './token-hosts';
+import { DEFAULT_POLICY, HttpClient, HttpPolicy, ProxySettings, TlsSettings } from '../http/http';
+import { TaskFailure } from '../http/failures';
+import { originOf } from '../http/token-hosts';
 import { log, safe, warn } from './output';
 import { numberVariable, variable } from './pipeline-variables';
 
