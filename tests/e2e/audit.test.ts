@@ -146,7 +146,7 @@ describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', fu
     assert.equal(rows.length, 11, rows.map((x) => x.name).join(', '));
     assert.equal(r.variables.connectionsAudited.value, '11');
     assert.equal(byName(rows, 'fed-vstoken').action, 'convert-issuer');
-    assert.match(byName(rows, 'fed-vstoken').fix, new RegExp(`az devops service-endpoint convert --id ${ids['fed-vstoken']} --org ${emu.collectionUri.replace(/\/$/, '').replace(/[.]/g, '\\.')} --project "web".*AWS`));
+    assert.match(byName(rows, 'fed-vstoken').fix, new RegExp(`Update button .*az devops service-endpoint convert --org ${emu.collectionUri.replace(/\/$/, '').replace(/[.]/g, '\\.')} --project "web" naming connection ${ids['fed-vstoken']}.*AWS`));
     assert.equal(byName(rows, 'fed-entra').action, 'none');
     assert.deepEqual(byName(rows, 'fed-entra').sharedWith, ['api']);
     assert.equal(byName(rows, 'secret-auto').action, 'convert-to-federation');

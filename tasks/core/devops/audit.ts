@@ -345,7 +345,7 @@ function connectionRow(ctx: PipelineContext, e: Seen, history: Read<LastUse | un
     row.action = 'convert-issuer';
     row.severity = o.now >= VSTOKEN_RETIREMENT ? 'error' : 'warning';
     row.why = `Federated on the vstoken issuer, which Azure DevOps retires on 2027-07-01 (Azure public cloud; multitenant apps are excepted, which nothing here shows).`;
-    row.fix = `Convert the issuer: az devops service-endpoint convert ${cli} (or the connection's Update button)${creationMode.toLowerCase() === 'manual' ? `; a manual connection's app owner first adds the issuer https://login.microsoftonline.com/${p.tenantid ?? '<tenant>'}/v2.0 and the subject the connection shows as a federated credential on app ${appId}` : ''}. Then tell AWS and any other relying party that trusts the vstoken issuer about the new issuer and subject.`;
+    row.fix = `Convert the issuer: the connection's Update button (Project settings > Service connections > ${row.name}), or for many connections az devops service-endpoint convert --org ${org} --project "${project}" naming connection ${ep.id} (its --help gives the argument for the connection)${creationMode.toLowerCase() === 'manual' ? `; a manual connection's app owner first adds the issuer https://login.microsoftonline.com/${p.tenantid ?? '<tenant>'}/v2.0 and the subject the connection shows as a federated credential on app ${appId}` : ''}. Then tell AWS and any other relying party that trusts the vstoken issuer about the new issuer and subject.`;
   } else if (secretBased && environment.toLowerCase() !== 'azurestack') {
     row.action = 'convert-to-federation';
     row.severity = 'warning';
