@@ -1,11 +1,12 @@
 // azure-pipelines-task-lib requires, when it loads, modules that only some of its functions use:
 // child_process (rmRF on Windows, exec), toolrunner (and with it q, events and child_process),
 // externaloutput (and stream), minimatch (find and match) and its own 63 KiB of localised messages.
-// No task step here runs a tool or matches files, and a message is loaded only when one is shown.
-// So task-lib.js carries task-lib without them, and each such require becomes a proxy that loads
-// the module on first use: child_process from Node, the others from task-lib-extras.js beside it
-// (so their code is not even compiled by a run that never uses them). Every rewrite must find its
-// text exactly once, so a task-lib release that changes these lines fails the build.
+// No task step here runs a tool or matches files, and a message is loaded only when task-lib shows
+// one of its own. So task-lib.js carries task-lib without them, and each such require becomes a
+// proxy that loads the module on first use (child_process from Node, the others from
+// task-lib-extras.js beside it, so a run that never uses them does not even compile them); the
+// messages, which task-lib inspects as data, are required where they are read. Every rewrite must
+// find its text exactly once, so a task-lib release that changes these lines fails the build.
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -29,7 +30,13 @@ const getter = (name, from) => [`exports.${name} = ${from}.${name};`, `Object.de
 
 const REWRITES = {
   'task.js': [lazy('"child_process"'), extra('"minimatch"', 'minimatch'), extra('"./toolrunner"', 'toolrunner'), extra('"./externaloutput"', 'externaloutput'), getter('ToolRunner', 'trm'), getter('defaultAllowedVsoCommands', 'eom')],
-  'internal.js': [extra('"minimatch"', 'minimatch'), extra("'./lib-resource'", 'libResource')],
+  // The messages are data that task-lib reads with hasOwnProperty, which a proxy cannot answer for:
+  // the one place that reads them requires them from the extras instead.
+  'internal.js': [
+    extra('"minimatch"', 'minimatch'),
+    ["var libResource = require('./lib-resource');", ''],
+    ['_loadEmbeddedLocStrings(libResource, _resourceCulture)', `_loadEmbeddedLocStrings(require("${EXTRAS}").libResource, _resourceCulture)`],
+  ],
 };
 
 /** task-lib.js: task-lib's task and internal modules, with the rewrites above. */
