@@ -56,10 +56,10 @@ describe('L0 AcrLoginFederated@1', function () {
     const config = JSON.parse(fs.readFileSync(file, 'utf8'));
     assert.equal(Buffer.from(config.auths['other.azurecr.io'].auth, 'base64').toString(), `${USER}:l0-refresh-token-for-other.azurecr.io`);
 
-    const post = await run('post', {}, taskState(tr.stdout));
+    const post = await run('post', {}, taskState(tr.stdout), tr.tempDir);
     assert.ok(post.succeeded, post.stdout);
     assert.ok(!fs.existsSync(dir), 'the job config is removed');
-    assert.ok((await run('post', {}, taskState(tr.stdout))).succeeded, 'a second post-job run is harmless');
+    assert.ok((await run('post', {}, taskState(tr.stdout), tr.tempDir)).succeeded, 'a second post-job run is harmless');
   });
 
   it('job scope keeps the user\'s other registries, without credsStore', async () => {
@@ -91,7 +91,7 @@ describe('L0 AcrLoginFederated@1', function () {
     assert.ok(merged.auths['myregistry1.azurecr.io'].auth);
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
 
-    const post = await run('post', {}, taskState(tr.stdout));
+    const post = await run('post', {}, taskState(tr.stdout), tr.tempDir);
     assert.ok(post.succeeded, post.stdout);
     assert.equal(fs.readFileSync(file, 'utf8'), original);
     assert.equal(fs.statSync(file).mode & 0o777, 0o644);
@@ -102,7 +102,7 @@ describe('L0 AcrLoginFederated@1', function () {
     const tr = await run('user', { registries: 'myregistry1', configScope: 'user' }, { DOCKER_CONFIG: home });
     assert.ok(tr.succeeded, tr.stdout);
     assert.ok(fs.existsSync(path.join(home, 'config.json')));
-    assert.ok((await run('post', {}, taskState(tr.stdout))).succeeded);
+    assert.ok((await run('post', {}, taskState(tr.stdout), tr.tempDir)).succeeded);
     assert.ok(!fs.existsSync(home));
   });
 

@@ -2,7 +2,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runL0, setVariableOf } from './federated-harness';
+import { postJobEnv, runL0, setVariableOf } from './federated-harness';
 
 const runner = path.join(__dirname, 'aws-runner.js');
 const ROLE = 'arn:aws:iam::123456789012:role/deploy';
@@ -37,9 +37,7 @@ describe('L0 AwsAssumeRoleFederated@1', function () {
     assert.equal(variable(tr.stdout, 'AWS_ROLE_ARN')!.value, ROLE);
     assert.equal(variable(tr.stdout, 'AWS_ROLE_SESSION_NAME')!.value, 'release-42');
     assert.match(tr.stdout, /L0: refresher started for AwsAssumeRoleFederated-a5500000/);
-    const state: Record<string, string> = { L0_SCENARIO: 'post' };
-    for (const m of tr.stdout.matchAll(/##vso\[task\.settaskvariable variable=([^;]+);[^\]]*\](.*)/g)) state[`VSTS_TASKVARIABLE_${m[1].replace(/\./g, '_').toUpperCase()}`] = m[2];
-    const post = await run({}, state);
+    const post = await run({}, postJobEnv(tr.stdout));
     assert.ok(post.succeeded, post.stdout);
     assert.match(post.stdout, /L0: refresher 434343 \(instance l0-instance\) stopped/, 'the post-job step hands over the whole record, instance id included');
     assert.ok(!fs.existsSync(file));

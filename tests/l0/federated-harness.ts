@@ -26,6 +26,19 @@ export async function runL0(runner: string, taskFolder: string, inputs: Record<s
   return tr;
 }
 
+/**
+ * What the agent gives the post-job step of a run: its task variables as VSTS_TASKVARIABLE_* and the
+ * same Agent.TempDirectory (the post-job step removes only folders directly inside it).
+ */
+export function postJobEnv(stdout: string): Record<string, string> {
+  const state: Record<string, string> = { L0_SCENARIO: 'post' };
+  for (const m of stdout.matchAll(/##vso\[task\.settaskvariable variable=([^;]+);[^\]]*\](.*)/g)) {
+    state[`VSTS_TASKVARIABLE_${m[1].replace(/\./g, '_').toUpperCase()}`] = m[2];
+    if (m[1].endsWith('.Dir')) state.L0_TEMP = path.dirname(m[2]);
+  }
+  return state;
+}
+
 /** A task.setvariable command of the run, by variable name. */
 export function setVariableOf(stdout: string, name: string): { value: string; line: string } | undefined {
   const line = stdout.split(/\r?\n/).find((l) => l.startsWith(`##vso[task.setvariable variable=${name};`));

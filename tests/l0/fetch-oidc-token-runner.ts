@@ -44,6 +44,13 @@ if (scenario === 'azure-identity' || scenario === 'secret-azure-identity') tmr.s
 if (scenario === 'secret-azure-identity') {
   process.env[`ENDPOINT_AUTH_${CONN}`] = JSON.stringify({ parameters: { tenantid: TENANT, serviceprincipalid: CLIENT, authenticationType: 'spnKey', serviceprincipalkey: 'l0-client-secret-value' }, scheme: 'ServicePrincipal' });
 }
+if (scenario === 'post-outside-temp') {
+  // A folder outside Agent.TempDirectory, as a pipeline variable of the task variable's name could name it.
+  const outside = fs.mkdtempSync(path.join(path.dirname(tempDir), 'wit-l0-not-the-tasks-'));
+  fs.writeFileSync(path.join(outside, 'keep-me'), 'x');
+  process.env['VSTS_TASKVARIABLE_WorkloadIdentity.FetchOidcToken.TokenFile.Dir'.replace(/\./g, '_').toUpperCase()] = outside;
+  console.log(`L0: outside folder ${outside}`);
+}
 if (scenario === 'post-with-dir') {
   const dir = fs.mkdtempSync(path.join(tempDir, 'azure-identity-'));
   fs.writeFileSync(path.join(dir, 'federated-token'), 'x', { mode: 0o600 });

@@ -100,4 +100,16 @@ describe('L0 FetchOidcToken@1', function () {
     const again = await run('post');
     assert.ok(again.succeeded, again.stdout);
   });
+
+  it('post-job leaves a folder outside Agent.TempDirectory alone, whatever the task variable says', async () => {
+    const tr = await run('post-outside-temp');
+    const outside = /L0: outside folder (.+)/.exec(tr.stdout)?.[1] ?? '';
+    try {
+      assert.ok(outside && fs.existsSync(path.join(outside, 'keep-me')), `the folder and its file are still there: ${tr.stdout}`);
+      assert.match(tr.stdout, /##vso\[task\.issue type=warning;[^\]]*\]Left .+ alone: it is not a folder under Agent\.TempDirectory/);
+      assert.doesNotMatch(tr.stdout, /Removed the token file folder/);
+    } finally {
+      if (outside) fs.rmSync(outside, { recursive: true, force: true });
+    }
+  });
 });

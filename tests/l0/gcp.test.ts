@@ -2,7 +2,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runL0, setVariableOf } from './federated-harness';
+import { postJobEnv, runL0, setVariableOf } from './federated-harness';
 
 const runner = path.join(__dirname, 'gcp-runner.js');
 const PROVIDER = 'projects/123456789012/locations/global/workloadIdentityPools/azure-pipelines/providers/contoso';
@@ -10,12 +10,6 @@ const SA = 'deployer@my-project.iam.gserviceaccount.com';
 
 const run = (inputs: Record<string, string>, env: Record<string, string> = {}) => runL0(runner, 'GcpAuthFederatedV1', inputs, env);
 const variable = setVariableOf;
-
-function postState(stdout: string): Record<string, string> {
-  const state: Record<string, string> = { L0_SCENARIO: 'post' };
-  for (const m of stdout.matchAll(/##vso\[task\.settaskvariable variable=([^;]+);[^\]]*\](.*)/g)) state[`VSTS_TASKVARIABLE_${m[1].replace(/\./g, '_').toUpperCase()}`] = m[2];
-  return state;
-}
 
 describe('L0 GcpAuthFederated@1', function () {
   this.timeout(20_000);
@@ -66,12 +60,12 @@ describe('L0 GcpAuthFederated@1', function () {
     assert.equal(path.dirname(json.credential_source.file), path.dirname(file.value));
     assert.doesNotMatch(fs.readFileSync(file.value, 'utf8'), /l0-job-access-token|l0-federated-token|l0-service-account-token/);
     assert.match(tr.stdout, /L0: refresher started for GcpAuthFederated-a5500000/);
-    const post = await run({}, postState(tr.stdout));
+    const post = await run({}, postJobEnv(tr.stdout));
     assert.ok(post.succeeded, post.stdout);
     assert.match(post.stdout, /L0: refresher 434343 \(instance l0-instance\) stopped/);
     assert.ok(!fs.existsSync(file.value));
     assert.ok(!fs.existsSync(json.credential_source.file));
-    const again = await run({}, postState(tr.stdout));
+    const again = await run({}, postJobEnv(tr.stdout));
     assert.ok(again.succeeded, again.stdout);
   });
 

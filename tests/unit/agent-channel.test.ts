@@ -69,6 +69,9 @@ describe('the post-job agent channel, judged by task-lib', () => {
     ['debug lines skipped outside debug mode', { ...base, L_RESULT: 'Failed', DISTRIBUTEDTASK_TASKS_NODE_SKIPDEBUGLOGSWHENDEBUGMODEOFF: 'true' }],
     ['debug mode on with the skip switch', { ...base, L_RESULT: 'Succeeded', DISTRIBUTEDTASK_TASKS_NODE_SKIPDEBUGLOGSWHENDEBUGMODEOFF: 'true', SYSTEM_DEBUG: 'True' }],
     ['no correlation id', { VSTS_TASKVARIABLE_WORKLOADIDENTITY_SOME_STATE: 'x', L_RESULT: 'Failed' }],
+    ['a secret pipeline variable, listed by the agent', { ...base, WORKLOADIDENTITY_LOCKWAITSECONDS: '', SECRET_WORKLOADIDENTITY_LOCKWAITSECONDS: '120', VSTS_SECRET_VARIABLES: '["WorkloadIdentity.LockWaitSeconds"]', VSTS_PUBLIC_VARIABLES: '["Some.Other"]', L_RESULT: 'Succeeded' }],
+    ['a secret pipeline variable from an older agent (SECRET_ only)', { ...base, WORKLOADIDENTITY_LOCKWAITSECONDS: '', SECRET_WORKLOADIDENTITY_LOCKWAITSECONDS: '90', L_RESULT: 'Succeeded' }],
+    ['a name the agent lists as public, with a SECRET_ of the same name', { ...base, SECRET_WORKLOADIDENTITY_LOCKWAITSECONDS: '90', VSTS_PUBLIC_VARIABLES: '["WorkloadIdentity.LockWaitSeconds"]', L_RESULT: 'Succeeded' }],
   ];
   for (const [name, env] of cases) {
     it(`${name}: the same commands, byte for byte`, () => {
@@ -90,5 +93,16 @@ describe('the post-job agent channel, judged by task-lib', () => {
     });
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout.trim().split(os.EOL).pop() ?? ''), { taskLib: [], crypto: false });
+  });
+
+  it('a post-job step\'s error outside its awaited chain still ends the step as failed, neutralised, nothing on stderr', () => {
+    const runner = path.resolve(__dirname, '..', '..', 'tasks', 'core', 'agent', 'task-runner.js');
+    const script = path.join(temp, 'late-error.js');
+    fs.writeFileSync(script, `require(${JSON.stringify(runner)}).runPostJob('X (post-job)', async () => { setTimeout(() => { throw new Error('late\\r\\n##vso[task.setvariable variable=INJECTED]1'); }, 0); });`);
+    const r = spawnSync(process.execPath, [script], { env: { PATH: process.env.PATH ?? '', AGENT_TEMPDIRECTORY: temp }, encoding: 'utf8' });
+    assert.equal(r.stderr, '');
+    const complete = r.stdout.split(os.EOL).filter((l) => l.startsWith('##vso[task.complete'));
+    assert.equal(complete.at(-1), '##vso[task.complete result=Failed;]X (post-job) failed unexpectedly: late\\r\\n##vso%AZP255Btask.setvariable variable=INJECTED]1');
+    assert.ok(!r.stdout.split(os.EOL).some((l) => /##vso\[task\.setvariable/.test(l)), r.stdout);
   });
 });

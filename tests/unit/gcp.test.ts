@@ -135,7 +135,7 @@ describe('GcpAuthFederated inputs', () => {
   });
 });
 
-describe('Google Cloud federation (core/gcp)', () => {
+describe('Google Cloud federation (core/google/gcp)', () => {
   beforeEach(() => { sinon.stub(tl, 'setSecret'); sinon.stub(console, 'log'); });
   afterEach(() => sinon.restore());
 

@@ -7,7 +7,8 @@
  * start-up. So a post-job step formats the same commands with task-lib's own `TaskCommand` and reads
  * its variables where task-lib reads them, in the environment the agent sets for the step, with
  * task-lib's rules: `VSTS_TASKVARIABLE_<NAME>` for task variables, `<NAME>` for public pipeline
- * variables (`.` and spaces as `_`, upper case), task variables trimmed, debug lines as task-lib writes them.
+ * variables (`.` and spaces as `_`, upper case; a secret one from `SECRET_<NAME>`), task variables
+ * trimmed, debug lines as task-lib writes them.
  * A post-job step starts no process, so the environment it leaves is nobody's to inherit.
  */
 import os = require('node:os');
@@ -58,6 +59,20 @@ function postJobChannel(): AgentChannel {
     && read('SYSTEM_DEBUG')?.toLowerCase() !== 'true';
   const debug = (m: string) => { if (!skipDebug) write('task.debug', null, m); };
   const issue = (type: 'error' | 'warning', m: string) => write('task.issue', { type, source: 'TaskInternal', correlationId }, m);
+  // task-lib's record of which variables are secret: SECRET_<NAME> in the environment (older agents),
+  // then the agent's lists of public and of secret names; a secret's value is read from SECRET_<NAME>.
+  const names = (list: string): string[] => {
+    try {
+      const v = JSON.parse(process.env[list] || '[]') as unknown;
+      return Array.isArray(v) ? v.filter((n): n is string => typeof n === 'string') : [];
+    } catch {
+      return [];
+    }
+  };
+  const secret = new Map<string, boolean>();
+  for (const k of Object.keys(process.env)) if (k.startsWith('SECRET_') && k.length > 7) secret.set(environmentKey(k.slice(7)), true);
+  for (const n of names('VSTS_PUBLIC_VARIABLES')) secret.set(environmentKey(n), false);
+  for (const n of names('VSTS_SECRET_VARIABLES')) secret.set(environmentKey(n), true);
   return {
     debug,
     warning: (m) => issue('warning', m),
@@ -73,7 +88,8 @@ function postJobChannel(): AgentChannel {
       return v;
     },
     getVariable: (n) => {
-      const v = read(environmentKey(n));
+      const key = environmentKey(n);
+      const v = read(secret.get(key) ? `SECRET_${key}` : key);
       debug(`${n}=${v}`);
       return v;
     },

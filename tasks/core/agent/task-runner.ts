@@ -32,5 +32,14 @@ export async function runTask(taskName: string, main: () => Promise<Outcome>): P
 /** A post-job step: the same, on the post-job channel (see agent-channel.ts), loading no more of task-lib than its command format. */
 export function runPostJob(taskName: string, post: () => Promise<Outcome>): Promise<void> {
   usePostJobChannel();
+  // What task-lib's handlers did when it loaded: an error outside the awaited chain still ends as a
+  // failed step with a neutralised message, never as a raw stack on stderr.
+  const unexpected = (e: unknown) => {
+    const err = e as Error;
+    debug(err?.stack ?? String(e));
+    setResult('Failed', `${taskName} failed unexpectedly: ${neutralize(err?.message ?? String(e))}`);
+  };
+  process.on('uncaughtException', unexpected);
+  process.on('unhandledRejection', unexpected);
   return runTask(taskName, post);
 }

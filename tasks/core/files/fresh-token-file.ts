@@ -7,11 +7,12 @@ import path = require('node:path');
 import { Connection } from '../devops/connection';
 import { PipelineContext } from '../agent/pipeline-context';
 import { oidcRequestUrl } from '../http/token-hosts';
-import { makeSecretDir, removeSecretPath, writeSecretFile } from './secret-files';
+import { isJobTempFolder, makeSecretDir, removeSecretPath, writeSecretFile } from './secret-files';
+import { variable } from '../agent/pipeline-variables';
 import { REFRESHER_SCRIPT, startRefresher, stopRefresher } from './refresher-control';
 import { formatRecord, parseRecord, RefresherRecord } from './refresher-ownership';
 import { getTaskState, setTaskState } from '../agent/variables';
-import { debug, log } from '../agent/output';
+import { debug, log, safe, warn } from '../agent/output';
 
 const HOURS = 3_600_000;
 
@@ -59,6 +60,8 @@ export async function removeTokenFile(stateKey: string): Promise<string[]> {
     lines.push(outcome.kind === 'stopped' ? `Stopped the token refresher (pid ${record.pid}).` : outcome.kind === 'gone' ? `The token refresher (pid ${record.pid}) had already stopped.` : outcome.line);
   }
   const dir = getTaskState(`${stateKey}.Dir`);
-  if (dir) lines.push(removeSecretPath(dir) ? `Removed the token file folder ${dir}.` : `The token file folder ${dir} was already gone.`);
+  if (dir && !isJobTempFolder(dir, variable('Agent.TempDirectory'))) {
+    warn(safe`Left ${dir} alone: it is not a folder under Agent.TempDirectory, so this task did not make it (the task variable ${stateKey}.Dir was set by something else).`);
+  } else if (dir) lines.push(removeSecretPath(dir) ? `Removed the token file folder ${dir}.` : `The token file folder ${dir} was already gone.`);
   return lines;
 }

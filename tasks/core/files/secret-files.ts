@@ -66,3 +66,16 @@ export function removeSecretPath(p: string): boolean {
   fs.rmSync(p, { recursive: true, force: true });
   return true;
 }
+
+/**
+ * Whether `dir` can be a folder a main step of this job made with makeSecretDir: a folder directly
+ * inside Agent.TempDirectory. A post-job step reads the paths it removes from task variables, which
+ * reach it as environment variables that a pipeline variable of the same name can set too; it
+ * removes nothing outside the job's temp folder.
+ */
+export function isJobTempFolder(dir: string, tempDirectory: string | undefined): boolean {
+  if (!tempDirectory || !path.isAbsolute(dir) || !path.isAbsolute(tempDirectory)) return false;
+  const norm = (p: string) => (process.platform === 'win32' ? path.resolve(p).toLowerCase() : path.resolve(p));
+  const resolved = norm(dir);
+  return path.dirname(resolved) === norm(tempDirectory) && path.basename(resolved) !== '';
+}
