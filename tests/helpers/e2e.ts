@@ -119,7 +119,9 @@ export class E2eRuns {
     const emu = this.emu();
     const env: Record<string, string> = { ...jobEnv(emu, r.job), ...(r.conn ? { ...connectionEnv(emu, r.conn), INPUT_CONNECTEDSERVICENAMEARM: r.conn.id } : {}), ...(r.env ?? {}) };
     for (const [k, v] of Object.entries(r.inputs ?? {})) env[`INPUT_${k.toUpperCase()}`] = v;
-    return this.record(await this.launch(r.task, r.entry ?? 'index.js', { env, node: r.node, user: r.user, timeoutMs: r.timeoutMs }));
+    const run = await this.launch(r.task, r.entry ?? 'index.js', { env, node: r.node, user: r.user, timeoutMs: r.timeoutMs });
+    run.agentTempDirectory = env.AGENT_TEMPDIRECTORY;
+    return this.record(run);
   }
 
   record(run: TaskRun): TaskRun {
@@ -147,9 +149,13 @@ export class E2eRuns {
   }
 }
 
-/** The task state a main step set, as the agent hands it to the post-job step (VSTS_TASKVARIABLE_*). */
-export function postJobEnv(r: Pick<TaskRun, 'taskVariables'>): Record<string, string> {
-  return Object.fromEntries(Object.entries(r.taskVariables).map(([k, v]) => [`VSTS_TASKVARIABLE_${k.replace(/\./g, '_').toUpperCase()}`, v]));
+/**
+ * What the agent hands the post-job step of a main step: the task state it set (VSTS_TASKVARIABLE_*)
+ * and the job's Agent.TempDirectory (a post-job step removes only folders directly inside it).
+ */
+export function postJobEnv(r: Pick<TaskRun, 'taskVariables' | 'agentTempDirectory'>): Record<string, string> {
+  const state = Object.fromEntries(Object.entries(r.taskVariables).map(([k, v]) => [`VSTS_TASKVARIABLE_${k.replace(/\./g, '_').toUpperCase()}`, v]));
+  return r.agentTempDirectory ? { ...state, AGENT_TEMPDIRECTORY: r.agentTempDirectory } : state;
 }
 
 /** Whether a process is still running (signal 0 checks without signalling). */

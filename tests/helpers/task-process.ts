@@ -25,6 +25,8 @@ export interface TaskRun {
   /** Variables set with task.setvariable, by name. */
   variables: Record<string, { value: string; secret: boolean; output: boolean }>;
   taskVariables: Record<string, string>;
+  /** The run's Agent.TempDirectory, which the agent gives its post-job step too. */
+  agentTempDirectory?: string;
   secrets: string[];
   result?: string;
   errors: string[];
