@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MockTestRunner } from 'azure-pipelines-task-lib/mock-test';
+import { postJobEnv } from './federated-harness';
 
 const runner = path.join(__dirname, 'acr-login-runner.js');
 const taskJson = path.resolve(__dirname, '..', '..', '..', 'tasks', 'AcrLoginFederatedV1', 'task.json');
@@ -28,14 +29,6 @@ function variable(stdout: string, name: string): string | undefined {
   return line?.slice(line.indexOf(']') + 1);
 }
 
-function taskState(stdout: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of stdout.split(/\r?\n/)) {
-    const m = /^##vso\[task\.settaskvariable variable=([^;]+);[^\]]*\](.*)$/.exec(line);
-    if (m) env[`VSTS_TASKVARIABLE_${m[1].replace(/\./g, '_').toUpperCase()}`] = m[2].replace(/%3B/g, ';').replace(/%0A/g, '\n').replace(/%5D/g, ']').replace(/%AZP25/g, '%');
-  }
-  return env;
-}
 
 describe('L0 AcrLoginFederated@1', function () {
   this.timeout(20_000);
@@ -56,10 +49,10 @@ describe('L0 AcrLoginFederated@1', function () {
     const config = JSON.parse(fs.readFileSync(file, 'utf8'));
     assert.equal(Buffer.from(config.auths['other.azurecr.io'].auth, 'base64').toString(), `${USER}:l0-refresh-token-for-other.azurecr.io`);
 
-    const post = await run('post', {}, taskState(tr.stdout), tr.tempDir);
+    const post = await run('post', {}, postJobEnv(tr.stdout), tr.tempDir);
     assert.ok(post.succeeded, post.stdout);
     assert.ok(!fs.existsSync(dir), 'the job config is removed');
-    assert.ok((await run('post', {}, taskState(tr.stdout), tr.tempDir)).succeeded, 'a second post-job run is harmless');
+    assert.ok((await run('post', {}, postJobEnv(tr.stdout), tr.tempDir)).succeeded, 'a second post-job run is harmless');
   });
 
   it('job scope keeps the user\'s other registries, without credsStore', async () => {
@@ -91,7 +84,7 @@ describe('L0 AcrLoginFederated@1', function () {
     assert.ok(merged.auths['myregistry1.azurecr.io'].auth);
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
 
-    const post = await run('post', {}, taskState(tr.stdout), tr.tempDir);
+    const post = await run('post', {}, postJobEnv(tr.stdout), tr.tempDir);
     assert.ok(post.succeeded, post.stdout);
     assert.equal(fs.readFileSync(file, 'utf8'), original);
     assert.equal(fs.statSync(file).mode & 0o777, 0o644);
@@ -102,7 +95,7 @@ describe('L0 AcrLoginFederated@1', function () {
     const tr = await run('user', { registries: 'myregistry1', configScope: 'user' }, { DOCKER_CONFIG: home });
     assert.ok(tr.succeeded, tr.stdout);
     assert.ok(fs.existsSync(path.join(home, 'config.json')));
-    assert.ok((await run('post', {}, taskState(tr.stdout), tr.tempDir)).succeeded);
+    assert.ok((await run('post', {}, postJobEnv(tr.stdout), tr.tempDir)).succeeded);
     assert.ok(!fs.existsSync(home));
   });
 
@@ -149,5 +142,21 @@ describe('L0 AcrLoginFederated@1', function () {
 
   it('post-job after a failed main step (no state) is harmless', async () => {
     assert.ok((await run('post', {})).succeeded);
+  });
+
+  it('post-job leaves folders outside Agent.TempDirectory alone, whatever the task variables say', async () => {
+    const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-l0-acr-'));
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-l0-not-the-tasks-'));
+    fs.writeFileSync(path.join(outside, 'config.json'), '{}');
+    try {
+      const tr = await run('post', {}, {
+        VSTS_TASKVARIABLE_WORKLOADIDENTITY_ACRLOGIN_JOBCONFIGDIR: outside,
+        VSTS_TASKVARIABLE_WORKLOADIDENTITY_ACRLOGIN_USERBACKUP: JSON.stringify({ file: path.join(outside, 'config.json'), backupDir: outside }),
+      }, temp);
+      assert.ok(fs.existsSync(path.join(outside, 'config.json')), tr.stdout);
+      assert.equal(tr.stdout.match(/##vso\[task\.issue type=warning;[^\]]*\]Left .+ alone: it is not a folder under Agent\.TempDirectory/g)?.length, 2, tr.stdout);
+    } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+    }
   });
 });

@@ -33,8 +33,10 @@ export async function runL0(runner: string, taskFolder: string, inputs: Record<s
 export function postJobEnv(stdout: string): Record<string, string> {
   const state: Record<string, string> = { L0_SCENARIO: 'post' };
   for (const m of stdout.matchAll(/##vso\[task\.settaskvariable variable=([^;]+);[^\]]*\](.*)/g)) {
-    state[`VSTS_TASKVARIABLE_${m[1].replace(/\./g, '_').toUpperCase()}`] = m[2];
-    if (m[1].endsWith('.Dir')) state.L0_TEMP = path.dirname(m[2]);
+    // The agent unescapes the command's data (TaskCommand's escaping) before it sets the variable.
+    const value = m[2].replace(/%3B/g, ';').replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%5D/g, ']').replace(/%AZP25/g, '%');
+    state[`VSTS_TASKVARIABLE_${m[1].replace(/\./g, '_').toUpperCase()}`] = value;
+    if (m[1].endsWith('.Dir')) state.L0_TEMP = path.dirname(value);
   }
   return state;
 }

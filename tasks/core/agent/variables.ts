@@ -3,6 +3,9 @@
  * variables; outputs are step outputs (isOutput) so later jobs can read them too.
  */
 import { agent, taskLib } from './agent-channel';
+import { isJobTempFolder } from '../files/secret-files';
+import { safe, warn } from './output';
+import { variable } from './pipeline-variables';
 
 const masked = new Set<string>();
 
@@ -32,4 +35,15 @@ export function setTaskState(name: string, value: string): void {
 
 export function getTaskState(name: string): string | undefined {
   return agent().getTaskVariable(name) || undefined;
+}
+
+/**
+ * For a post-job step: whether `dir`, named by the task variable `stateName`, is a folder this job's
+ * main step made (directly inside Agent.TempDirectory, see isJobTempFolder). Any other is left
+ * alone, saying so: a pipeline variable of the task variable's name can set it too.
+ */
+export function isOwnJobFolder(dir: string, stateName: string): boolean {
+  if (isJobTempFolder(dir, variable('Agent.TempDirectory'))) return true;
+  warn(safe`Left ${dir} alone: it is not a folder under Agent.TempDirectory, so this task did not make it (the task variable ${stateName} was set by something else).`);
+  return false;
 }

@@ -7,12 +7,11 @@ import path = require('node:path');
 import { Connection } from '../devops/connection';
 import { PipelineContext } from '../agent/pipeline-context';
 import { oidcRequestUrl } from '../http/token-hosts';
-import { isJobTempFolder, makeSecretDir, removeSecretPath, writeSecretFile } from './secret-files';
-import { variable } from '../agent/pipeline-variables';
+import { makeSecretDir, removeSecretPath, writeSecretFile } from './secret-files';
 import { REFRESHER_SCRIPT, startRefresher, stopRefresher } from './refresher-control';
 import { formatRecord, parseRecord, RefresherRecord } from './refresher-ownership';
-import { getTaskState, setTaskState } from '../agent/variables';
-import { debug, log, safe, warn } from '../agent/output';
+import { getTaskState, isOwnJobFolder, setTaskState } from '../agent/variables';
+import { debug, log } from '../agent/output';
 
 const HOURS = 3_600_000;
 
@@ -60,8 +59,6 @@ export async function removeTokenFile(stateKey: string): Promise<string[]> {
     lines.push(outcome.kind === 'stopped' ? `Stopped the token refresher (pid ${record.pid}).` : outcome.kind === 'gone' ? `The token refresher (pid ${record.pid}) had already stopped.` : outcome.line);
   }
   const dir = getTaskState(`${stateKey}.Dir`);
-  if (dir && !isJobTempFolder(dir, variable('Agent.TempDirectory'))) {
-    warn(safe`Left ${dir} alone: it is not a folder under Agent.TempDirectory, so this task did not make it (the task variable ${stateKey}.Dir was set by something else).`);
-  } else if (dir) lines.push(removeSecretPath(dir) ? `Removed the token file folder ${dir}.` : `The token file folder ${dir} was already gone.`);
+  if (dir && isOwnJobFolder(dir, `${stateKey}.Dir`)) lines.push(removeSecretPath(dir) ? `Removed the token file folder ${dir}.` : `The token file folder ${dir} was already gone.`);
   return lines;
 }
