@@ -58,7 +58,7 @@ async function main(): Promise<Outcome> {
     throw new TaskFailure({ what: 'The agent did not set System.CollectionUri, so the task does not know the organization.', cause: 'The task is not running in an Azure Pipelines job.', fix: 'Run the task in an Azure Pipelines job.', code: 'NO_COLLECTION' });
   }
   // Before any token: every Azure DevOps URL is built on this one, which must be this organization's.
-  checkAzureDevOpsUrl(ctx.collectionUri, ctx.azureDevOpsOrigin, 'System.CollectionUri');
+  checkAzureDevOpsUrl(ctx.collectionUri, ctx.azureDevOps, 'System.CollectionUri');
   if (scope === 'project' && !ctx.teamProjectId && !ctx.teamProject) {
     throw new TaskFailure({ what: 'The agent did not set System.TeamProjectId, so the task does not know the project to audit.', cause: 'The task is not running in an Azure Pipelines job.', fix: 'Run the task in a pipeline of the project, or set scope: organization.', code: 'NO_PROJECT' });
   }

@@ -1,8 +1,8 @@
 /** The AWS inputs, validated before any request: each message names the input and the fix. */
-import tl = require('azure-pipelines-task-lib/task');
 import { InputError } from '../core/http/failures';
 import { stringInput } from '../core/agent/inputs';
 import { isAwsStsHost } from '../core/http/token-hosts';
+import { currentRun } from '../core/agent/run-identity';
 
 const ROLE_ARN = /^arn:aws[-a-z]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
@@ -49,11 +49,13 @@ export function sessionNameInput(): string {
     if (!SESSION.test(given)) throw new InputError('roleSessionName', `'${given}' is not a valid role session name`, 'Use 2 to 64 characters from letters, digits and + = , . @ _ -, or leave it empty for a name built from the pipeline and run.');
     return given;
   }
-  // Who assumed the role shows in CloudTrail: the pipeline and the run, cut to AWS's pattern.
-  const pipeline = tl.getVariable('Build.DefinitionName') || tl.getVariable('Release.DefinitionName') || 'pipeline';
-  const run = tl.getVariable('Build.BuildId') || tl.getVariable('Release.ReleaseId') || `${Date.now()}`;
+  // Who assumed the role shows in CloudTrail: the pipeline and the run, cut to AWS's pattern. In a
+  // classic release the Build.* variables name the artifact's build: the release and its stage do.
+  const run = currentRun();
   const clean = (s: string) => s.replace(/[^\w+=,.@-]+/g, '-').replace(/-+/g, '-').replace(/^-|-$/g, '');
-  const name = `azp-${clean(pipeline)}`.slice(0, 64 - clean(run).length - 1) + `-${clean(run)}`;
+  const label = run.kind === 'release' ? [run.pipeline ?? 'release', run.stage].filter(Boolean).join('-') : run.pipeline ?? 'pipeline';
+  const id = clean(run.id ?? `${Date.now()}`).slice(0, 40) || `${Date.now()}`;
+  const name = `azp-${clean(label)}`.slice(0, 64 - id.length - 1) + `-${id}`;
   return name.length >= 2 ? name.slice(0, 64) : 'azure-pipelines';
 }
 

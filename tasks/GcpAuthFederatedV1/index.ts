@@ -1,6 +1,7 @@
 /** GcpAuthFederated@1: Google Cloud credentials from the connection's idToken, with no service account key. */
 import path = require('node:path');
 import { readPipelineContext } from '../core/agent/pipeline-context';
+import { currentRun, describeRun } from '../core/agent/run-identity';
 import { describeScheme, readConnection } from '../core/devops/connection';
 import { OidcTokenClient } from '../core/devops/oidc-token';
 import { describeIdToken } from '../core/devops/claims';
@@ -39,7 +40,8 @@ async function main(): Promise<void> {
   for (const line of describeIdToken(idToken.claims)) log(line);
 
   const federated = await exchangeIdToken(ctx, provider, idToken.token, idToken.claims);
-  log(safe`Google STS accepted the idToken at ${provider.name}: principal ${principalFor(provider, idToken.claims.sub ?? '')}.`);
+  const run = describeRun(currentRun());
+  log(safe`Google STS accepted the idToken at ${provider.name}: principal ${principalFor(provider, idToken.claims.sub ?? '')}${run ? `, for ${run}` : ''}.`);
   let token = federated;
   if (serviceAccount) {
     token = await impersonate(ctx, provider, federated.token, serviceAccount, scopes, lifetime, idToken.claims);

@@ -1,6 +1,7 @@
 /** ValidateServiceConnection@1: what holds and what does not, check by check, with the fix. */
 import tl = require('azure-pipelines-task-lib/task');
 import { readPipelineContext } from '../core/agent/pipeline-context';
+import { currentRun, describeRun } from '../core/agent/run-identity';
 import { Connection, describeScheme, readConnection } from '../core/devops/connection';
 import { choiceInput, stringInput } from '../core/agent/inputs';
 import { InputError, TaskFailure } from '../core/http/failures';
@@ -109,6 +110,8 @@ async function main(): Promise<Outcome> {
   const facts: [string, string][] = [['Connection id', conn.id], ['Scheme', describeScheme(conn.scheme)], ['Tenant', conn.tenantId]];
   if (conn.clientId) facts.push(['Client id', conn.clientId]);
   if (conn.subscriptionId) facts.push(['Subscription', conn.subscriptionId]);
+  const run = describeRun(currentRun());
+  if (run) facts.push(['Checked in', run]);
   report(dir, safe`Service connection '${name}' (${conn.id}): ${describeScheme(conn.scheme)}`, {
     title: `Service connection ${name}`,
     fileName: `service-connection-${conn.id}`,

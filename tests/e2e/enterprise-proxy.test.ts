@@ -225,7 +225,7 @@ describe('E2E through the agent proxy: public host names only a proxy can reach'
       try {
         const r = await e2e.run({ task: 'FetchOidcTokenV1', conn: publicConn(conn), job: job(), env: { ...proxyEnv(), SYSTEM_OIDCREQUESTURI: `${canary.url}/steal` } });
         assert.equal(r.result, 'Failed');
-        assert.match(r.errors.join('\n'), /System\.OidcRequestUri points at https:\/\/127\.0\.0\.1:\d+, not at this organization's Azure DevOps \(https:\/\/dev\.azure\.com\)/);
+        assert.match(r.errors.join('\n'), /System\.OidcRequestUri points at https:\/\/127\.0\.0\.1:\d+, not at this organization's Azure DevOps \(https:\/\/dev\.azure\.com\/contoso\/ and its Release Management host/);
         assert.equal(canary.connections(), 0);
         assert.equal(proxy.connects.length, 0);
       } finally {

@@ -5,6 +5,7 @@ import type { PipelineContext } from '../../tasks/core/agent/pipeline-context';
 import { OrganizationReader } from '../../tasks/core/devops/organization';
 import { Gates, Pool } from '../../tasks/core/devops/throttle';
 import { runAudit } from '../../tasks/core/devops/audit';
+import { azureDevOpsHosts } from '../../tasks/core/http/token-hosts';
 
 const ORG = 'https://dev.azure.com/contoso/';
 
@@ -12,7 +13,7 @@ function reader(answer: (url: URL) => { status: number; body: unknown; headers?:
   const urls: string[] = [];
   const ctx = {
     collectionUri: ORG,
-    azureDevOpsOrigin: 'https://dev.azure.com',
+    azureDevOps: azureDevOpsHosts(ORG, ORG),
     teamProject: 'web',
     teamProjectId: 'web',
     http: {

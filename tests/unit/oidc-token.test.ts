@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as sinon from 'sinon';
 import * as tl from 'azure-pipelines-task-lib/task';
 import { OidcTokenClient } from '../../tasks/core/devops/oidc-token';
-import { oidcRequestUrl } from '../../tasks/core/http/token-hosts';
+import { azureDevOpsHosts, oidcRequestUrl } from '../../tasks/core/http/token-hosts';
 import type { PipelineContext } from '../../tasks/core/agent/pipeline-context';
 import type { Connection } from '../../tasks/core/devops/connection';
 import { CLOUDS } from '../../tasks/core/azure/clouds';
@@ -16,6 +16,7 @@ const now = () => Math.floor(Date.now() / 1000);
 function context(overrides: Partial<PipelineContext>, request: sinon.SinonStub): PipelineContext {
   return {
     collectionUri: 'https://dev.azure.com/contoso/',
+    azureDevOps: azureDevOpsHosts('https://dev.azure.com/contoso/', undefined),
     teamProjectId: 'proj-id',
     teamProject: 'web',
     hostType: 'build',

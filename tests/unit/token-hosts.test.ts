@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { checkAzureDevOpsUrl, isAwsStsHost, originOf } from '../../tasks/core/http/token-hosts';
+import { azureDevOpsHosts, checkAzureDevOpsUrl, isAwsStsHost, originOf } from '../../tasks/core/http/token-hosts';
 import { TaskFailure } from '../../tasks/core/http/failures';
 import { redactProxyUrl } from '../../tasks/core/http/http';
 
@@ -13,17 +13,51 @@ describe('Where tokens may go', () => {
     }
   });
 
-  it('the job token goes only to the origin of the SystemVssConnection endpoint', () => {
-    const org = 'https://dev.azure.com';
-    assert.equal(checkAzureDevOpsUrl('https://dev.azure.com/contoso/_apis/x', org, 'System.OidcRequestUri'), 'https://dev.azure.com/contoso/_apis/x');
-    assert.equal(checkAzureDevOpsUrl('https://DEV.azure.com/contoso/_apis/x', org, 'System.OidcRequestUri'), 'https://DEV.azure.com/contoso/_apis/x');
-    for (const bad of ['https://dev.azure.com.evil.example/x', 'https://127.0.0.1:9/x', 'http://dev.azure.com/x', 'https://dev.azure.com:8443/x', 'file:///etc/passwd', 'not a url']) {
-      assert.throws(() => checkAzureDevOpsUrl(bad, org, 'System.OidcRequestUri'), (e: unknown) => e instanceof TaskFailure && e.code === 'TOKEN_HOST' && /System\.OidcRequestUri/.test(e.message), bad);
+  it('the job token goes only to this organization\'s Azure DevOps, anchored at the SystemVssConnection endpoint', () => {
+    const build = azureDevOpsHosts('https://dev.azure.com/contoso/', 'https://dev.azure.com/contoso/');
+    // A classic release: the endpoint is the Release Management host, the collection is not.
+    const release = azureDevOpsHosts('https://vsrm.dev.azure.com/contoso/', 'https://dev.azure.com/contoso/');
+    const oldStyle = azureDevOpsHosts('https://contoso.vsrm.visualstudio.com/', 'https://contoso.visualstudio.com/');
+    for (const hosts of [build, release, oldStyle]) {
+      for (const ok of [
+        'https://dev.azure.com/contoso/p/_apis/distributedtask/hubs/release/plans/x/jobs/y/oidctoken',
+        'https://vsrm.dev.azure.com/contoso/p/_apis/distributedtask/hubs/release/plans/x/jobs/y/oidctoken',
+        'https://DEV.azure.com/Contoso/_apis/x',
+        'https://contoso.visualstudio.com/p/_apis/x',
+        'https://contoso.vsrm.visualstudio.com/p/_apis/x',
+      ]) {
+        assert.equal(checkAzureDevOpsUrl(ok, hosts, 'System.OidcRequestUri'), ok);
+      }
+      for (const bad of [
+        'https://dev.azure.com/fabrikam/p/_apis/x', // another organization on the shared host
+        'https://vsrm.dev.azure.com/fabrikam/_apis/x',
+        'https://dev.azure.com/contosoevil/_apis/x',
+        'https://fabrikam.vsrm.visualstudio.com/x',
+        'https://dev.azure.com.evil.example/contoso/x',
+        'https://127.0.0.1:9/contoso/x',
+        'http://dev.azure.com/contoso/x',
+        'https://dev.azure.com:8443/contoso/x',
+        'https://attacker.example/collect',
+        'file:///etc/passwd',
+        'not a url',
+      ]) {
+        assert.throws(() => checkAzureDevOpsUrl(bad, hosts, 'System.OidcRequestUri'), (e: unknown) => e instanceof TaskFailure && e.code === 'TOKEN_HOST' && /System\.OidcRequestUri/.test(e.message), bad);
+      }
     }
-    // Azure DevOps Server over http: the agent's own server, so the same origin is allowed.
-    assert.ok(checkAzureDevOpsUrl('http://tfs:8080/tfs/DefaultCollection/_apis/x', 'http://tfs:8080', 'System.CollectionUri'));
-    // With no endpoint known, plain http is never allowed.
-    assert.throws(() => checkAzureDevOpsUrl('http://tfs:8080/x', undefined, 'System.CollectionUri'), /not https/);
+    // The collection variable cannot move the anchor: a System.CollectionUri set by a pipeline
+    // variable is refused, not trusted.
+    const moved = azureDevOpsHosts('https://vsrm.dev.azure.com/contoso/', 'https://attacker.example/contoso/');
+    assert.throws(() => checkAzureDevOpsUrl('https://attacker.example/contoso/_apis/x', moved, 'System.CollectionUri'), /attacker\.example.*not at this organization's Azure DevOps/);
+    // Azure DevOps Server serves the collection and Release Management from one server, maybe over http.
+    const server = azureDevOpsHosts('http://tfs:8080/tfs/', 'http://tfs:8080/tfs/DefaultCollection/');
+    assert.ok(checkAzureDevOpsUrl('http://tfs:8080/tfs/DefaultCollection/_apis/x', server, 'System.CollectionUri'));
+    assert.throws(() => checkAzureDevOpsUrl('https://tfs:8080/x', server, 'System.CollectionUri'), /TOKEN|not at this organization/);
+    assert.throws(() => checkAzureDevOpsUrl('http://other:8080/x', server, 'System.CollectionUri'), /not at this organization/);
+    // With neither the endpoint nor the collection known, nothing receives the token.
+    assert.equal(azureDevOpsHosts(undefined, undefined), undefined);
+    assert.throws(() => checkAzureDevOpsUrl('https://dev.azure.com/contoso/x', undefined, 'System.CollectionUri'), /cannot tell this organization/);
+    // The collection is the anchor only when the endpoint's URL is missing.
+    assert.ok(checkAzureDevOpsUrl('https://vsrm.dev.azure.com/contoso/x', azureDevOpsHosts(undefined, 'https://dev.azure.com/contoso/'), 'System.OidcRequestUri'));
   });
 
   it('origins and proxy names carry no path and no credentials', () => {

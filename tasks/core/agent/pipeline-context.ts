@@ -8,7 +8,7 @@ import { _knownVariableMap } from 'azure-pipelines-task-lib/internal';
 import { mask } from './variables';
 import { DEFAULT_POLICY, HttpClient, HttpPolicy, ProxySettings, TlsSettings } from '../http/http';
 import { TaskFailure } from '../http/failures';
-import { originOf } from '../http/token-hosts';
+import { AzureDevOpsHosts, azureDevOpsHosts } from '../http/token-hosts';
 import { log, safe, warn } from './output';
 import { numberVariable, variable } from './pipeline-variables';
 
@@ -24,10 +24,10 @@ export interface PipelineContext {
   /** System.OidcRequestUri, where the agent sets it. */
   oidcRequestUri?: string;
   /**
-   * The origin of the SystemVssConnection endpoint (this organisation's Azure DevOps): the only
-   * place the job's access token is sent. An endpoint, not a variable, so no earlier step can move it.
+   * This organisation's Azure DevOps (azureDevOpsHosts): the only places the job's access token is
+   * sent, anchored at the SystemVssConnection endpoint, which no pipeline variable can move.
    */
-  azureDevOpsOrigin?: string;
+  azureDevOps?: AzureDevOpsHosts;
   /** Agent.TempDirectory: cleaned by the agent after each job. */
   tempDirectory: string;
   proxy?: ProxySettings;
@@ -146,7 +146,7 @@ export function readPipelineContext(): PipelineContext {
     planId: variable('System.PlanId') ?? '',
     jobId: variable('System.JobId') ?? '',
     oidcRequestUri: variable('System.OidcRequestUri'),
-    azureDevOpsOrigin: originOf(tl.getEndpointUrl('SystemVssConnection', true)) ?? originOf(collectionUri),
+    azureDevOps: azureDevOpsHosts(systemVssConnectionUrl(), collectionUri),
     tempDirectory: variable('Agent.TempDirectory') ?? '',
     proxy,
     managedIdentityVariables: managedIdentityVariables(),
@@ -158,6 +158,15 @@ export function readPipelineContext(): PipelineContext {
       return token;
     },
   };
+}
+
+/**
+ * The SystemVssConnection endpoint's URL. The agent writes it as ENDPOINT_URL_SYSTEMVSSCONNECTION
+ * (Handler.cs upper-cases the system connection's name), and task-lib reads the environment without
+ * folding case: on Linux and macOS only the upper-case name finds it; on Windows both do.
+ */
+export function systemVssConnectionUrl(): string | undefined {
+  return tl.getEndpointUrl('SYSTEMVSSCONNECTION', true) || tl.getEndpointUrl('SystemVssConnection', true) || undefined;
 }
 
 /**

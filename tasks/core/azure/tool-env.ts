@@ -7,13 +7,7 @@ import { PipelineContext } from '../agent/pipeline-context';
 import { InputError } from '../http/failures';
 import { TokenFile, writeTokenFile } from '../files/fresh-token-file';
 import { setJobVariable } from '../agent/variables';
-
-/** The Oidctoken URL without its query: Terraform adds api-version and serviceConnectionId itself. */
-export function oidcRequestBaseUrl(ctx: PipelineContext): string | undefined {
-  if (ctx.oidcRequestUri) return ctx.oidcRequestUri.split('?')[0];
-  if (!ctx.collectionUri || !ctx.teamProjectId || !ctx.planId || !ctx.jobId) return undefined;
-  return `${ctx.collectionUri}${ctx.teamProjectId}/_apis/distributedtask/hubs/${ctx.hostType}/plans/${ctx.planId}/jobs/${ctx.jobId}/oidctoken`;
-}
+import { oidcRequestBaseUrl } from '../http/token-hosts';
 
 const TERRAFORM_ENVIRONMENT: Record<string, string> = { azurecloud: 'public', azureusgovernment: 'usgovernment', azurechinacloud: 'china' };
 
@@ -33,8 +27,10 @@ export function exportTerraformEnv(ctx: PipelineContext, conn: Connection, input
   put('ARM_ENVIRONMENT', TERRAFORM_ENVIRONMENT[conn.cloud.name.toLowerCase()]);
   switch (conn.scheme) {
     case 'WorkloadIdentityFederation': {
-      const url = oidcRequestBaseUrl(ctx);
-      if (!url) throw new InputError(inputName, 'the agent did not give the Oidctoken URL Terraform needs', 'Run the task in an Azure Pipelines job on a current agent.');
+      // Terraform sends the job's token to this URL for as long as it runs: it passes the same
+      // check as every request the task makes with that token, whether or not the task itself
+      // calls it (it does not when the agent supplied the idToken with the endpoint).
+      const { url } = oidcRequestBaseUrl(ctx);
       put('ARM_CLIENT_ID', conn.clientId);
       put('ARM_USE_OIDC', 'true');
       put('ARM_OIDC_REQUEST_URL', url);

@@ -97,7 +97,7 @@ export class OrganizationReader {
     let token: string | undefined;
     const followed = new Set<string>();
     for (;;) {
-      const url = checkAzureDevOpsUrl(`${this.collection}_apis/projects?api-version=7.1&$top=${PROJECT_PAGE}${token ? `&continuationToken=${encodeURIComponent(token)}` : ''}`, this.ctx.azureDevOpsOrigin, 'System.CollectionUri');
+      const url = checkAzureDevOpsUrl(`${this.collection}_apis/projects?api-version=7.1&$top=${PROJECT_PAGE}${token ? `&continuationToken=${encodeURIComponent(token)}` : ''}`, this.ctx.azureDevOps, 'System.CollectionUri');
       const r = await this.get('projects', url, 'View instance-level information (Project Collection Valid Users)');
       if (!r.ok) return r;
       const value = (r.value.json as { value?: { id?: unknown; name?: unknown }[] }).value ?? [];
@@ -121,7 +121,7 @@ export class OrganizationReader {
   async endpoints(project: string, type?: string): Promise<Read<EndpointJson[]>> {
     const url = checkAzureDevOpsUrl(
       `${this.collection}${encodeURIComponent(project)}/_apis/serviceendpoint/endpoints?${type ? `type=${encodeURIComponent(type)}&` : ''}includeFailed=true&includeDetails=true&api-version=7.1`,
-      this.ctx.azureDevOpsOrigin,
+      this.ctx.azureDevOps,
       'System.CollectionUri',
     );
     const r = await this.get('endpoints', url, `Reader on the project's service connections (Project settings > Service connections > Security) and View project-level information on ${project}`);
@@ -134,7 +134,7 @@ export class OrganizationReader {
   async lastUse(project: string, endpointId: string): Promise<Read<LastUse | undefined>> {
     const url = checkAzureDevOpsUrl(
       `${this.collection}${encodeURIComponent(project)}/_apis/serviceendpoint/${encodeURIComponent(endpointId)}/executionhistory?top=1&api-version=7.1-preview.1`,
-      this.ctx.azureDevOpsOrigin,
+      this.ctx.azureDevOps,
       'System.CollectionUri',
     );
     const r = await this.get('executionHistory', url, 'Reader on the service connection (Project settings > Service connections > the connection > Security)');
@@ -150,7 +150,7 @@ export class OrganizationReader {
 
   /** The identity service's URL (resource area IMS), checked before it may receive the token. */
   async identityServiceUrl(): Promise<Read<string>> {
-    const url = checkAzureDevOpsUrl(`${this.collection}_apis/resourceAreas/${IDENTITY_AREA}?api-version=7.1-preview.1`, this.ctx.azureDevOpsOrigin, 'System.CollectionUri');
+    const url = checkAzureDevOpsUrl(`${this.collection}_apis/resourceAreas/${IDENTITY_AREA}?api-version=7.1-preview.1`, this.ctx.azureDevOps, 'System.CollectionUri');
     const r = await this.get('resourceArea', url, 'View instance-level information');
     if (!r.ok) return r;
     const location = (r.value.json as { locationUrl?: unknown }).locationUrl;

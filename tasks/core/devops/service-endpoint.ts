@@ -32,7 +32,7 @@ interface EndpointJson {
 export function serviceEndpointUrl(ctx: PipelineContext, connectionId: string): string | undefined {
   const project = ctx.teamProjectId || ctx.teamProject;
   if (!ctx.collectionUri || !project) return undefined;
-  return checkAzureDevOpsUrl(`${ctx.collectionUri}${encodeURIComponent(project)}/_apis/serviceendpoint/endpoints/${encodeURIComponent(connectionId)}?api-version=7.1`, ctx.azureDevOpsOrigin, 'System.CollectionUri');
+  return checkAzureDevOpsUrl(`${ctx.collectionUri}${encodeURIComponent(project)}/_apis/serviceendpoint/endpoints/${encodeURIComponent(connectionId)}?api-version=7.1`, ctx.azureDevOps, 'System.CollectionUri');
 }
 
 /** Reads the endpoint; never throws for a refusal: callers decide what a missing answer means. */

@@ -18,11 +18,82 @@ export function originOf(url: string | undefined): string | undefined {
 }
 
 /**
- * The job's access token goes only to this organisation's Azure DevOps: the origin of the
- * SystemVssConnection endpoint, which the agent sets from the job and no step can change. The
- * URL built from System.OidcRequestUri or System.CollectionUri must have that origin.
+ * This organisation's Azure DevOps: the only places the job's access token may go. In a build job
+ * every Azure DevOps URL is on one origin; in a classic release or deployment-group job the
+ * SystemVssConnection endpoint and System.TeamFoundationServerUri are the Release Management host
+ * (https://vsrm.dev.azure.com/<org>/) while System.CollectionUri is the collection
+ * (https://dev.azure.com/<org>/), and System.OidcRequestUri may be on either.
  */
-export function checkAzureDevOpsUrl(url: string, azureDevOpsOrigin: string | undefined, source: string): string {
+export interface AzureDevOpsHosts {
+  /** The organisation's name, where the URL says it (the cloud); undefined on Azure DevOps Server. */
+  organization?: string;
+  /** Each allowed place: an origin and, on the cloud's shared hosts, the organisation's own path. */
+  places: { origin: string; path: string }[];
+  /** Where the rule is anchored, for messages. */
+  anchor: string;
+}
+
+/**
+ * The rule is anchored at the SystemVssConnection endpoint: the agent writes it from the job
+ * message, and no pipeline variable can set an ENDPOINT_* value (the agent drops variables whose
+ * names start with "endpoint"). System.CollectionUri is a variable an earlier step can change, so it
+ * is used as the anchor only where the endpoint's URL is missing. From the anchor: in the cloud, the
+ * same organisation's collection and Release Management hosts in both URL forms
+ * (dev.azure.com/<org>, vsrm.dev.azure.com/<org>, <org>.visualstudio.com, <org>.vsrm.visualstudio.com);
+ * on Azure DevOps Server, which serves both from one server, the server's own origin.
+ */
+export function azureDevOpsHosts(systemVssConnectionUrl: string | undefined, collectionUri: string | undefined): AzureDevOpsHosts | undefined {
+  const anchor = originOf(systemVssConnectionUrl) ? systemVssConnectionUrl! : originOf(collectionUri) ? collectionUri! : undefined;
+  if (!anchor) return undefined;
+  const u = new URL(anchor);
+  const host = u.hostname.toLowerCase();
+  let organization: string | undefined;
+  if (u.protocol === 'https:' && !u.port && (host === 'dev.azure.com' || host === 'vsrm.dev.azure.com')) {
+    organization = u.pathname.split('/').filter(Boolean)[0]?.toLowerCase();
+  } else {
+    const m = u.protocol === 'https:' && !u.port ? /^([a-z0-9][a-z0-9-]*)\.(?:vsrm\.)?visualstudio\.com$/.exec(host) : null;
+    organization = m?.[1];
+  }
+  if (organization && /^[a-z0-9][a-z0-9._-]*$/.test(organization)) {
+    return {
+      organization,
+      anchor: originOf(anchor)!,
+      places: [
+        { origin: 'https://dev.azure.com', path: `/${organization}/` },
+        { origin: 'https://vsrm.dev.azure.com', path: `/${organization}/` },
+        { origin: `https://${organization}.visualstudio.com`, path: '/' },
+        { origin: `https://${organization}.vsrm.visualstudio.com`, path: '/' },
+      ],
+    };
+  }
+  return { anchor: u.origin, places: [{ origin: u.origin.toLowerCase(), path: '/' }] };
+}
+
+/** How the allowed places read in a message. */
+export function describeAzureDevOps(hosts: AzureDevOpsHosts | undefined): string {
+  if (!hosts) return 'none known';
+  return hosts.organization ? `https://dev.azure.com/${hosts.organization}/ and its Release Management host https://vsrm.dev.azure.com/${hosts.organization}/ (or the ${hosts.organization}.visualstudio.com forms)` : hosts.anchor;
+}
+
+/** Whether `url` is one of this organisation's Azure DevOps places. */
+export function isAzureDevOpsUrl(url: string, hosts: AzureDevOpsHosts | undefined): boolean {
+  if (!hosts) return false;
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return false;
+  }
+  const origin = u.origin.toLowerCase();
+  const path = `${u.pathname.toLowerCase().replace(/\/?$/, '/')}`;
+  return hosts.places.some((p) => p.origin === origin && path.startsWith(p.path));
+}
+
+/**
+ * The job's access token goes only to this organisation's Azure DevOps (azureDevOpsHosts). Every
+ * URL that carries it, or that is handed to a tool together with it, passes here first.
+ */
+export function checkAzureDevOpsUrl(url: string, hosts: AzureDevOpsHosts | undefined, source: string): string {
   const origin = originOf(url);
   if (!origin) {
     throw new TaskFailure({
@@ -32,20 +103,22 @@ export function checkAzureDevOpsUrl(url: string, azureDevOpsOrigin: string | und
       code: 'TOKEN_HOST',
     });
   }
-  if (azureDevOpsOrigin && origin.toLowerCase() !== azureDevOpsOrigin.toLowerCase()) {
+  if (!hosts) {
     throw new TaskFailure({
-      what: `${source} points at ${origin}, not at this organization's Azure DevOps (${azureDevOpsOrigin}); the job's access token is sent only there.`,
-      cause: `A pipeline variable or an earlier step set ${source}.`,
-      fix: `Remove the pipeline variable or the step that sets ${source}; the agent sets it for every job.`,
+      what: `The task cannot tell this organization's Azure DevOps: the agent set neither the SystemVssConnection endpoint's URL nor System.CollectionUri, so the job's access token is not sent to ${origin}.`,
+      cause: 'The task is not running in an Azure Pipelines job, or the agent is very old.',
+      fix: 'Run the task in an Azure Pipelines job on a current agent.',
       code: 'TOKEN_HOST',
     });
   }
-  // Azure DevOps Server may be plain http; the agent itself already sends this token there.
-  if (!origin.startsWith('https:') && azureDevOpsOrigin?.toLowerCase() !== origin.toLowerCase()) {
+  if (!isAzureDevOpsUrl(url, hosts)) {
+    const u = new URL(url);
+    const org = u.pathname.split('/').filter(Boolean)[0];
+    const shown = hosts.organization && org && /(^|\.)dev\.azure\.com$/i.test(u.hostname) ? `${origin}/${org}/` : origin;
     throw new TaskFailure({
-      what: `${source} (${origin}) is not https; the job's access token is never sent in clear.`,
-      cause: 'The agent or a pipeline variable gave an http address.',
-      fix: `Use the https address of the organization; remove any pipeline variable named ${source}.`,
+      what: `${source} points at ${shown}, not at this organization's Azure DevOps (${describeAzureDevOps(hosts)}); the job's access token is sent only there.`,
+      cause: `A pipeline variable or an earlier step set ${source}.`,
+      fix: `Remove the pipeline variable or the step that sets ${source}; the agent sets it for every job.`,
       code: 'TOKEN_HOST',
     });
   }
@@ -107,12 +180,16 @@ function refusedIdentityUrl(locationUrl: string, collectionUri: string, why: str
   });
 }
 
-/** Where the Oidctoken API is: System.OidcRequestUri, or the URL built from the job's variables; either must be this organisation's Azure DevOps. */
-export function oidcRequestUrl(ctx: PipelineContext, connectionId: string): string {
-  const id = encodeURIComponent(connectionId);
+/**
+ * The Oidctoken API's URL without its query: System.OidcRequestUri, or the URL built from the job's
+ * variables (hub = System.HostType: build, release, or deployment in a deployment-group job, as
+ * Microsoft's own tasks call it). Either must be this organisation's Azure DevOps: the URL is
+ * checked here, before it is called or handed to a tool together with the job's token.
+ */
+export function oidcRequestBaseUrl(ctx: PipelineContext): { url: string; source: string } {
   if (ctx.oidcRequestUri) {
-    const sep = ctx.oidcRequestUri.includes('?') ? '&' : '?';
-    return checkAzureDevOpsUrl(`${ctx.oidcRequestUri}${sep}api-version=7.1&serviceConnectionId=${id}`, ctx.azureDevOpsOrigin, 'System.OidcRequestUri');
+    const url = ctx.oidcRequestUri.split('?')[0];
+    return { url: checkAzureDevOpsUrl(url, ctx.azureDevOps, 'System.OidcRequestUri'), source: 'System.OidcRequestUri' };
   }
   const missing = (
     [
@@ -130,9 +207,17 @@ export function oidcRequestUrl(ctx: PipelineContext, connectionId: string): stri
       code: 'NO_OIDC_URL',
     });
   }
-  return checkAzureDevOpsUrl(
-    `${ctx.collectionUri}${ctx.teamProjectId}/_apis/distributedtask/hubs/${encodeURIComponent(ctx.hostType)}/plans/${ctx.planId}/jobs/${ctx.jobId}/oidctoken?serviceConnectionId=${id}&api-version=7.1-preview.1`,
-    ctx.azureDevOpsOrigin,
-    'System.CollectionUri',
-  );
+  const url = `${ctx.collectionUri}${ctx.teamProjectId}/_apis/distributedtask/hubs/${encodeURIComponent(ctx.hostType)}/plans/${ctx.planId}/jobs/${ctx.jobId}/oidctoken`;
+  return { url: checkAzureDevOpsUrl(url, ctx.azureDevOps, 'System.CollectionUri'), source: 'System.CollectionUri' };
+}
+
+/** The Oidctoken API's URL for one connection, checked (oidcRequestBaseUrl). */
+export function oidcRequestUrl(ctx: PipelineContext, connectionId: string): string {
+  const id = encodeURIComponent(connectionId);
+  const { url, source } = oidcRequestBaseUrl(ctx);
+  if (source === 'System.OidcRequestUri') {
+    const given = ctx.oidcRequestUri!;
+    return checkAzureDevOpsUrl(`${given}${given.includes('?') ? '&' : '?'}api-version=7.1&serviceConnectionId=${id}`, ctx.azureDevOps, source);
+  }
+  return `${url}?serviceConnectionId=${id}&api-version=7.1-preview.1`;
 }
