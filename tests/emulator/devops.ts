@@ -101,6 +101,18 @@ async function oidcToken(ctx: RequestContext, world: World): Promise<void> {
   const project = world.findProject(ctx.params.project);
   if (!project) return sendProjectNotFound(ctx);
   await ctx.body(); // the client sends {}; read it so keep-alive connections stay usable
+  const hub = world.plans.get(ctx.params.planId.toLowerCase());
+  if (hub && hub !== ctx.params.hostType.toLowerCase()) {
+    return sendDevOpsJson(
+      ctx,
+      404,
+      devopsErrorBody(
+        `Orchestration plan with identifier ${ctx.params.planId} was not found in hub ${ctx.params.hostType}.`,
+        'Microsoft.TeamFoundation.DistributedTask.WebApi.TaskOrchestrationPlanNotFoundException, Microsoft.TeamFoundation.DistributedTask.WebApi',
+        'TaskOrchestrationPlanNotFoundException',
+      ),
+    );
+  }
   const connectionId = ctx.query('serviceConnectionId');
   // Observed: a missing or non-GUID serviceConnectionId yields the pipeline's own token.
   if (!connectionId || !isGuid(connectionId)) {

@@ -120,7 +120,8 @@ export const MISDIRECTED = 'misdirected';
  * most tests use.
  */
 const SERVICE_HOSTS: [routePrefix: string, host: RegExp][] = [
-  ['oidctoken', /^dev\.azure\.com$/],
+  // In a classic release job System.OidcRequestUri may be on the Release Management host.
+  ['oidctoken', /^(vsrm\.)?dev\.azure\.com$/],
   ['serviceendpoint', /^dev\.azure\.com$/],
   // vssps.dev.azure.com is the identity service's own host in the cloud.
   ['devops.', /^(vssps\.)?dev\.azure\.com$/],
@@ -269,6 +270,10 @@ class EmulatorImpl implements Emulator {
 
   set jobAccessToken(value: string) {
     this.world.jobAccessToken = value;
+  }
+
+  registerPlan(planId: string, hub: string): void {
+    this.world.plans.set(planId.toLowerCase(), hub.toLowerCase());
   }
 
   get idTokenLifetimeSeconds(): number {

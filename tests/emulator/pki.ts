@@ -67,7 +67,7 @@ const FILES: Record<keyof Material, string> = {
 // The services' real public names, so that a test can reach the emulator only through a proxy
 // that maps them to it: those names do not resolve on a test machine, so nothing goes direct.
 export const PUBLIC_HOST_NAMES = [
-  'dev.azure.com', 'vssps.dev.azure.com',
+  'dev.azure.com', 'vsrm.dev.azure.com', 'vssps.dev.azure.com',
   'login.microsoftonline.com', 'login.microsoftonline.us', 'login.chinacloudapi.cn',
   'management.azure.com', 'management.usgovcloudapi.net', 'management.chinacloudapi.cn',
   'graph.microsoft.com', 'graph.microsoft.us', 'microsoftgraph.chinacloudapi.cn',

@@ -92,6 +92,8 @@ export class World {
   private readonly projects = new Map<string, Project>([[DEFAULT_PROJECT.name, { ...DEFAULT_PROJECT }]]);
   private readonly identityMap = new Map<string, IdentityRegistration>();
   private readonly members = new Set<string>();
+  /** Plans the tests' jobs registered, by id (lower case): the hub each lives in (build, release, deployment). */
+  readonly plans = new Map<string, string>();
   // Insertion-ordered and de-duplicated; read by leak scans.
   private readonly secrets = new Set<string>();
   private currentJobToken: string;

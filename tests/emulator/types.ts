@@ -367,6 +367,11 @@ export interface Emulator {
   jobAccessToken: string;
   /** default 600; negative makes idTokens already expired */
   idTokenLifetimeSeconds: number;
+  /**
+   * Registers a job's plan under its hub (System.HostType): an Oidctoken request for that plan under
+   * another hub is answered 404, as Azure DevOps answers a plan it does not find in the hub.
+   */
+  registerPlan(planId: string, hub: string): void;
   /** milliseconds every request waits before it is handled (default 0): the bench's network latency */
   latencyMs: number;
   /** the largest page GET _apis/projects answers, whatever $top asks (default 100) */

@@ -2,11 +2,11 @@
  * The environment the agent gives a task, pointed at the emulator through the settings a user has:
  * the connection's authority URL, System.CollectionUri / System.OidcRequestUri, the agent's CA.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Emulator } from '../emulator/index';
+import { agentJob, JobKind, OidcRequestHost } from './agent-job';
 
 export interface ConnectionEnv {
   id: string;
@@ -29,15 +29,22 @@ export interface ConnectionEnv {
 }
 
 export interface JobOptions {
+  /** The kind of job (tests/helpers/agent-job.ts): build (the default), deployment, release or deploymentGroup. */
+  kind?: JobKind;
+  /** Where System.OidcRequestUri points (default: the collection), or 'none' to leave it out. */
+  oidcRequestHost?: OidcRequestHost;
+  /** 'windows': the names a case-insensitive (Windows) environment also answers. */
+  casing?: 'posix' | 'windows';
   /** How the task trusts the emulator's CA: NODE_EXTRA_CA_CERTS for the process, or the agent's Agent.CAInfo. */
   trust?: 'node-extra-ca' | 'agent-cainfo';
-  /** Leave out System.OidcRequestUri so the task builds the URL itself. */
+  /** Leave out System.OidcRequestUri so the task builds the URL itself (as oidcRequestHost: 'none'). */
   withoutOidcRequestUri?: boolean;
   debug?: boolean;
   tempDirectory?: string;
   /**
-   * Address Azure DevOps by its public name (https://dev.azure.com/<org>/), which does not resolve
-   * here: only a proxy that maps it to the emulator reaches it.
+   * Address Azure DevOps by its public names (https://dev.azure.com/<org>/ and, in a release,
+   * https://vsrm.dev.azure.com/<org>/), which do not resolve here: only a proxy that maps them to
+   * the emulator reaches them. Without it the emulator is Azure DevOps Server-like: one origin.
    */
   publicHosts?: boolean;
 }
@@ -69,27 +76,23 @@ export function connectionEnv(emu: Emulator, c: ConnectionEnv): Record<string, s
   return env;
 }
 
+/** The agent's environment for a job of the emulator's organisation (see agent-job.ts), with the emulator's plan registered under its hub. */
 export function jobEnv(emu: Emulator, options: JobOptions = {}): Record<string, string> {
-  const planId = crypto.randomUUID();
-  const jobId = crypto.randomUUID();
   const collectionUri = options.publicHosts ? emu.collectionUri.replace(emu.url, `https://${PUBLIC_COLLECTION_HOST}`) : emu.collectionUri;
-  const env: Record<string, string> = {
-    SYSTEM_COLLECTIONURI: collectionUri,
-    SYSTEM_TEAMFOUNDATIONCOLLECTIONURI: collectionUri,
-    SYSTEM_TEAMPROJECTID: emu.projectId,
-    SYSTEM_TEAMPROJECT: 'web',
-    SYSTEM_HOSTTYPE: 'build',
-    SYSTEM_PLANID: planId,
-    SYSTEM_JOBID: jobId,
-    ENDPOINT_URL_SYSTEMVSSCONNECTION: collectionUri,
-    ENDPOINT_AUTH_SYSTEMVSSCONNECTION: JSON.stringify({ parameters: { AccessToken: emu.jobAccessToken }, scheme: 'OAuth' }),
-    AGENT_TEMPDIRECTORY: options.tempDirectory ?? newTempDirectory(),
-    SYSTEM_DEBUG: options.debug === false ? 'false' : 'true',
-    WORKLOADIDENTITY_HTTPTIMEOUTSECONDS: '5',
-  };
-  if (!options.withoutOidcRequestUri) {
-    env.SYSTEM_OIDCREQUESTURI = `${collectionUri}${emu.projectId}/_apis/distributedtask/hubs/build/plans/${planId}/jobs/${jobId}/oidctoken`;
-  }
+  const job = agentJob({
+    kind: options.kind,
+    collectionUri,
+    projectId: emu.projectId,
+    projectName: 'web',
+    accessToken: emu.jobAccessToken,
+    tempDirectory: options.tempDirectory ?? newTempDirectory(),
+    oidcRequestHost: options.withoutOidcRequestUri ? 'none' : options.oidcRequestHost,
+    casing: options.casing,
+    debug: options.debug,
+    variables: { 'WorkloadIdentity.HttpTimeoutSeconds': '5' },
+  });
+  emu.registerPlan(job.planId, job.hostType);
+  const env = job.env;
   if (options.trust === 'agent-cainfo') env.AGENT_CAINFO = emu.caCertPath;
   else env.NODE_EXTRA_CA_CERTS = emu.caCertPath;
   return env;

@@ -4,15 +4,14 @@
  */
 import * as path from 'node:path';
 import { TaskMockRunner } from 'azure-pipelines-task-lib/mock-run';
+import { layL0Job } from './federated-harness';
 
 const taskDir = path.join(__dirname, '..', '..', 'tasks', 'AcrLoginFederatedV1');
 const scenario = process.env.L0_SCENARIO ?? 'job';
 const tmr = new TaskMockRunner(path.join(taskDir, scenario.startsWith('post') ? 'post.js' : 'index.js'));
 
 const CONN = 'c0ffee00-0000-4000-8000-00000000acr1';
-process.env.AGENT_TEMPDIRECTORY = process.env.L0_TEMP ?? '';
-process.env.SYSTEM_OIDCREQUESTURI = 'https://dev.azure.com/contoso/p/_apis/distributedtask/hubs/build/plans/x/jobs/y/oidctoken';
-process.env.ENDPOINT_AUTH_SYSTEMVSSCONNECTION = JSON.stringify({ parameters: { AccessToken: 'l0-job-access-token' }, scheme: 'OAuth' });
+layL0Job();
 process.env[`ENDPOINT_AUTH_${CONN}`] = JSON.stringify({ parameters: { tenantid: 'tenant-1', serviceprincipalid: 'client-1' }, scheme: 'WorkloadIdentityFederation' });
 process.env[`ENDPOINT_DATA_${CONN}_ENVIRONMENT`] = 'AzureCloud';
 tmr.setInput('connectedServiceNameARM', CONN);

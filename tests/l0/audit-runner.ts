@@ -4,14 +4,10 @@
  */
 import * as path from 'node:path';
 import { TaskMockRunner } from 'azure-pipelines-task-lib/mock-run';
+import { layL0Job } from './federated-harness';
 
 const tmr = new TaskMockRunner(path.join(__dirname, '..', '..', 'tasks', 'AuditServiceConnectionsV1', 'index.js'));
-process.env.AGENT_TEMPDIRECTORY = process.env.L0_TEMP ?? '';
-process.env.SYSTEM_COLLECTIONURI = 'https://dev.azure.com/contoso/';
-process.env.SYSTEM_TEAMPROJECT = 'web';
-process.env.SYSTEM_TEAMPROJECTID = '0c3e9a57-2f61-4b8d-a4e2-7b9f1c5d3e80';
-process.env.ENDPOINT_URL_SYSTEMVSSCONNECTION = 'https://dev.azure.com/contoso/';
-process.env.ENDPOINT_AUTH_SYSTEMVSSCONNECTION = JSON.stringify({ parameters: { AccessToken: 'l0-job-access-token' }, scheme: 'OAuth' });
+layL0Job();
 for (const [k, v] of Object.entries(JSON.parse(process.env.L0_INPUTS ?? '{}') as Record<string, string>)) tmr.setInput(k, v);
 
 const rows = JSON.parse(process.env.L0_ROWS ?? '[]') as { severity: string }[];

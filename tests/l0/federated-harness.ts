@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { MockTestRunner } from 'azure-pipelines-task-lib/mock-test';
 import { TaskMockRunner } from 'azure-pipelines-task-lib/mock-run';
+import { agentJob, JobKind, OidcRequestHost } from '../helpers/agent-job';
 
 export const L0_CONNECTION = 'a5500000-0000-4000-8000-0000000000a5';
 
@@ -47,13 +48,29 @@ export function setVariableOf(stdout: string, name: string): { value: string; li
   return line ? { value: line.slice(line.indexOf(']') + 1), line } : undefined;
 }
 
+/**
+ * Runner side: the agent's environment for a job (tests/helpers/agent-job.ts), the kind chosen by the
+ * test with L0_JOB_KIND (build by default) and L0_OIDC_HOST; variables the runner sets after this win.
+ */
+export function layL0Job(): void {
+  const job = agentJob({
+    kind: (process.env.L0_JOB_KIND as JobKind | undefined) ?? 'build',
+    collectionUri: 'https://dev.azure.com/contoso/',
+    projectId: '0c3e9a57-2f61-4b8d-a4e2-7b9f1c5d3e80',
+    projectName: 'web',
+    accessToken: 'l0-job-access-token',
+    tempDirectory: process.env.L0_TEMP ?? '',
+    oidcRequestHost: (process.env.L0_OIDC_HOST as OidcRequestHost | undefined) ?? 'collection',
+    debug: false,
+  });
+  Object.assign(process.env, job.env);
+}
+
 /** Runner side: the task's entry (L0_SCENARIO main or post), its connection and an Oidctoken client that returns an idToken with `subject`. */
 export function federatedTaskMock(taskFolder: string, subject: string): { tmr: TaskMockRunner; token: string } {
   const scenario = process.env.L0_SCENARIO ?? 'main';
   const tmr = new TaskMockRunner(path.join(__dirname, '..', '..', 'tasks', taskFolder, scenario === 'post' ? 'post.js' : 'index.js'));
-  process.env.AGENT_TEMPDIRECTORY = process.env.L0_TEMP ?? '';
-  process.env.SYSTEM_OIDCREQUESTURI = 'https://dev.azure.com/contoso/p/_apis/distributedtask/hubs/build/plans/x/jobs/y/oidctoken';
-  process.env.ENDPOINT_AUTH_SYSTEMVSSCONNECTION = JSON.stringify({ parameters: { AccessToken: 'l0-job-access-token' }, scheme: 'OAuth' });
+  layL0Job();
   process.env[`ENDPOINT_AUTH_${L0_CONNECTION}`] = JSON.stringify({ parameters: { tenantid: 'tenant-1', serviceprincipalid: 'client-1' }, scheme: process.env.L0_SCHEME ?? 'WorkloadIdentityFederation' });
   tmr.setInput('connectedServiceNameARM', L0_CONNECTION);
   for (const [k, v] of Object.entries(JSON.parse(process.env.L0_INPUTS ?? '{}') as Record<string, string>)) tmr.setInput(k, v);

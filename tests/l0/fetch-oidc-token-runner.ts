@@ -5,6 +5,7 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { TaskMockRunner } from 'azure-pipelines-task-lib/mock-run';
+import { layL0Job } from './federated-harness';
 import { refresherControlMock } from './refresher-mock';
 
 const taskDir = path.join(__dirname, '..', '..', 'tasks', 'FetchOidcTokenV1');
@@ -21,9 +22,7 @@ export const FAKE_ID_TOKEN = `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64({ iss: 
 const FAKE_ACCESS_TOKEN = 'l0-access-token-value-0123456789';
 
 const tempDir = process.env.L0_TEMP ?? '';
-process.env.AGENT_TEMPDIRECTORY = tempDir;
-process.env.SYSTEM_OIDCREQUESTURI = 'https://dev.azure.com/contoso/p/_apis/distributedtask/hubs/build/plans/x/jobs/y/oidctoken';
-process.env.ENDPOINT_AUTH_SYSTEMVSSCONNECTION = JSON.stringify({ parameters: { AccessToken: 'l0-job-access-token' }, scheme: 'OAuth' });
+layL0Job();
 
 const scheme = scenario === 'secret' ? 'ServicePrincipal' : scenario === 'unknown-scheme' ? 'UsernamePassword' : 'WorkloadIdentityFederation';
 if (scenario !== 'missing-connection') tmr.setInput('connectedServiceNameARM', CONN);

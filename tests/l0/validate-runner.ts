@@ -4,11 +4,11 @@
  */
 import * as path from 'node:path';
 import { TaskMockRunner } from 'azure-pipelines-task-lib/mock-run';
+import { layL0Job } from './federated-harness';
 
 const tmr = new TaskMockRunner(path.join(__dirname, '..', '..', 'tasks', 'ValidateServiceConnectionV1', 'index.js'));
 const CONN = 'a11ce000-0000-4000-8000-0000000000v1';
-process.env.AGENT_TEMPDIRECTORY = process.env.L0_TEMP ?? '';
-process.env.ENDPOINT_AUTH_SYSTEMVSSCONNECTION = JSON.stringify({ parameters: { AccessToken: 'l0-job-access-token' }, scheme: 'OAuth' });
+layL0Job();
 // L0_NO_CONNECTION: the agent passes no connection (the task cannot read it).
 if (!process.env.L0_NO_CONNECTION) process.env[`ENDPOINT_AUTH_${CONN}`] = JSON.stringify({ parameters: { tenantid: 'tenant-1', serviceprincipalid: 'client-1' }, scheme: 'WorkloadIdentityFederation' });
 process.env[`ENDPOINT_URL_${CONN}`] = 'https://management.azure.com/';
