@@ -103,6 +103,7 @@ describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', fu
     emu.resetCounts();
     emu.latencyMs = 0;
     emu.projectPageSize = 100;
+    emu.endpointPageSize = 100;
     emu.identityServiceUrl = undefined;
   });
 
@@ -288,6 +289,43 @@ describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', fu
     assert.equal(bad.result, 'Failed');
     assert.match(bad.errors.join('\n'), /Input 'unusedDays': 'soon' is not a whole number of days/);
     assert.equal(emu.requestLog().length, 0, 'a bad input fails before any request');
+  });
+
+  it('250 connections in one project, listed in three pages (x-ms-continuationtoken): every one audited', async () => {
+    const names: string[] = [];
+    for (let i = 0; i < 250; i++) {
+      const name = `many-${String(i).padStart(3, '0')}`;
+      names.push(name);
+      emu.addServiceConnection({ id: crypto.randomUUID(), name, projectName: 'many', scheme: 'WorkloadIdentityFederation', issuerMode: 'entra', tenantId: TENANT, clientId: crypto.randomUUID(), lastUsed: { pipeline: 'deploy', result: 'succeeded', finishTime: iso(-1) } });
+    }
+    emu.endpointPageSize = 100;
+    const r = await audit({ scope: 'organization', projects: 'many' });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.equal(r.variables.connectionsAudited.value, '250');
+    const { rows } = report(r);
+    assert.deepEqual(rows.map((x) => x.name).sort(), names);
+    assert.ok(rows.every((x) => x.action === 'none'), 'no row says a page was missing');
+    const lists = emu.requestLog().filter((l) => l.route === 'devops.endpoints').map((l) => new URL(l.path, emu.url).searchParams.get('continuationToken'));
+    assert.deepEqual(lists, [null, '100', '200'], 'three pages, each after the token of the one before');
+    assert.equal(emu.count('devops.executionHistory'), 250);
+  });
+
+  it('a list of connections whose continuation token comes back again ends with a row saying so, not a loop', async () => {
+    const id = crypto.randomUUID();
+    emu.addServiceConnection({ id, name: 'loop-conn', projectName: 'loop', scheme: 'WorkloadIdentityFederation', issuerMode: 'entra', tenantId: TENANT, clientId: crypto.randomUUID(), lastUsed: { pipeline: 'deploy', result: 'succeeded', finishTime: iso(-1) } });
+    // Azure DevOps answering every page with the same token (and the same connection).
+    const page = { count: 1, value: [{ id, name: 'loop-conn', type: 'azurerm', isReady: true, authorization: { scheme: 'WorkloadIdentityFederation', parameters: { workloadIdentityFederationIssuerType: 'EntraID' } }, data: { environment: 'AzureCloud' }, serviceEndpointProjectReferences: [{ projectReference: { name: 'loop' }, name: 'loop-conn' }] }] };
+    emu.inject('devops.endpoints', { kind: 'status', status: 200, body: JSON.stringify(page), headers: { 'Content-Type': 'application/json; charset=utf-8', 'x-ms-continuationtoken': 'same' } }, 1000);
+    const r = await audit({ scope: 'organization', projects: 'loop' });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.equal(emu.count('devops.endpoints'), 2, 'the second page, with the token seen before, ends the list');
+    const { rows } = report(r);
+    assert.equal(byName(rows, 'loop-conn').action, 'none', 'what was listed is audited');
+    const stuck = byName(rows.filter((x) => x.project === 'loop'), '(project)');
+    assert.equal(stuck.action, 'cannot-read');
+    assert.match(stuck.why, /list of service connections did not end: Azure DevOps gave a continuation token it had given before/);
+    assert.equal(r.variables.auditStatus.value, 'warning');
+    assert.equal(r.variables.connectionsAudited.value, '1');
   });
 
   it('names and texts with logging commands: inert in the log, the summary and the reports', async () => {
