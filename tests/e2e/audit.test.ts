@@ -15,6 +15,7 @@ import { E2eRuns, TENANT } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
 import { chromiumBinary, renderSummaryHtml, screenshot } from '../helpers/screenshot';
 import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
+import { assertOnlyOwnLinks, renderers, visibleText } from '../helpers/markdown-links';
 
 const root = path.resolve(__dirname, '..', '..', '..');
 const DAY = 86_400_000;
@@ -338,6 +339,24 @@ describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', fu
     assert.ok(!/##vso\[|##\[/.test(md), md);
     const row = byName(report(r).rows, payload);
     assert.equal(row.action, 'fix-rotation');
+  });
+
+  it('outside text shaped like links (e-mail addresses, domains, URLs) in every field: the summary links only to connection pages (GFM and markdown-it linkify)', async () => {
+    const evil = 'support@evil-phish.example www.evil.example evil.example.com https://evil.example/login [x](https://evil.example)';
+    add(`Prod ${evil}`, { scheme: 'ServicePrincipal', projectName: 'www.evil-project.example', isReady: false, operationStatus: { state: 'Failed', statusMessage: `Rotation failed: mail ${evil}` }, createdBy: { displayName: `IT (${evil})`, uniqueName: 'support@evil-phish.example', inactive: true } });
+    add('unused.evil.example.com', { scheme: 'WorkloadIdentityFederation', issuerMode: 'entra', projectName: 'www.evil-project.example', lastUsed: undefined, sharedWith: ['evil.example.org'] });
+    emu.addProject({ name: 'denied.example.com', fault: { kind: 'status', status: 403, body: JSON.stringify({ $id: '1', innerException: null, message: `TF50309: Access denied. Ask ${evil}`, typeName: 'Microsoft.TeamFoundation.Framework.Server.AccessCheckException', typeKey: 'AccessCheckException', errorCode: 0, eventId: 3000 }) } });
+    const r = await audit({ scope: 'organization', projects: 'www.evil-project.example, denied.example.com, evil.example.org' });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    const md = summary(r);
+    const own = report(r).rows.filter((x) => x.action !== 'none' && x.link).map((x) => x.link!);
+    assert.equal(own.length, 2, 'the failed rotation and the unused connection link to their pages');
+    assert.ok(own.every((l) => l.startsWith(emu.collectionUri)));
+    const html = assertOnlyOwnLinks(await renderers(), md, own);
+    for (const h of html.values()) {
+      const text = visibleText(h);
+      assert.ok(text.includes(`Prod ${evil}`) && text.includes(`IT (${evil})`) && text.includes(`Ask ${evil}`) && text.includes('www.evil-project.example'), `still shown:\n${text}`);
+    }
   });
 
   // npm test writes the picture into build/screenshots; `npm run screenshots` refreshes images/audit-summary.png.
