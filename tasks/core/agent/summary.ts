@@ -17,7 +17,7 @@ const LOG: Record<RowStatus, string> = { pass: 'PASS   ', warning: 'WARNING', fa
  * http(s) and ftp URLs and e-mail addresses by themselves) nor in markdown-it with linkify (which
  * Azure DevOps uses: it also links bare domain names such as `evil.example.com`, `//host` and
  * `mailto:`). Every word that could be read as a link (it holds an '@', a '//', `www.`, or a '.'
- * followed by a name of two or more characters with a letter) is written as inline code, which no
+ * followed by a name of two or more characters starting with a letter) is written as inline code, which no
  * renderer links and which shows it unchanged; the words around it are plain text with every
  * character markdown gives a meaning to escaped (`\`, `&`, `<`, `>`, `[`, `]`, `|` and the backtick),
  * so no text from outside builds a link, an autolink, HTML or a code span of its own. The
@@ -37,7 +37,8 @@ export function cell(text: string): string {
  * ever in a code span), or one of those characters.
  */
 const WORD_OR_CHARACTER = /[^\s<>[\]|`]+|[\s\S]/gu;
-const LINKLIKE = /@|\/\/|\bwww\.|[\p{L}\p{N}_-]\.(?=[\p{L}\p{N}_-]{2})(?=[\p{N}_-]*\p{L})/iu;
+// A domain name ends in a name that starts with a letter (a top-level domain, or its xn-- form).
+const LINKLIKE = /@|\/\/|\bwww\.|[\p{L}\p{N}_-]\.\p{L}[\p{L}\p{N}_-]/iu;
 const ESCAPED: Record<string, string> = { '\\': '\\\\', '&': '&amp;', '<': '&lt;', '>': '&gt;', '[': '\\[', ']': '\\]', '|': '\\|', '`': '&#96;' };
 
 function plain(text: string): string {
