@@ -79,7 +79,10 @@ for (const file of taskJsons) {
 fs.mkdirSync(outDir, { recursive: true });
 for (const f of fs.readdirSync(outDir)) if (f.endsWith('.vsix')) fs.rmSync(path.join(outDir, f));
 const tfx = path.join(root, 'node_modules', 'tfx-cli', '_build', 'tfx-cli.js');
-const cmd = ['extension', 'create', '--root', stage, '--manifest-globs', 'vss-extension.json', '--output-path', outDir, '--publisher', publisher, '--extension-id', extensionId, '--no-prompt', '--no-color', '--json'];
+// tfx reads an --output-path with an extension as a file name, so a folder named like 'out.v2' would
+// fail (EISDIR): it is given the file, named as tfx names it (publisher.extension-version.vsix).
+const vsixFile = path.join(outDir, `${publisher}.${extensionId}-${manifest.version}.vsix`);
+const cmd = ['extension', 'create', '--root', stage, '--manifest-globs', 'vss-extension.json', '--output-path', vsixFile, '--publisher', publisher, '--extension-id', extensionId, '--no-prompt', '--no-color', '--json'];
 const run = spawnSync(process.execPath, [tfx, ...cmd], { cwd: stage, encoding: 'utf8', env: { ...process.env, TFX_TRACE: '' } });
 // tfx writes its warnings ("warning: " on each line) to stdout, before the JSON result; errors to stderr.
 const lines = (run.stdout ?? '').split(/\r?\n/);

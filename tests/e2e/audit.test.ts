@@ -15,6 +15,7 @@ import { E2eRuns, TENANT } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
 import { chromiumBinary, renderSummaryHtml, screenshot } from '../helpers/screenshot';
 import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
+import { assertOnlyOwnLinks, renderers, visibleText } from '../helpers/markdown-links';
 
 const root = path.resolve(__dirname, '..', '..', '..');
 const DAY = 86_400_000;
@@ -103,6 +104,7 @@ describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', fu
     emu.resetCounts();
     emu.latencyMs = 0;
     emu.projectPageSize = 100;
+    emu.endpointPageSize = 100;
     emu.identityServiceUrl = undefined;
   });
 
@@ -290,6 +292,43 @@ describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', fu
     assert.equal(emu.requestLog().length, 0, 'a bad input fails before any request');
   });
 
+  it('250 connections in one project, listed in three pages (x-ms-continuationtoken): every one audited', async () => {
+    const names: string[] = [];
+    for (let i = 0; i < 250; i++) {
+      const name = `many-${String(i).padStart(3, '0')}`;
+      names.push(name);
+      emu.addServiceConnection({ id: crypto.randomUUID(), name, projectName: 'many', scheme: 'WorkloadIdentityFederation', issuerMode: 'entra', tenantId: TENANT, clientId: crypto.randomUUID(), lastUsed: { pipeline: 'deploy', result: 'succeeded', finishTime: iso(-1) } });
+    }
+    emu.endpointPageSize = 100;
+    const r = await audit({ scope: 'organization', projects: 'many' });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.equal(r.variables.connectionsAudited.value, '250');
+    const { rows } = report(r);
+    assert.deepEqual(rows.map((x) => x.name).sort(), names);
+    assert.ok(rows.every((x) => x.action === 'none'), 'no row says a page was missing');
+    const lists = emu.requestLog().filter((l) => l.route === 'devops.endpoints').map((l) => new URL(l.path, emu.url).searchParams.get('continuationToken'));
+    assert.deepEqual(lists, [null, '100', '200'], 'three pages, each after the token of the one before');
+    assert.equal(emu.count('devops.executionHistory'), 250);
+  });
+
+  it('a list of connections whose continuation token comes back again ends with a row saying so, not a loop', async () => {
+    const id = crypto.randomUUID();
+    emu.addServiceConnection({ id, name: 'loop-conn', projectName: 'loop', scheme: 'WorkloadIdentityFederation', issuerMode: 'entra', tenantId: TENANT, clientId: crypto.randomUUID(), lastUsed: { pipeline: 'deploy', result: 'succeeded', finishTime: iso(-1) } });
+    // Azure DevOps answering every page with the same token (and the same connection).
+    const page = { count: 1, value: [{ id, name: 'loop-conn', type: 'azurerm', isReady: true, authorization: { scheme: 'WorkloadIdentityFederation', parameters: { workloadIdentityFederationIssuerType: 'EntraID' } }, data: { environment: 'AzureCloud' }, serviceEndpointProjectReferences: [{ projectReference: { name: 'loop' }, name: 'loop-conn' }] }] };
+    emu.inject('devops.endpoints', { kind: 'status', status: 200, body: JSON.stringify(page), headers: { 'Content-Type': 'application/json; charset=utf-8', 'x-ms-continuationtoken': 'same' } }, 1000);
+    const r = await audit({ scope: 'organization', projects: 'loop' });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.equal(emu.count('devops.endpoints'), 2, 'the second page, with the token seen before, ends the list');
+    const { rows } = report(r);
+    assert.equal(byName(rows, 'loop-conn').action, 'none', 'what was listed is audited');
+    const stuck = byName(rows.filter((x) => x.project === 'loop'), '(project)');
+    assert.equal(stuck.action, 'cannot-read');
+    assert.match(stuck.why, /list of service connections did not end: Azure DevOps gave a continuation token it had given before/);
+    assert.equal(r.variables.auditStatus.value, 'warning');
+    assert.equal(r.variables.connectionsAudited.value, '1');
+  });
+
   it('names and texts with logging commands: inert in the log, the summary and the reports', async () => {
     const payload = 'evil##vso[task.setvariable variable=INJECTED]1\r\n##[group]x\u200B##vso[task.complete result=Failed]';
     add(payload, { scheme: 'ServicePrincipal', projectName: 'inject', isReady: false, operationStatus: { state: 'Failed', statusMessage: `rotation ##vso[task.setvariable variable=INJECTED]1\n##vso[task.uploadsummary]/etc/passwd` }, createdBy: { displayName: '##vso[task.setvariable variable=INJECTED]1', inactive: true } });
@@ -300,6 +339,24 @@ describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', fu
     assert.ok(!/##vso\[|##\[/.test(md), md);
     const row = byName(report(r).rows, payload);
     assert.equal(row.action, 'fix-rotation');
+  });
+
+  it('outside text shaped like links (e-mail addresses, domains, URLs) in every field: the summary links only to connection pages (GFM and markdown-it linkify)', async () => {
+    const evil = 'support@evil-phish.example www.evil.example evil.example.com https://evil.example/login [x](https://evil.example)';
+    add(`Prod ${evil}`, { scheme: 'ServicePrincipal', projectName: 'www.evil-project.example', isReady: false, operationStatus: { state: 'Failed', statusMessage: `Rotation failed: mail ${evil}` }, createdBy: { displayName: `IT (${evil})`, uniqueName: 'support@evil-phish.example', inactive: true } });
+    add('unused.evil.example.com', { scheme: 'WorkloadIdentityFederation', issuerMode: 'entra', projectName: 'www.evil-project.example', lastUsed: undefined, sharedWith: ['evil.example.org'] });
+    emu.addProject({ name: 'denied.example.com', fault: { kind: 'status', status: 403, body: JSON.stringify({ $id: '1', innerException: null, message: `TF50309: Access denied. Ask ${evil}`, typeName: 'Microsoft.TeamFoundation.Framework.Server.AccessCheckException', typeKey: 'AccessCheckException', errorCode: 0, eventId: 3000 }) } });
+    const r = await audit({ scope: 'organization', projects: 'www.evil-project.example, denied.example.com, evil.example.org' });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    const md = summary(r);
+    const own = report(r).rows.filter((x) => x.action !== 'none' && x.link).map((x) => x.link!);
+    assert.equal(own.length, 2, 'the failed rotation and the unused connection link to their pages');
+    assert.ok(own.every((l) => l.startsWith(emu.collectionUri)));
+    const html = assertOnlyOwnLinks(await renderers(), md, own);
+    for (const h of html.values()) {
+      const text = visibleText(h);
+      assert.ok(text.includes(`Prod ${evil}`) && text.includes(`IT (${evil})`) && text.includes(`Ask ${evil}`) && text.includes('www.evil-project.example'), `still shown:\n${text}`);
+    }
   });
 
   // npm test writes the picture into build/screenshots; `npm run screenshots` refreshes images/audit-summary.png.

@@ -136,11 +136,11 @@ describe('E2E ValidateServiceConnection@1 (bundled task against the emulator)', 
     const entra = row(r, 'Entra ID exchange');
     assert.match(entra, /^FAIL .*AADSTS700213.*Fix: Set the subject of the federated credential .* to exactly the subject Azure DevOps presents/);
     const md = reported(r, 'error');
-    assert.ok(md.includes(`subject:  ${c.expected.subject}`), md);
+    assert.ok(md.includes(`subject:  \`${c.expected.subject}\``), md);
     // Azure DevOps expects what it presents: one sentence says so, not a second identical block.
     assert.doesNotMatch(md, /Expected \(the service connection in Azure DevOps\):/);
     assert.match(md, /The service connection in Azure DevOps expects this same issuer and subject: Azure DevOps is consistent, so the mismatch is in the federated credential in Microsoft Entra ID, not in Azure DevOps\./);
-    assert.ok(md.includes(`The federated credential in Microsoft Entra ID must carry exactly the subject Azure DevOps presents (case-sensitive): ${c.expected.subject}`), md);
+    assert.ok(md.includes(`The federated credential in Microsoft Entra ID must carry exactly the subject Azure DevOps presents (case-sensitive): \`${c.expected.subject}\``), md);
     assert.match(row(r, 'idToken'), /^WARNING .*vstoken\.dev\.azure\.com issuer, which Azure DevOps retires on 2027-07-01/);
     assert.equal(emu.count('serviceendpoint'), 1, 'the expected subject is read once');
     assert.match(row(r, 'Subscription'), /^SKIPPED/);
@@ -229,7 +229,8 @@ describe('E2E ValidateServiceConnection@1 (bundled task against the emulator)', 
     assert.equal(r.result, 'SucceededWithIssues', r.stdout);
     assert.match(row(r, 'Secret expiry'), /^SKIPPED +Secret expiry: Could not run: Microsoft Graph did not let the identity read its app registration \(HTTP 403, Authorization_RequestDenied\); it needs the Microsoft Graph application permission Application\.Read\.All \(or to own its app registration\)\./);
     const md = reported(r, 'warning');
-    assert.match(md, /^\| Secret expiry \| ○ skipped \| Could not run: .*Application\.Read\.All.* \| To have this checked, grant the app the Microsoft Graph application permission Application\.Read\.All/m);
+    // A dotted name is written as code in the summary (nothing in it can become a link).
+    assert.match(md, /^\| Secret expiry \| ○ skipped \| Could not run: .*`Application\.Read\.All`.* \| To have this checked, grant the app the Microsoft Graph application permission `Application\.Read\.All`/m);
   });
 
   it('Resource Manager refuses the permissions read (403): the role row is skipped naming Microsoft.Authorization/permissions/read', async () => {

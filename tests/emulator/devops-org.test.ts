@@ -34,6 +34,7 @@ describe('emulator: Azure DevOps organisation reads', function () {
     emu.clearFaults();
     emu.resetCounts();
     emu.projectPageSize = 100;
+    emu.endpointPageSize = 100;
   });
 
   it('lists projects in pages, with x-ms-continuationtoken until the last', async () => {
@@ -70,6 +71,21 @@ describe('emulator: Azure DevOps organisation reads', function () {
     const docker = json(await get('/contoso/alpha/_apis/serviceendpoint/endpoints?type=dockerregistry&includeFailed=true&api-version=7.1')).value;
     assert.deepEqual(docker.map((e) => e.name), ['acr']);
     assert.deepEqual(json(await get('/contoso/beta/_apis/serviceendpoint/endpoints?includeFailed=true&api-version=7.1')).value.map((e) => e.name), ['fed-old']);
+  });
+
+  it('lists a project\'s endpoints in pages of endpointPageSize, with x-ms-continuationtoken until the last', async () => {
+    emu.endpointPageSize = 2;
+    const base = '/contoso/alpha/_apis/serviceendpoint/endpoints?includeFailed=true&includeDetails=true&api-version=7.1';
+    const first = await get(base);
+    assert.deepEqual(json(first).value.map((e) => e.name), ['fed-old', 'rotation']);
+    assert.equal(json(first).count, 2);
+    const token = first.headers['x-ms-continuationtoken'] as string;
+    assert.ok(token, 'a continuation token on the first page');
+    const last = await get(`${base}&continuationToken=${encodeURIComponent(token)}`);
+    assert.deepEqual(json(last).value.map((e) => e.name), ['acr']);
+    assert.equal(last.headers['x-ms-continuationtoken'], undefined, 'none on the last page');
+    emu.endpointPageSize = 3;
+    assert.equal((await get(base)).headers['x-ms-continuationtoken'], undefined, 'a list that fits one page has none');
   });
 
   it('execution history: the last run, or none for a connection never used', async () => {

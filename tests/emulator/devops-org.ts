@@ -104,7 +104,12 @@ function endpoints(ctx: RequestContext, world: World): void {
     .filter((c) => !type || (c.type ?? 'azurerm').toLowerCase() === type)
     .filter((c) => includeFailed || (c.isReady ?? true))
     .map((c) => serviceEndpointJson(c, project, (n) => world.findProject(n)));
-  sendDevOpsJson(ctx, 200, { count: list.length, value: list });
+  // Paged like the project list: the token is where the next page starts.
+  const skip = Number(ctx.query('continuationToken') ?? 0) || 0;
+  const page = list.slice(skip, skip + world.endpointPageSize);
+  const headers: Record<string, string> = {};
+  if (skip + world.endpointPageSize < list.length) headers['x-ms-continuationtoken'] = String(skip + world.endpointPageSize);
+  sendDevOpsJson(ctx, 200, { count: page.length, value: page }, headers);
 }
 
 function history(ctx: RequestContext, world: World): void {

@@ -236,13 +236,13 @@ function devopsHeaders(): Record<string, string> {
   return { ActivityId: crypto.randomUUID(), 'X-TFS-Session': crypto.randomUUID(), 'X-VSS-E2EID': crypto.randomUUID() };
 }
 
-export function sendDevOpsJson(ctx: RequestContext, status: number, value: unknown): void {
+export function sendDevOpsJson(ctx: RequestContext, status: number, value: unknown, headers: Record<string, string> = {}): void {
   const version = ctx.query('api-version') ?? '7.1';
   ctx.send({
     status,
     contentType: `application/json; charset=utf-8; api-version=${version}`,
     body: JSON.stringify(value),
-    headers: devopsHeaders(),
+    headers: { ...devopsHeaders(), ...headers },
   });
 }
 

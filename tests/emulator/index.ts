@@ -302,6 +302,15 @@ class EmulatorImpl implements Emulator {
     this.world.projectPageSize = value;
   }
 
+  get endpointPageSize(): number {
+    return this.world.endpointPageSize;
+  }
+
+  set endpointPageSize(value: number) {
+    if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`endpointPageSize must be a positive integer, got ${value}`);
+    this.world.endpointPageSize = value;
+  }
+
   get identityServiceUrl(): string | undefined {
     return this.world.identityServiceUrl;
   }

@@ -77,6 +77,7 @@ export class World {
   idTokenLifetimeSeconds = 600;
   latencyMs = 0;
   projectPageSize = 100;
+  endpointPageSize = 100;
   identityServiceUrl: string | undefined;
   lastTokenRequest: TokenRequestRecord | undefined;
 

@@ -377,6 +377,11 @@ export interface Emulator {
   /** the largest page GET _apis/projects answers, whatever $top asks (default 100) */
   projectPageSize: number;
   /**
+   * the largest page of a project's GET _apis/serviceendpoint/endpoints (default 100): a longer list
+   * is answered in pages, each but the last with x-ms-continuationtoken, the next read with &continuationToken=
+   */
+  endpointPageSize: number;
+  /**
    * The identity service's locationUrl the resource-area lookup answers; default the collection
    * URL at the host the request came to (same origin as the collection).
    */

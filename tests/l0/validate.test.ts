@@ -63,7 +63,7 @@ describe('L0 ValidateServiceConnection@1', function () {
     assert.equal(status(tr.stdout), 'error');
     assert.match(tr.errorIssues[0], /'prod-deploy' failed: Entra ID exchange; warnings: idToken/);
     assert.match(tr.stdout, /^FAIL {5}Entra ID exchange: AADSTS700213.*Fix: Copy the subject\.$/m);
-    assert.match(tr.summary ?? '', /\| Entra ID exchange \| ✖ fail \| AADSTS700213: no federated credential matches the subject\.<br>subject: sc\\:\/\/contoso\/web\/x \| Copy the subject\. \|/);
+    assert.match(tr.summary ?? '', /\| Entra ID exchange \| ✖ fail \| AADSTS700213: no federated credential matches the subject\.<br>subject: `sc:\/\/contoso\/web\/x` \| Copy the subject\. \|/);
   });
 
   it('the summary goes under Agent.TempDirectory, never the working directory', async () => {

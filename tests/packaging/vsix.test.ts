@@ -198,6 +198,26 @@ describe('the .vsix package', () => {
     });
   });
 
+  it('packs into an --out-dir whose name has a dot (out.v2): the .vsix lands in it, the same package', function () {
+    this.timeout(60_000);
+    // tfx reads an output path with an extension as a file: the script must give it the file name.
+    const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-vsix-'));
+    try {
+      const out = path.join(parent, 'out.v2');
+      const r = spawnSync(process.execPath, [packageScript, '--out-dir', out], { cwd: root, encoding: 'utf8' });
+      assert.equal(r.status, 0, `package.mjs --out-dir ${out}: ${r.stdout}${r.stderr}`);
+      assert.ok(fs.statSync(out).isDirectory(), 'out.v2 is still a folder');
+      const files = fs.readdirSync(out);
+      assert.deepEqual(files, [path.basename(vsix)], 'the .vsix, named as in dist/, and nothing else');
+      const packed = readZip(path.join(out, files[0]));
+      assert.deepEqual(packed.map((e) => e.name).sort(), entries.map((e) => e.name).sort());
+      assert.deepEqual(taskJsons(packed), taskJsons(entries));
+      assert.deepEqual(fs.readdirSync(parent), ['out.v2'], 'nothing beside it');
+    } finally {
+      fs.rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
   it('validates each task.json against the official schema', () => {
     const ajv = new Ajv({ allErrors: true, strict: false, unicodeRegExp: false });
     const validate = ajv.compile(JSON.parse(fs.readFileSync(schemaFile, 'utf8')));

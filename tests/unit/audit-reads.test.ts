@@ -37,6 +37,26 @@ describe('Audit reads (scripted Azure DevOps)', () => {
     assert.ok(urls.length <= 3, `${urls.length} requests`);
   });
 
+  it('a project\'s list of connections is followed page by page; a token that comes back again ends it, keeping what was read', async () => {
+    const ep = (id: string) => ({ id, name: id, type: 'azurerm', authorization: { scheme: 'WorkloadIdentityFederation', parameters: {} } });
+    const paged = reader((u) => {
+      const token = u.searchParams.get('continuationToken');
+      if (!token) return { status: 200, body: { count: 1, value: [ep('a')] }, headers: { 'x-ms-continuationtoken': 't1' } };
+      if (token === 't1') return { status: 200, body: { count: 1, value: [ep('b')] }, headers: { 'x-ms-continuationtoken': 't2' } };
+      return { status: 200, body: { count: 1, value: [ep('c')] } };
+    });
+    const all = await paged.r.endpoints('web');
+    assert.ok(all.ok && !all.value.incomplete, JSON.stringify(all));
+    assert.deepEqual(all.ok && all.value.endpoints.map((e) => e.id), ['a', 'b', 'c']);
+    assert.deepEqual(paged.urls.map((x) => new URL(x).searchParams.get('continuationToken')), [null, 't1', 't2']);
+
+    const looping = reader(() => ({ status: 200, body: { count: 1, value: [ep('a')] }, headers: { 'x-ms-continuationtoken': 'same' } }));
+    const stuck = await looping.r.endpoints('web');
+    assert.ok(stuck.ok && stuck.value.incomplete, JSON.stringify(stuck));
+    assert.match(stuck.ok ? stuck.value.incomplete!.reason : '', /did not end: Azure DevOps gave a continuation token it had given before/);
+    assert.equal(looping.urls.length, 2);
+  });
+
   it('a creator whose identity batch failed is unknown with the reason, never "inactive"', async () => {
     const creators = Array.from({ length: 150 }, (_, i) => `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`);
     const { r, ctx } = reader((u) => {

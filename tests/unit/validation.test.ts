@@ -41,7 +41,7 @@ describe('validation summary', () => {
     assert.match(md, /^## Service connection prod$/m);
     assert.match(md, /\*\*✖ The connection has problems that will fail deployments\.\*\*/);
     assert.match(md, /^\| Check \| Result \| What was found \| Fix \|$/m);
-    assert.match(md, /^\| Entra ID exchange \| ✖ fail \| AADSTS700213 \\\| pipes &lt;b&gt;<br>subject: sc\\:\/\/a\/b\/c \| Copy the subject\.<br>\[App \(credentials\)\]\(https:\/\/portal\.azure\.com\/#view\/x\) \|$/m);
+    assert.match(md, /^\| Entra ID exchange \| ✖ fail \| AADSTS700213 \\\| pipes &lt;b&gt;<br>subject: `sc:\/\/a\/b\/c` \| Copy the subject\.<br>\[App \(credentials\)\]\(https:\/\/portal\.azure\.com\/#view\/x\) \|$/m);
     assert.match(md, /\[Azure DevOps\]\(https:\/\/dev\.azure\.com\/o\/p\/_settings\/adminservices\?resourceId=1\)/);
   });
 
@@ -51,7 +51,7 @@ describe('validation summary', () => {
     const { marked } = (await import('marked')) as typeof import('marked');
     const html = await marked.parse(md);
     assert.doesNotMatch(html, /href=/, html);
-    assert.match(html, /x\]\(https:\/\/evil\.example\) \[y www\.evil\.example/, 'the text is still shown');
+    assert.ok(html.replace(/<[^>]*>/g, '').includes(evil), `the text is still shown: ${html}`);
   });
 
   it('logs one line per check', () => {

@@ -10,23 +10,44 @@ const LOG: Record<RowStatus, string> = { pass: 'PASS   ', warning: 'WARNING', fa
 
 /**
  * Markdown table cells: one inert line (no line breaks, no logging commands, no invisible
- * characters: see output.ts), no pipes, no HTML from the services. Lines are joined with <br> by
- * the callers, never by the text.
+ * characters: see output.ts), no pipes, no HTML from the services, and no link. Lines are joined
+ * with <br> by the callers, never by the text.
+ *
+ * Text from outside never becomes a link, in GitHub-flavoured markdown (which links `www.` hosts,
+ * http(s) and ftp URLs and e-mail addresses by themselves) nor in markdown-it with linkify (which
+ * Azure DevOps uses: it also links bare domain names such as `evil.example.com`, `//host` and
+ * `mailto:`). Every word that could be read as a link (it holds an '@', a '//', `www.`, or a '.'
+ * followed by a name of two or more characters starting with a letter) is written as inline code, which no
+ * renderer links and which shows it unchanged; the words around it are plain text with every
+ * character markdown gives a meaning to escaped (`\`, `&`, `<`, `>`, `[`, `]`, `|` and the backtick),
+ * so no text from outside builds a link, an autolink, HTML or a code span of its own. The
+ * summary's own links are written by link(), never from this text.
  */
 export function cell(text: string): string {
-  // Text from outside never becomes a link: brackets are escaped (a name like
-  // `x](https://evil.example) [`), and so are the ':' of a scheme and the '.' after 'www', which
-  // GitHub-flavoured markdown would otherwise turn into links by themselves. The summary's own links
-  // are written by link(), never from this text.
-  return neutralize(text)
-    .replace(/[<>]/g, (c) => (c === '<' ? '&lt;' : '&gt;'))
-    .replace(/[|[\]]/g, (c) => `\\${c}`)
-    .replace(/([a-z][a-z0-9+.-]*):\/\//gi, '$1\\://')
-    .replace(/\bwww\./gi, (w) => `${w.slice(0, 3)}\\.`);
+  return neutralize(text).replace(WORD_OR_CHARACTER, (word) => {
+    if (!LINKLIKE.test(word)) return plain(word);
+    // Punctuation around the word stays plain text: '(evil.example.com).' shows as (`evil.example.com`).
+    const [, lead, core, tail] = /^([("']*)(.*?)([.,;:!?'")]*)$/su.exec(word)!;
+    return `${plain(lead)}\`${core}\`${plain(tail)}`;
+  });
 }
 
+/**
+ * A word (what lies between white space and the characters escaped outside code, none of which is
+ * ever in a code span), or one of those characters.
+ */
+const WORD_OR_CHARACTER = /[^\s<>[\]|`]+|[\s\S]/gu;
+// A domain name ends in a name that starts with a letter (a top-level domain, or its xn-- form).
+const LINKLIKE = /@|\/\/|\bwww\.|[\p{L}\p{N}_-]\.\p{L}[\p{L}\p{N}_-]/iu;
+const ESCAPED: Record<string, string> = { '\\': '\\\\', '&': '&amp;', '<': '&lt;', '>': '&gt;', '[': '\\[', ']': '\\]', '|': '\\|', '`': '&#96;' };
+
+function plain(text: string): string {
+  return text.replace(/[\\&<>[\]|`]/g, (c) => ESCAPED[c]);
+}
+
+/** One of the summary's own links; its URL is ours, with nothing in it that could end it early (parentheses, spaces, '<'). */
 export function link(l: Link): string {
-  return `[${cell(l.title)}](${neutralize(l.url).replace(/\)/g, '%29').replace(/ /g, '%20')})`;
+  return `[${cell(l.title)}](${neutralize(l.url).replace(/[() <>]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)})`;
 }
 
 export interface SummaryHeader {

@@ -107,7 +107,7 @@ export async function runAudit(ctx: PipelineContext, reader: OrganizationReader,
     projects = listed.value;
   }
 
-  // One request per project; each connection's history starts as soon as a list shows it.
+  // One request per project (per page of its list); each connection's history starts as soon as a list shows it.
   const typeParam = o.types?.length === 1 ? o.types[0] : undefined;
   const seen = new Map<string, Seen>();
   await Promise.all(
@@ -117,7 +117,11 @@ export async function runAudit(ctx: PipelineContext, reader: OrganizationReader,
         rows.push(unreadableRow(p.name, '(project)', `The project's service connections could not be read: ${list.reason}.`, list.permission ?? 'Reader on the project\'s service connections, once the service answers again'));
         return;
       }
-      for (const ep of list.value) {
+      const { endpoints, incomplete } = list.value;
+      if (incomplete) {
+        rows.push(unreadableRow(p.name, '(project)', `Not all of the project's service connections could be read: ${incomplete.reason}; the connections on the pages read are audited.`, incomplete.permission ?? 'Reader on the project\'s service connections, once the service answers again'));
+      }
+      for (const ep of endpoints) {
         const type = (ep.type ?? '').toLowerCase();
         if (o.types && !o.types.includes(type)) continue;
         if (typeof ep.id !== 'string' || !ep.id) {

@@ -19,8 +19,8 @@ export const DEVOPS_SERVICE = 'the Azure DevOps REST API';
 export const IDENTITY_BATCH = 100;
 /** Projects asked for per page. */
 export const PROJECT_PAGE = 100;
-/** Pages of projects followed at most (an organisation holds at most 1000 projects): a list that does not end is refused. */
-export const MAX_PROJECT_PAGES = 100;
+/** Pages of a list followed at most (an organisation holds at most 1000 projects): a list that does not end is refused. */
+export const MAX_PAGES = 100;
 
 export type Read<T> = { ok: true; value: T } | { ok: false; status?: number; reason: string; permission?: string };
 
@@ -91,46 +91,90 @@ export class OrganizationReader {
     return { ok: false, status: res.status, ...refusal(res, permission) };
   }
 
-  /** Every project of the organisation, page by page (x-ms-continuationtoken). */
-  async projects(): Promise<Read<ProjectRef[]>> {
-    const out: ProjectRef[] = [];
-    let token: string | undefined;
+  /**
+   * Every page of a list: `url(token)` is the URL of the page after `token` (the first without
+   * one); while an answer carries an x-ms-continuationtoken header, the next page is read with it.
+   * A token given before, or more than MAX_PAGES pages, ends the list with a reason and `endless`
+   * (what to do then): never a loop. `items` holds what the pages read gave, even when a later one failed.
+   */
+  private async pages<T>(
+    list: { kind: string; what: string; permission: string; endless: string },
+    url: (token?: string) => string,
+    pick: (json: unknown) => T[],
+  ): Promise<{ items: T[]; failure?: Exclude<Read<never>, { ok: true }> }> {
+    const items: T[] = [];
     const followed = new Set<string>();
-    for (;;) {
-      const url = checkAzureDevOpsUrl(`${this.collection}_apis/projects?api-version=7.1&$top=${PROJECT_PAGE}${token ? `&continuationToken=${encodeURIComponent(token)}` : ''}`, this.ctx.azureDevOps, 'System.CollectionUri');
-      const r = await this.get('projects', url, 'View instance-level information (Project Collection Valid Users)');
-      if (!r.ok) return r;
-      const value = (r.value.json as { value?: { id?: unknown; name?: unknown }[] }).value ?? [];
-      for (const p of value) if (typeof p?.id === 'string' && typeof p.name === 'string') out.push({ id: p.id, name: p.name });
+    let token: string | undefined;
+    for (let page = 1; ; page++) {
+      const r = await this.get(list.kind, url(token), list.permission);
+      if (!r.ok) return { items, failure: r };
+      items.push(...pick(r.value.json));
       token = header(r.value.res, 'x-ms-continuationtoken') || undefined;
-      if (!token) return { ok: true, value: out };
-      if (followed.has(token) || followed.size + 1 >= MAX_PROJECT_PAGES) {
+      if (!token) return { items };
+      if (followed.has(token) || page >= MAX_PAGES) {
         return {
-          ok: false,
-          reason: followed.has(token)
-            ? `the project list did not end: Azure DevOps gave a continuation token it had given before (after ${out.length} projects)`
-            : `the project list did not end after ${MAX_PROJECT_PAGES} pages (${out.length} projects)`,
-          permission: 'none: list the projects to audit in the input projects, or re-run later',
+          items,
+          failure: {
+            ok: false,
+            reason: followed.has(token)
+              ? `the ${list.what} did not end: Azure DevOps gave a continuation token it had given before (after ${items.length} read in ${page} pages)`
+              : `the ${list.what} did not end after ${MAX_PAGES} pages (${items.length} read)`,
+            permission: list.endless,
+          },
         };
       }
       followed.add(token);
     }
   }
 
-  /** A project's service connections of `type` (all types when undefined), failed ones included. */
-  async endpoints(project: string, type?: string): Promise<Read<EndpointJson[]>> {
-    const url = checkAzureDevOpsUrl(
-      `${this.collection}${encodeURIComponent(project)}/_apis/serviceendpoint/endpoints?${type ? `type=${encodeURIComponent(type)}&` : ''}includeFailed=true&includeDetails=true&api-version=7.1`,
-      this.ctx.azureDevOps,
-      'System.CollectionUri',
+  /** Every project of the organisation, page by page (x-ms-continuationtoken). */
+  async projects(): Promise<Read<ProjectRef[]>> {
+    const listed = await this.pages(
+      { kind: 'projects', what: 'project list', permission: 'View instance-level information (Project Collection Valid Users)', endless: 'none: list the projects to audit in the input projects, or re-run later' },
+      (token) => checkAzureDevOpsUrl(`${this.collection}_apis/projects?api-version=7.1&$top=${PROJECT_PAGE}${token ? `&continuationToken=${encodeURIComponent(token)}` : ''}`, this.ctx.azureDevOps, 'System.CollectionUri'),
+      (json) => {
+        const out: ProjectRef[] = [];
+        for (const p of (json as { value?: { id?: unknown; name?: unknown }[] }).value ?? []) if (typeof p?.id === 'string' && typeof p.name === 'string') out.push({ id: p.id, name: p.name });
+        return out;
+      },
     );
-    const r = await this.get('endpoints', url, `Reader on the project's service connections (Project settings > Service connections > Security) and View project-level information on ${project}`);
-    if (!r.ok) return r;
-    const value = (r.value.json as { value?: unknown }).value;
-    return { ok: true, value: Array.isArray(value) ? (value.filter((v) => v && typeof v === 'object') as EndpointJson[]) : [] };
+    return listed.failure ?? { ok: true, value: listed.items };
   }
 
-  /** The connection's most recent use, or undefined when it was never used. */
+  /**
+   * A project's service connections of `type` (all types when undefined), failed ones included,
+   * page by page while Azure DevOps sends x-ms-continuationtoken. `incomplete` says why the list
+   * stopped early; `value` then holds the connections of the pages read before.
+   */
+  async endpoints(project: string, type?: string): Promise<Read<{ endpoints: EndpointJson[]; incomplete?: { reason: string; permission?: string } }>> {
+    const listed = await this.pages(
+      {
+        kind: 'endpoints',
+        what: 'list of service connections',
+        permission: `Reader on the project's service connections (Project settings > Service connections > Security) and View project-level information on ${project}`,
+        endless: 'none: re-run later; if it persists, report it to Azure DevOps (the connections listed were audited)',
+      },
+      (token) =>
+        checkAzureDevOpsUrl(
+          `${this.collection}${encodeURIComponent(project)}/_apis/serviceendpoint/endpoints?${type ? `type=${encodeURIComponent(type)}&` : ''}includeFailed=true&includeDetails=true&api-version=7.1${token ? `&continuationToken=${encodeURIComponent(token)}` : ''}`,
+          this.ctx.azureDevOps,
+          'System.CollectionUri',
+        ),
+      (json) => {
+        const value = (json as { value?: unknown }).value;
+        return Array.isArray(value) ? (value.filter((v) => v && typeof v === 'object') as EndpointJson[]) : [];
+      },
+    );
+    if (!listed.failure) return { ok: true, value: { endpoints: listed.items } };
+    // Nothing read: the project is a row of its own; else the connections read, and why the rest is missing.
+    if (!listed.items.length) return listed.failure;
+    return { ok: true, value: { endpoints: listed.items, incomplete: { reason: listed.failure.reason, permission: listed.failure.permission } } };
+  }
+
+  /**
+   * The connection's most recent use, or undefined when it was never used. One record (`top=1`),
+   * the newest, is all the audit needs: it is on the first page, so a continuation token is not followed.
+   */
   async lastUse(project: string, endpointId: string): Promise<Read<LastUse | undefined>> {
     const url = checkAzureDevOpsUrl(
       `${this.collection}${encodeURIComponent(project)}/_apis/serviceendpoint/${encodeURIComponent(endpointId)}/executionhistory?top=1&api-version=7.1-preview.1`,
