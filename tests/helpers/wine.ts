@@ -59,7 +59,12 @@ export function toUnix(p: string): string {
 }
 
 /** Path variables the launcher gives the task in Windows form. */
-const PATH_VARIABLES = ['AGENT_TEMPDIRECTORY', 'DOCKER_CONFIG', 'NODE_EXTRA_CA_CERTS', 'AGENT_CAINFO', 'AGENT_HOMEDIRECTORY', 'AGENT_WORKFOLDER', 'HOME'];
+const PATH_VARIABLES = [
+  'AGENT_TEMPDIRECTORY', 'DOCKER_CONFIG', 'NODE_EXTRA_CA_CERTS', 'AGENT_CAINFO', 'AGENT_HOMEDIRECTORY', 'AGENT_WORKFOLDER', 'HOME',
+  // The job's folders (tests/helpers/agent-job.ts), which an agent on Windows gives in Windows form too.
+  'AGENT_ROOTDIRECTORY', 'AGENT_RELEASEDIRECTORY', 'AGENT_TOOLSDIRECTORY', 'SYSTEM_WORKFOLDER', 'SYSTEM_DEFAULTWORKINGDIRECTORY', 'SYSTEM_ARTIFACTSDIRECTORY',
+  'PIPELINE_WORKSPACE', 'BUILD_SOURCESDIRECTORY', 'BUILD_ARTIFACTSTAGINGDIRECTORY', 'BUILD_BINARIESDIRECTORY', 'BUILD_REPOSITORY_LOCALPATH', 'BUILD_STAGINGDIRECTORY', 'COMMON_TESTRESULTSDIRECTORY',
+];
 
 interface User {
   name: string;
@@ -249,7 +254,7 @@ export class WineLeg {
   run = (task: string, entry: string, options: RunOptions): Promise<TaskRun> => {
     if (options.node || options.user) throw new Error('the Windows leg runs node.exe as its own user');
     const script = path.join(DIST, task, entry);
-    const env = this.windowsEnv({ AGENT_OS: 'Windows_NT', ...options.env });
+    const env = this.windowsEnv({ ...options.env, AGENT_OS: 'Windows_NT' });
     const errFile = path.join(this.dir, `stderr-${++this.stderrCount}.txt`);
     const errFd = fs.openSync(errFile, 'w', 0o600);
     fs.fchownSync(errFd, this.user.uid, this.user.gid);

@@ -320,6 +320,36 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
     for (const x of [r, post]) assert.ok(![x.log, ...x.errors, ...x.warnings].join('\n').includes(PROXY_PASSWORD));
   });
 
+  it('a classic release job on a Windows agent (its case-insensitive environment for real): System.OidcRequestUri on the collection, on the Release Management host, or unset; hub release; the release names the AWS session', async () => {
+    const c = addFederatedConnection(emu, 'win-release');
+    const provider = c.expected.issuer.replace(/^https:\/\//, '');
+    emu.addAwsOidcProvider({ url: provider, clientIds: ['api://AzureADTokenExchange'], accountId: ACCOUNT });
+    emu.addAwsRole({ arn: ROLE, trust: { issuer: provider, sub: c.expected.subject, aud: 'api://AzureADTokenExchange' } });
+    // dev.azure.com and vsrm.dev.azure.com: two origins, reached only through the agent proxy.
+    const names = [PUBLIC_COLLECTION_HOST, `vsrm.${PUBLIC_COLLECTION_HOST}`, 'login.microsoftonline.com'];
+    const proxy = await proxyToEmulator(emu, names);
+    try {
+      const conn = { ...wif(c), authorityUrl: null };
+      for (const oidcRequestHost of ['collection', 'releaseManagement', 'none'] as const) {
+        emu.resetCounts();
+        const job = { kind: 'release' as const, oidcRequestHost, publicHosts: true, tempDirectory: leg.folder('agent-temp') };
+        const r = await e2e.run({ task: 'FetchOidcTokenV1', conn, inputs: { accessTokenScope: ARM, exportTerraformEnv: 'true' }, job, env: { AGENT_PROXYURL: proxy.url } });
+        assert.equal(r.result, 'Succeeded', `${oidcRequestHost}: ${r.stdout}${r.stderr}`);
+        const calls = emu.requestLog().filter((l) => l.route === 'oidctoken');
+        assert.equal(calls.length, 1);
+        assert.equal(calls[0].host, oidcRequestHost === 'releaseManagement' ? `vsrm.${PUBLIC_COLLECTION_HOST}` : PUBLIC_COLLECTION_HOST);
+        assert.match(calls[0].path, /\/_apis\/distributedtask\/hubs\/release\/plans\//);
+        assert.match(r.variables.ARM_OIDC_REQUEST_URL.value, /\/hubs\/release\/plans\/[^/]+\/jobs\/[^/]+\/oidctoken$/);
+        for (const x of proxy.connects) assert.ok(names.includes(x.authority.replace(/:443$/, '')), x.authority);
+      }
+      const aws = await e2e.run({ task: 'AwsAssumeRoleFederatedV1', conn: wif(c), inputs: { roleArn: ROLE, stsEndpoint: `${emu.url}/` }, job: { kind: 'release', tempDirectory: leg.folder('agent-temp') } });
+      assert.equal(aws.result, 'Succeeded', aws.stdout + aws.stderr);
+      assert.match(emu.awsSessions().at(-1)!.roleSessionName, /^azp-web-deploy-Production-\d+$/);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('another process holds the token file open (share mode 0) for 14 s while the refresher is due: the file holds a fresh, valid token within 30 s', async () => {
     // First, that such a holder blocks a replacement under Wine as it does on Windows.
     const probeDir = leg.folder('share-probe');
