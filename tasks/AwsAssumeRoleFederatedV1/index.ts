@@ -36,24 +36,32 @@ async function main(): Promise<void> {
   const creds = await assumeRoleWithWebIdentity(ctx, { endpoint, roleArn, roleSessionName, durationSeconds, webIdentityToken: idToken.token, claims: idToken.claims });
   log(safe`Assumed ${creds.assumedRoleArn || roleArn} as session '${roleSessionName}' until ${creds.expiration} (${endpoint}).`);
 
-  setJobVariable('AWS_ACCESS_KEY_ID', creds.accessKeyId);
-  setJobVariable('AWS_SECRET_ACCESS_KEY', creds.secretAccessKey, true);
-  setJobVariable('AWS_SESSION_TOKEN', creds.sessionToken, true);
-  setJobVariable('AWS_REGION', region);
-  setJobVariable('AWS_DEFAULT_REGION', region);
+  // The keys are outputs either way (the secret ones as secret outputs).
   setOutput('awsAccessKeyId', creds.accessKeyId);
+  setOutput('awsSecretAccessKey', creds.secretAccessKey, true);
+  setOutput('awsSessionToken', creds.sessionToken, true);
   setOutput('awsExpiration', creds.expiration);
   setOutput('awsAssumedRoleArn', creds.assumedRoleArn || undefined);
+  setJobVariable('AWS_REGION', region);
+  setJobVariable('AWS_DEFAULT_REGION', region);
 
   if (exportFile) {
+    // No key variable: the agent maps only the public AWS_ACCESS_KEY_ID into a script's environment,
+    // and the AWS CLI and SDKs stop at a partial key pair ("Partial credentials found in env")
+    // instead of reading the token file; mapped, fixed one-hour keys would win over the fresh file.
     const tf = await writeTokenFile(ctx, conn, 'AwsAssumeRoleFederated', 'aws-web-identity', 'web-identity-token', idToken.token, keepFresh, TOKEN_FILE_STATE);
     setJobVariable('AWS_WEB_IDENTITY_TOKEN_FILE', tf.file);
     setJobVariable('AWS_ROLE_ARN', roleArn);
     setJobVariable('AWS_ROLE_SESSION_NAME', roleSessionName);
-    log(`Set AWS_WEB_IDENTITY_TOKEN_FILE (${neutralize(tf.file)}), AWS_ROLE_ARN and AWS_ROLE_SESSION_NAME: AWS SDKs and the CLI assume the role themselves; ` +
+    log(`Set AWS_WEB_IDENTITY_TOKEN_FILE (${neutralize(tf.file)}), AWS_ROLE_ARN and AWS_ROLE_SESSION_NAME, and no access key variables: AWS SDKs and the CLI assume the role themselves; ` +
       (tf.refresher ? `the file is kept fresh until the job ends (status: ${tf.statusFile}), then removed.` : 'the idToken in it expires in about 10 minutes; the file is removed when the job ends.'));
+    debug('The session\'s keys are the outputs awsAccessKeyId, awsSecretAccessKey and awsSessionToken (secret).');
+  } else {
+    setJobVariable('AWS_ACCESS_KEY_ID', creds.accessKeyId);
+    setJobVariable('AWS_SECRET_ACCESS_KEY', creds.secretAccessKey, true);
+    setJobVariable('AWS_SESSION_TOKEN', creds.sessionToken, true);
+    log('Set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (secret), AWS_REGION and AWS_DEFAULT_REGION: a script step gets the two secret ones only when it maps them in its env (AWS_SECRET_ACCESS_KEY: $(AWS_SECRET_ACCESS_KEY), AWS_SESSION_TOKEN: $(AWS_SESSION_TOKEN)).');
   }
-  debug('AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN are secret variables: map them into a script step\'s env to use them.');
 }
 
 void runTask('AwsAssumeRoleFederated', main);

@@ -25,6 +25,24 @@ const PROXY_USER = 'build-agent';
 const PROXY_PASSWORD = `Pr0xy-${crypto.randomBytes(6).toString('hex')}`;
 const GOOGLE_STEP = path.resolve(__dirname, '..', 'helpers', 'google-auth-step.js');
 
+/**
+ * The credentials file Google documents (protocols.md section 9), field by field: what
+ * `gcloud iam workload-identity-pools create-cred-config <provider> --service-account=<e-mail>
+ * --credential-source-file=<token file> --credential-source-type=text --output-file=...` writes,
+ * the e-mail in the impersonation URL as it is (a plain @).
+ */
+function createCredConfig(provider: string, tokenFile: string, serviceAccount?: string): Record<string, unknown> {
+  return {
+    universe_domain: 'googleapis.com',
+    type: 'external_account',
+    audience: `//iam.googleapis.com/${provider}`,
+    subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+    token_url: 'https://sts.googleapis.com/v1/token',
+    credential_source: { file: tokenFile, format: { type: 'text' } },
+    ...(serviceAccount ? { service_account_impersonation_url: `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${serviceAccount}:generateAccessToken` } : {}),
+  };
+}
+
 describe('E2E GcpAuthFederated@1 (bundled task, Google STS and IAM Credentials through the agent proxy, google-auth-library)', function () {
   this.timeout(120_000);
   let emu: Emulator;
@@ -72,7 +90,7 @@ describe('E2E GcpAuthFederated@1 (bundled task, Google STS and IAM Credentials t
   }
 
   /** A later step with Google's own library: GOOGLE_APPLICATION_CREDENTIALS and HTTPS_PROXY, nothing else of the task's. */
-  function googleStep(run: TaskRun): Promise<{ token?: string; error?: string; output?: string }> {
+  function googleStep(run: TaskRun): Promise<{ token?: string; clientEmail?: string; error?: string; output?: string }> {
     const proxyUrl = new URL(proxy.url);
     proxyUrl.username = PROXY_USER;
     proxyUrl.password = PROXY_PASSWORD;
@@ -83,7 +101,7 @@ describe('E2E GcpAuthFederated@1 (bundled task, Google STS and IAM Credentials t
       execFile(process.execPath, [GOOGLE_STEP], { env, timeout: 60_000 }, (_err, stdout, stderr) => {
         const line = stdout.trim().split('\n').pop() ?? '';
         try {
-          resolve({ ...(JSON.parse(line) as { token?: string; error?: string }), output: stdout + stderr });
+          resolve({ ...(JSON.parse(line) as { token?: string; clientEmail?: string; error?: string }), output: stdout + stderr });
         } catch {
           resolve({ error: `no JSON from the step: ${stdout} ${stderr}` });
         }
@@ -106,13 +124,9 @@ describe('E2E GcpAuthFederated@1 (bundled task, Google STS and IAM Credentials t
     assert.ok(file.startsWith(j.tempDirectory!));
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
     const creds = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown> & { credential_source: { file: string; format: { type: string } } };
-    assert.deepEqual(Object.keys(creds).sort(), ['audience', 'credential_source', 'subject_token_type', 'token_url', 'type', 'universe_domain']);
-    assert.equal(creds.type, 'external_account');
-    assert.equal(creds.audience, `//iam.googleapis.com/${NAME}`);
-    assert.equal(creds.token_url, 'https://sts.googleapis.com/v1/token');
-    assert.equal(creds.subject_token_type, 'urn:ietf:params:oauth:token-type:jwt');
-    assert.deepEqual(creds.credential_source.format, { type: 'text' });
     const tokenFile = creds.credential_source.file;
+    assert.deepEqual(creds, createCredConfig(NAME, tokenFile));
+    assert.equal(path.dirname(tokenFile), path.dirname(file));
     assert.equal(fs.statSync(tokenFile).mode & 0o777, 0o600);
     assert.ok(emu.issuedTokens().includes(fs.readFileSync(tokenFile, 'utf8')), 'the token file holds an idToken');
     const text = fs.readFileSync(file, 'utf8');
@@ -127,6 +141,7 @@ describe('E2E GcpAuthFederated@1 (bundled task, Google STS and IAM Credentials t
     assert.equal(issued?.kind, 'federated');
     assert.equal(issued?.principal, gcpPrincipal(PROVIDER, conn.expected.subject));
     assertThroughProxy(['sts.googleapis.com']);
+    assert.equal(g.clientEmail, undefined, 'no service account: none read from the file');
 
     const refresher = JSON.parse(r.taskVariables['WorkloadIdentity.GcpAuth.TokenFile.Refresher'] ?? 'null') as { pid: number } | null;
     assert.ok(refresher && isAlive(refresher.pid), 'a refresher keeps the token file fresh');
@@ -148,12 +163,15 @@ describe('E2E GcpAuthFederated@1 (bundled task, Google STS and IAM Credentials t
     assert.equal(issued?.principal, `serviceAccount:${SA}`);
     assert.ok(Math.abs(Date.parse(v.accessTokenExpiresOn.value) - Date.now() - 1800_000) < 10_000);
     const file = v.GOOGLE_APPLICATION_CREDENTIALS.value;
-    const creds = JSON.parse(fs.readFileSync(file, 'utf8')) as { service_account_impersonation_url: string };
-    assert.equal(creds.service_account_impersonation_url, `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${encodeURIComponent(SA)}:generateAccessToken`);
+    const creds = JSON.parse(fs.readFileSync(file, 'utf8')) as { credential_source: { file: string } };
+    assert.deepEqual(creds, createCredConfig(NAME, creds.credential_source.file, SA), 'the file create-cred-config writes, with the e-mail as it is');
+    // The task's own call may name the account either way (Google takes both); it gives it as the file does.
+    assert.deepEqual(emu.requestLog().filter((l) => l.route === 'gcp.iam.generateAccessToken').map((l) => l.path), [`/v1/projects/-/serviceAccounts/${SA}:generateAccessToken`]);
     assert.equal(r.taskVariables['WorkloadIdentity.GcpAuth.TokenFile.Refresher'], undefined, 'keepTokenFileFresh false: no refresher');
     const g = await googleStep(r);
     assert.ok(g.token, JSON.stringify({ ...g, connects: proxy.connects }));
     assert.equal(emu.gcpTokens().find((t) => t.token === g.token)?.principal, `serviceAccount:${SA}`);
+    assert.equal(g.clientEmail, SA, 'google-auth-library reads the plain e-mail from the file (getCredentials().client_email)');
     const post = await auth(conn, {}, job(), postJobEnv(r), 'post.js');
     assert.equal(post.result, 'Succeeded', post.stdout);
     assert.ok(!fs.existsSync(file));
@@ -172,8 +190,8 @@ describe('E2E GcpAuthFederated@1 (bundled task, Google STS and IAM Credentials t
     assert.equal(emu.gcpTokens().find((t) => t.token === r.variables.accessToken.value)?.principal, `serviceAccount:${SA}`);
     const file = r.variables.GOOGLE_APPLICATION_CREDENTIALS.value;
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
-    const creds = JSON.parse(fs.readFileSync(file, 'utf8')) as { service_account_impersonation_url: string; credential_source: { file: string } };
-    assert.equal(creds.service_account_impersonation_url, `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${encodeURIComponent(SA)}:generateAccessToken`);
+    const creds = JSON.parse(fs.readFileSync(file, 'utf8')) as { credential_source: { file: string } };
+    assert.deepEqual(creds, createCredConfig(NAME, creds.credential_source.file, SA));
     const refresher = JSON.parse(r.taskVariables['WorkloadIdentity.GcpAuth.TokenFile.Refresher'] ?? 'null') as { pid: number } | null;
     assert.ok(refresher && isAlive(refresher.pid), 'a refresher keeps the token file fresh');
     const post = await auth(conn, {}, j, postJobEnv(r), 'post.js', node24);

@@ -69,7 +69,8 @@ describe('emulator: Google STS and IAM Credentials', function () {
       assert.equal(body.token_type, 'Bearer');
       assert.equal(body.issued_token_type, 'urn:ietf:params:oauth:token-type:access_token');
       assert.equal(body.expires_in, 3600);
-      const i = await impersonate(body.access_token);
+      // Google takes the e-mail with a plain @ (as gcloud's credentials files give it) or percent-encoded.
+      const i = await impersonate(body.access_token, json ? encodeURIComponent(SA) : SA);
       assert.equal(i.status, 200, i.body);
       const out = JSON.parse(i.body) as { accessToken: string; expireTime: string };
       assert.match(out.accessToken, /^ya29\.c\./);
@@ -80,6 +81,7 @@ describe('emulator: Google STS and IAM Credentials', function () {
     const tokens = emu.gcpTokens();
     assert.equal(tokens[0].principal, gcpPrincipal(PROVIDER, subject));
     assert.equal(tokens[1].principal, `serviceAccount:${SA}`);
+    assert.equal(tokens[3].principal, `serviceAccount:${SA}`);
   });
 
   it('answers Google\'s errors: audience, issuer, unknown or disabled provider, attribute condition', async () => {

@@ -288,6 +288,8 @@ async function assumeRoleWithWebIdentity(ctx: RequestContext, world: World, para
     provider: provider.url,
     ...(policy === null ? {} : { policy }),
     policyArns,
+    webIdentityToken: token!,
+    userAgent: String(ctx.req.headers['user-agent'] ?? ''),
   };
   world.addAwsSession(session);
 

@@ -284,6 +284,9 @@ export interface AwsSession {
   /** the session policy and policy ARNs the request passed, if any */
   policy?: string;
   policyArns: string[];
+  /** the WebIdentityToken the session was assumed with, and the User-Agent of that request */
+  webIdentityToken: string;
+  userAgent: string;
 }
 
 /** A workload identity pool provider (OIDC) in a Google Cloud project. */

@@ -26,9 +26,12 @@ describe('L0 AwsAssumeRoleFederated@1', function () {
     assert.equal(variable(tr.stdout, 'awsAssumedRoleArn')!.value, 'arn:aws:sts::123456789012:assumed-role/deploy/x');
     assert.ok(tr.stdout.indexOf('##vso[task.setsecret]l0SecretAccessKey') < tr.stdout.indexOf('variable=AWS_SECRET_ACCESS_KEY'), 'masked first');
     assert.equal(variable(tr.stdout, 'AWS_WEB_IDENTITY_TOKEN_FILE'), undefined);
+    assert.match(variable(tr.stdout, 'awsAccessKeyId')!.line, /isOutput=true;issecret=false;\]ASIAL0TESTKEY0000001$/);
+    assert.match(variable(tr.stdout, 'awsSecretAccessKey')!.line, /isOutput=true;issecret=true;\]l0SecretAccessKey/);
+    assert.match(variable(tr.stdout, 'awsSessionToken')!.line, /isOutput=true;issecret=true;\]l0SessionToken$/);
   });
 
-  it('exportWebIdentityFile: a 0600 token file and the variables the SDKs read; the post-job step removes it', async () => {
+  it('exportWebIdentityFile: a 0600 token file and the variables the SDKs read, no key variable; the post-job step removes it', async () => {
     const tr = await run({ roleArn: ROLE, exportWebIdentityFile: 'true', roleSessionName: 'release-42', durationSeconds: '900', stsEndpoint: 'https://vpce-1.sts.us-east-1.vpce.amazonaws.com' });
     assert.ok(tr.succeeded, tr.stdout);
     assert.match(tr.stdout, /L0: STS https:\/\/vpce-1\.sts\.us-east-1\.vpce\.amazonaws\.com\/ .* session=release-42 duration=900/);
@@ -36,6 +39,9 @@ describe('L0 AwsAssumeRoleFederated@1', function () {
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
     assert.equal(variable(tr.stdout, 'AWS_ROLE_ARN')!.value, ROLE);
     assert.equal(variable(tr.stdout, 'AWS_ROLE_SESSION_NAME')!.value, 'release-42');
+    for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']) assert.equal(variable(tr.stdout, k), undefined, `${k} is not set: the CLI would stop at a partial key pair`);
+    assert.equal(variable(tr.stdout, 'AWS_REGION')!.value, 'us-east-1');
+    assert.match(variable(tr.stdout, 'awsSecretAccessKey')!.line, /isOutput=true;issecret=true;/);
     assert.match(tr.stdout, /L0: refresher started for AwsAssumeRoleFederated-a5500000/);
     const post = await run({}, postJobEnv(tr.stdout));
     assert.ok(post.succeeded, post.stdout);

@@ -54,7 +54,7 @@ describe('L0 GcpAuthFederated@1', function () {
     const json = JSON.parse(fs.readFileSync(file.value, 'utf8')) as { type: string; audience: string; service_account_impersonation_url: string; credential_source: { file: string; format: { type: string } } };
     assert.equal(json.type, 'external_account');
     assert.equal(json.audience, `//iam.googleapis.com/${PROVIDER}`);
-    assert.equal(json.service_account_impersonation_url, 'https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/deployer%40my-project.iam.gserviceaccount.com:generateAccessToken');
+    assert.equal(json.service_account_impersonation_url, 'https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/deployer@my-project.iam.gserviceaccount.com:generateAccessToken');
     assert.deepEqual(json.credential_source.format, { type: 'text' });
     assert.equal(fs.statSync(json.credential_source.file).mode & 0o777, 0o600);
     assert.equal(path.dirname(json.credential_source.file), path.dirname(file.value));

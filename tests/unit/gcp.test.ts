@@ -73,11 +73,16 @@ describe('GcpAuthFederated inputs', () => {
       withInputs({ serviceAccount: '  ' });
       assert.equal(serviceAccountInput(), undefined);
     });
-    it('takes a service account e-mail', () => {
-      withInputs({ serviceAccount: SA });
-      assert.equal(serviceAccountInput(), SA);
-    });
-    for (const v of ['deployer', 'deployer@my-project.iam.example.com', 'Deployer@my-project.iam.gserviceaccount.com', 'a b@x.iam.gserviceaccount.com', '@my-project.iam.gserviceaccount.com']) {
+    for (const v of [SA, '123456789012-compute@developer.gserviceaccount.com', 'contoso-prod@appspot.gserviceaccount.com', 'contoso-prod.example.com@appspot.gserviceaccount.com', 'service-123456789012@gcp-sa-cloudbuild.iam.gserviceaccount.com']) {
+      it(`takes '${v}'`, () => {
+        withInputs({ serviceAccount: v });
+        assert.equal(serviceAccountInput(), v);
+      });
+    }
+    // It stands in the generateAccessToken URL as it is: nothing a URL path would change or end at.
+    for (const v of ['deployer', 'deployer@my-project.iam.example.com', 'Deployer@my-project.iam.gserviceaccount.com', 'a b@x.iam.gserviceaccount.com', '@my-project.iam.gserviceaccount.com',
+      'a_b@x.iam.gserviceaccount.com', 'a..b@x.iam.gserviceaccount.com', '.a@x.iam.gserviceaccount.com', 'a@x..iam.gserviceaccount.com', 'a@b@x.iam.gserviceaccount.com', 'a%40b@x.iam.gserviceaccount.com',
+      'a/b@x.iam.gserviceaccount.com', 'a?b@x.iam.gserviceaccount.com', 'a#b@x.iam.gserviceaccount.com', 'a:b@x.iam.gserviceaccount.com', 'a@x.iam.gserviceaccount.com:generateIdToken', `${'a'.repeat(65)}@x.iam.gserviceaccount.com`, `a@${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.iam.gserviceaccount.com`]) {
       it(`refuses '${v}'`, () => {
         withInputs({ serviceAccount: v });
         refusal(() => serviceAccountInput(), 'serviceAccount', [/is not a service account e-mail/, /Fix: Use the e-mail of the service account, e\.g\. deployer@my-project\.iam\.gserviceaccount\.com, or leave it empty/]);
@@ -151,7 +156,7 @@ describe('Google Cloud federation (core/google/gcp)', () => {
       audience: `//iam.googleapis.com/${NAME}`,
       subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
       token_url: 'https://sts.googleapis.com/v1/token',
-      service_account_impersonation_url: 'https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/deployer%40my-project.iam.gserviceaccount.com:generateAccessToken',
+      service_account_impersonation_url: 'https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/deployer@my-project.iam.gserviceaccount.com:generateAccessToken',
       credential_source: { file: '/agent/_temp/gcp/oidc-token', format: { type: 'text' } },
       universe_domain: 'googleapis.com',
     });

@@ -269,7 +269,7 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
     assert.deepEqual(Object.keys(creds).sort(), ['audience', 'credential_source', 'service_account_impersonation_url', 'subject_token_type', 'token_url', 'type', 'universe_domain']);
     assert.equal(creds.type, 'external_account');
     assert.equal(creds.audience, `//iam.googleapis.com/${GCP_PROVIDER_NAME}`);
-    assert.equal(creds.service_account_impersonation_url, `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${encodeURIComponent(GCP_SA)}:generateAccessToken`);
+    assert.equal(creds.service_account_impersonation_url, `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${GCP_SA}:generateAccessToken`, 'the e-mail as it is, as gcloud writes it');
     const winToken = creds.credential_source.file;
     assert.deepEqual(creds.credential_source, { file: winToken, format: { type: 'text' } }, 'a token file source: no executable, no url');
     assert.match(winToken, /^Z:\\[^/]+$/, `the token file as a Windows path: ${winToken}`);
@@ -305,6 +305,7 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
     assert.ok(g.token, `google-auth-library under Windows Node.js: ${g.error ?? ''} ${g.output}`);
     const issued = emu.gcpTokens().find((t) => t.token === g.token);
     assert.equal(issued?.principal, `serviceAccount:${GCP_SA}`, 'impersonated through the credentials file');
+    assert.equal(g.clientEmail, GCP_SA, 'the e-mail google-auth-library reads from the file');
     assert.deepEqual([emu.count('gcp.sts.token'), emu.count('gcp.iam.generateAccessToken')], [1, 1]);
     assert.deepEqual(gcpProxy.connects.filter((x) => x.authority !== `${PUBLIC_COLLECTION_HOST}:443`).map((x) => [x.authority, x.status]), [['sts.googleapis.com:443', 200], ['iamcredentials.googleapis.com:443', 200]]);
     for (const h of emu.requestHosts()) assert.ok(GCP_MAPPED.includes(h.host), `${h.route} was asked for at ${h.host}, not through the proxy`);
@@ -430,7 +431,7 @@ function nodeScript(leg: WineLeg, script: string): Promise<string> {
  * A later pipeline step under node.exe as the leg's user: tests/helpers/google-auth-step.ts
  * (google-auth-library reads GOOGLE_APPLICATION_CREDENTIALS). Its one JSON line, and its output.
  */
-function googleStep(leg: WineLeg, env: Record<string, string>): Promise<{ token?: string; error?: string; output: string }> {
+function googleStep(leg: WineLeg, env: Record<string, string>): Promise<{ token?: string; clientEmail?: string; error?: string; output: string }> {
   const child = leg.spawnNode([toWin(GOOGLE_STEP)], env);
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -441,7 +442,7 @@ function googleStep(leg: WineLeg, env: Record<string, string>): Promise<{ token?
       clearTimeout(timer);
       const line = out.trim().split(/\r?\n/).filter((l) => l.startsWith('{')).pop() ?? '';
       try {
-        resolve({ ...(JSON.parse(line) as { token?: string; error?: string }), output: out });
+        resolve({ ...(JSON.parse(line) as { token?: string; clientEmail?: string; error?: string }), output: out });
       } catch {
         resolve({ error: 'no JSON from the step', output: out });
       }

@@ -60,8 +60,14 @@ export function externalAccountFile(p: GcpProvider, tokenFile: string, serviceAc
   };
 }
 
+/**
+ * The generateAccessToken URL, with the e-mail as it is: what `gcloud iam workload-identity-pools
+ * create-cred-config` writes (a plain @), which Google client libraries also read back as the
+ * account's e-mail (client_email). serviceAccountInput admits only characters a URL path keeps as
+ * they are (letters, digits, '-', '.', one '@').
+ */
 export function impersonationUrl(serviceAccount: string): string {
-  return `${GOOGLE_IAM_CREDENTIALS}${encodeURIComponent(serviceAccount)}:generateAccessToken`;
+  return `${GOOGLE_IAM_CREDENTIALS}${serviceAccount}:generateAccessToken`;
 }
 
 export interface GoogleToken {
