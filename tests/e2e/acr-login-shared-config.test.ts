@@ -35,9 +35,7 @@ describe('E2E AcrLoginFederated@1 user scope: one docker config shared by concur
     for (const t of temps) fs.rmSync(t, { recursive: true, force: true });
   });
   afterEach(function () {
-    e2e.scan(this.currentTest?.title);
-    emu.clearFaults();
-    emu.resetCounts();
+    e2e.endTest(this.currentTest?.title);
   });
 
   function temp(prefix: string): string {

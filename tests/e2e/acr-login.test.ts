@@ -32,9 +32,7 @@ describe('E2E AcrLoginFederated@1 (bundled task, emulator, real registry, skopeo
     await emu?.stop();
   });
   afterEach(function () {
-    e2e.scan(this.currentTest?.title);
-    emu.clearFaults();
-    emu.resetCounts();
+    e2e.endTest(this.currentTest?.title);
   });
 
 

@@ -99,9 +99,7 @@ describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', fu
     await emu?.stop();
   });
   afterEach(function () {
-    e2e.scan(this.currentTest?.title);
-    emu.clearFaults();
-    emu.resetCounts();
+    e2e.endTest(this.currentTest?.title);
     emu.latencyMs = 0;
     emu.projectPageSize = 100;
     emu.endpointPageSize = 100;

@@ -14,7 +14,7 @@ import { GetCallerIdentityCommand, STSClient, STSClientConfig } from '@aws-sdk/c
 import { fromTokenFile } from '@aws-sdk/credential-provider-web-identity';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { startEmulator, Emulator, stsFault } from '../emulator/index';
-import { addFederatedConnection, E2eRuns, FederatedConnection, postJobEnv, wif } from '../helpers/e2e';
+import { addFederatedConnection, E2eRuns, FederatedConnection, postJobEnv, wif, trustInAws } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
 import { PUBLIC_COLLECTION_HOST } from '../helpers/agent';
 import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
@@ -40,9 +40,7 @@ describe('E2E AwsAssumeRoleFederated@1 (bundled task, emulated STS, the AWS SDK)
     emu = await startEmulator();
     handler = new NodeHttpHandler({ httpsAgent: new https.Agent({ ca: fs.readFileSync(emu.caCertPath) }) });
     conn = addFederatedConnection(emu, 'aws-deploy');
-    const provider = conn.expected.issuer.replace(/^https:\/\//, '');
-    emu.addAwsOidcProvider({ url: provider, clientIds: ['api://AzureADTokenExchange'], accountId: ACCOUNT });
-    emu.addAwsRole({ arn: ROLE, maxSessionDurationSeconds: 7200, trust: { issuer: provider, sub: conn.expected.subject, aud: 'api://AzureADTokenExchange' } });
+    trustInAws(emu, conn.expected, ROLE, 7200);
   });
   after(async () => {
     for (const c of clients) c.destroy();
@@ -51,10 +49,7 @@ describe('E2E AwsAssumeRoleFederated@1 (bundled task, emulated STS, the AWS SDK)
     else process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = savedWarning;
   });
   afterEach(function () {
-    e2e.scan(this.currentTest?.title);
-    emu.clearFaults();
-    emu.resetCounts();
-    emu.idTokenLifetimeSeconds = 600;
+    e2e.endTest(this.currentTest?.title);
   });
 
   function assume(c: FederatedConnection, inputs: Record<string, string> = {}, env: Record<string, string> = {}, entry = 'index.js'): Promise<TaskRun> {

@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startEmulator, Emulator } from '../emulator/index';
 import { ConnectionEnv, JobOptions, PUBLIC_COLLECTION_HOST } from '../helpers/agent';
-import { addFederatedConnection, E2eRuns, FederatedConnection, postJobEnv, TENANT, wif } from '../helpers/e2e';
+import { addFederatedConnection, E2eRuns, FederatedConnection, postJobEnv, TENANT, wif, trustInAws } from '../helpers/e2e';
 import { startCanary, MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
 import { startTinyproxy } from '../helpers/tinyproxy';
 
@@ -46,9 +46,7 @@ describe('E2E through the agent proxy: public host names only a proxy can reach'
     emu.addRegistry({ loginServer: REGISTRY, tenantId: TENANT });
     conn = addFederatedConnection(emu, 'enterprise-deploy');
     emu.assignRole({ principalId: conn.clientId, scope: `/subscriptions/${SUB}`, role: 'Contributor' });
-    const provider = conn.expected.issuer.replace(/^https:\/\//, '');
-    emu.addAwsOidcProvider({ url: provider, clientIds: ['api://AzureADTokenExchange'], accountId: ACCOUNT });
-    emu.addAwsRole({ arn: ROLE, maxSessionDurationSeconds: 7200, trust: { issuer: provider, sub: conn.expected.subject, aud: 'api://AzureADTokenExchange' } });
+    trustInAws(emu, conn.expected, ROLE, 7200);
   });
   after(async () => {
     await proxy?.stop();
@@ -58,10 +56,7 @@ describe('E2E through the agent proxy: public host names only a proxy can reach'
     // The agent passes the proxy password as a secret variable and masks it wherever it appears
     // (task-lib writes it to the debug log when it loads); the task's own words never hold it.
     for (const r of e2e.pending()) assert.doesNotMatch([r.log, ...r.errors, ...r.warnings].join('\n'), new RegExp(PROXY_PASSWORD), 'the proxy password in a message');
-    e2e.scan(this.currentTest?.title);
-    emu.clearFaults();
-    emu.resetCounts();
-    emu.idTokenLifetimeSeconds = 600;
+    e2e.endTest(this.currentTest?.title);
     proxy.connects.length = 0;
   });
 

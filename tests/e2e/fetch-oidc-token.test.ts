@@ -27,10 +27,7 @@ describe('E2E FetchOidcToken@1 (bundled task against the emulator)', function ()
     await emu?.stop();
   });
   afterEach(function () {
-    e2e.scan(this.currentTest?.title);
-    emu.clearFaults();
-    emu.resetCounts();
-    emu.idTokenLifetimeSeconds = 600;
+    e2e.endTest(this.currentTest?.title);
   });
 
   const federated = (name?: string, fic?: Parameters<typeof addFederatedConnection>[2]) => addFederatedConnection(emu, name, fic);

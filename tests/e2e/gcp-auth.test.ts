@@ -64,10 +64,7 @@ describe('E2E GcpAuthFederated@1 (bundled task, Google STS and IAM Credentials t
   afterEach(function () {
     // The agent masks the proxy password (task-lib debug-logs it); the task's own words never hold it.
     for (const r of e2e.pending()) assert.doesNotMatch([r.log, ...r.errors, ...r.warnings].join('\n'), new RegExp(PROXY_PASSWORD));
-    e2e.scan(this.currentTest?.title);
-    emu.clearFaults();
-    emu.resetCounts();
-    emu.idTokenLifetimeSeconds = 600;
+    e2e.endTest(this.currentTest?.title);
     proxy.connects.length = 0;
   });
 

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { startEmulator, Emulator, gcpPrincipal, stsFault } from '../emulator/index';
 import { ConnectionEnv } from '../helpers/agent';
 import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
-import { E2eRuns, postJobEnv, TENANT, unintendedOutput } from '../helpers/e2e';
+import { E2eRuns, postJobEnv, TENANT, unintendedOutput, trustInAws } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
 
 const SUB = '6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f';
@@ -63,9 +63,7 @@ describe('E2E no logging-command injection (every bundled task, outside text car
   });
   after(async () => emu?.stop());
   afterEach(function () {
-    e2e.scan(this.currentTest?.title);
-    emu.clearFaults();
-    emu.resetCounts();
+    e2e.endTest(this.currentTest?.title);
     summaries = [];
   });
 
@@ -169,9 +167,7 @@ describe('E2E no logging-command injection (every bundled task, outside text car
     before(() => {
       conn = connection(INJECT);
       const expected = emu.expectedFederation(conn.id);
-      const provider = expected.issuer.replace(/^https:\/\//, '');
-      emu.addAwsOidcProvider({ url: provider, clientIds: ['api://AzureADTokenExchange'], accountId: ACCOUNT });
-      emu.addAwsRole({ arn: ROLE, maxSessionDurationSeconds: 7200, trust: { issuer: provider, sub: expected.subject, aud: 'api://AzureADTokenExchange' } });
+      trustInAws(emu, expected, ROLE, 7200);
     });
     const aws = (inputs: Record<string, string>, entry = 'index.js', env: Record<string, string> = {}) =>
       run('AwsAssumeRoleFederatedV1', conn, { roleArn: ROLE, stsEndpoint: `${emu.url}/`, ...inputs }, entry, env);

@@ -14,7 +14,7 @@ import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromTokenFile } from '@aws-sdk/credential-provider-web-identity';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { startEmulator, Emulator } from '../emulator/index';
-import { addFederatedConnection, E2eRuns, isAlive, postJobEnv, wif } from '../helpers/e2e';
+import { addFederatedConnection, E2eRuns, isAlive, postJobEnv, wif, trustInAws } from '../helpers/e2e';
 import { newTempDirectory } from '../helpers/agent';
 import { TaskRun } from '../helpers/task-process';
 
@@ -54,9 +54,7 @@ describe('E2E long jobs: token files kept fresh (keepTokenFileFresh)', function 
     const job = { tempDirectory: newTempDirectory() };
     const azure = addFederatedConnection(emu, 'long-azure');
     const aws = addFederatedConnection(emu, 'long-aws');
-    const provider = aws.expected.issuer.replace(/^https:\/\//, '');
-    emu.addAwsOidcProvider({ url: provider, clientIds: ['api://AzureADTokenExchange'], accountId: ACCOUNT });
-    emu.addAwsRole({ arn: ROLE, trust: { issuer: provider, sub: aws.expected.subject, aud: 'api://AzureADTokenExchange' } });
+    trustInAws(emu, aws.expected, ROLE);
     const started = Date.now();
 
     const first = await e2e.run({ task: 'FetchOidcTokenV1', conn: wif(azure), inputs: { exportAzureIdentityEnv: 'true' }, job });

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { startEmulator, Emulator, gcpPrincipal } from '../emulator/index';
 import { ConnectionEnv, JobOptions, PUBLIC_COLLECTION_HOST } from '../helpers/agent';
 import { JobKind, OidcRequestHost } from '../helpers/agent-job';
-import { addFederatedConnection, E2eRuns, FederatedConnection, isAlive, postJobEnv, TENANT, wif } from '../helpers/e2e';
+import { addFederatedConnection, E2eRuns, FederatedConnection, isAlive, postJobEnv, TENANT, wif, trustInAws } from '../helpers/e2e';
 import { Canary, MappingProxy, proxyToEmulator, startCanary } from '../helpers/connect-proxy';
 import { TaskRun } from '../helpers/task-process';
 
@@ -59,9 +59,7 @@ describe('E2E in every kind of job: build, YAML deployment, classic release and 
     emu.addRegistry({ loginServer: REGISTRY, tenantId: TENANT });
     conn = addFederatedConnection(emu, 'release-deploy');
     emu.assignRole({ principalId: conn.clientId, scope: `/subscriptions/${SUB}`, role: 'Contributor' });
-    const provider = conn.expected.issuer.replace(/^https:\/\//, '');
-    emu.addAwsOidcProvider({ url: provider, clientIds: ['api://AzureADTokenExchange'], accountId: ACCOUNT });
-    emu.addAwsRole({ arn: ROLE, maxSessionDurationSeconds: 7200, trust: { issuer: provider, sub: conn.expected.subject, aud: 'api://AzureADTokenExchange' } });
+    trustInAws(emu, conn.expected, ROLE, 7200);
     emu.addGcpProvider({ ...GCP, issuerUri: conn.expected.issuer, allowedAudiences: ['api://AzureADTokenExchange'], attributeCondition: `assertion.sub == '${conn.expected.subject}'` });
     emu.addGcpServiceAccount({ email: GCP_SA, members: [gcpPrincipal(GCP, conn.expected.subject)] });
   });
@@ -70,10 +68,7 @@ describe('E2E in every kind of job: build, YAML deployment, classic release and 
     await emu?.stop();
   });
   afterEach(function () {
-    e2e.scan(this.currentTest?.title);
-    emu.clearFaults();
-    emu.resetCounts();
-    emu.idTokenLifetimeSeconds = 600;
+    e2e.endTest(this.currentTest?.title);
     proxy.connects.length = 0;
   });
 

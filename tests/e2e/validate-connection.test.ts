@@ -37,9 +37,7 @@ describe('E2E ValidateServiceConnection@1 (bundled task against the emulator)', 
     await emu?.stop();
   });
   afterEach(function () {
-    e2e.scan(this.currentTest?.title);
-    emu.clearFaults();
-    emu.resetCounts();
+    e2e.endTest(this.currentTest?.title);
   });
 
   const conn = (c: { id: string; clientId: string }, extra: Partial<ConnectionEnv> = {}): ConnectionEnv => ({

@@ -27,6 +27,13 @@ export function addFederatedConnection(emu: Emulator, name = `conn-${crypto.rand
   return { id, clientId, name, expected };
 }
 
+/** An AWS account that trusts the connection's idToken: an OIDC provider for its issuer and a role whose trust names its subject. */
+export function trustInAws(emu: Emulator, expected: { issuer: string; subject: string }, roleArn: string, maxSessionDurationSeconds?: number): void {
+  const provider = expected.issuer.replace(/^https:\/\//, '');
+  emu.addAwsOidcProvider({ url: provider, clientIds: ['api://AzureADTokenExchange'], accountId: roleArn.split(':')[4] });
+  emu.addAwsRole({ arn: roleArn, ...(maxSessionDurationSeconds ? { maxSessionDurationSeconds } : {}), trust: { issuer: provider, sub: expected.subject, aud: 'api://AzureADTokenExchange' } });
+}
+
 export const wif = (c: { id: string; clientId: string }): ConnectionEnv => ({ id: c.id, scheme: 'WorkloadIdentityFederation', tenantId: TENANT, clientId: c.clientId, subscriptionId: '0b1c2d3e-0000-4000-8000-000000000001' });
 
 export interface BundledRun {
@@ -132,6 +139,18 @@ export class E2eRuns {
   /** The runs the next scan() will check. */
   pending(): readonly TaskRun[] {
     return this.runs;
+  }
+
+  /** Call from afterEach: scan() the test's runs, then give the next test the emulator as new (no faults, no counts, 600-second idTokens). */
+  endTest(testTitle: string | undefined): void {
+    const emu = this.emu();
+    try {
+      this.scan(testTitle);
+    } finally {
+      emu.clearFaults();
+      emu.resetCounts();
+      emu.idTokenLifetimeSeconds = 600;
+    }
   }
 
   /** Call from afterEach: fails the test whose runs leaked a secret or wrote a command they did not mean to. */

@@ -18,7 +18,7 @@ import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { startEmulator, Emulator, gcpPrincipal } from '../emulator/index';
 import { PUBLIC_COLLECTION_HOST } from '../helpers/agent';
-import { addFederatedConnection, E2eRuns, postJobEnv, TENANT, wif } from '../helpers/e2e';
+import { addFederatedConnection, E2eRuns, postJobEnv, TENANT, wif, trustInAws } from '../helpers/e2e';
 import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
 import { TaskRun } from '../helpers/task-process';
 import { toUnix, toWin, WineLeg, wineMissing } from '../helpers/wine';
@@ -83,10 +83,7 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
   });
 
   afterEach(function () {
-    e2e.scan(this.currentTest?.title);
-    emu.idTokenLifetimeSeconds = 600;
-    emu.clearFaults();
-    emu.resetCounts();
+    e2e.endTest(this.currentTest?.title);
   });
 
   /** The leg's processes whose Windows command line runs a refresher. */
@@ -192,9 +189,7 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
 
   it('AwsAssumeRoleFederated: credentials that the AWS SDK signs GetCallerIdentity with', async () => {
     const c = addFederatedConnection(emu, 'win-aws');
-    const provider = c.expected.issuer.replace(/^https:\/\//, '');
-    emu.addAwsOidcProvider({ url: provider, clientIds: ['api://AzureADTokenExchange'], accountId: ACCOUNT });
-    emu.addAwsRole({ arn: ROLE, trust: { issuer: provider, sub: c.expected.subject, aud: 'api://AzureADTokenExchange' } });
+    trustInAws(emu, c.expected, ROLE);
     const r = await e2e.run({ task: 'AwsAssumeRoleFederatedV1', conn: wif(c), inputs: { roleArn: ROLE, stsEndpoint: `${emu.url}/` }, job: { tempDirectory: leg.folder('agent-temp') }, env: { BUILD_DEFINITIONNAME: 'windows deploy', BUILD_BUILDID: '7' } });
     assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
     assert.deepEqual([emu.count('oidctoken'), emu.count('sts.assumeRoleWithWebIdentity')], [1, 1]);
@@ -323,9 +318,7 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
 
   it('a classic release job on a Windows agent (its case-insensitive environment for real): System.OidcRequestUri on the collection, on the Release Management host, or unset; hub release; the release names the AWS session', async () => {
     const c = addFederatedConnection(emu, 'win-release');
-    const provider = c.expected.issuer.replace(/^https:\/\//, '');
-    emu.addAwsOidcProvider({ url: provider, clientIds: ['api://AzureADTokenExchange'], accountId: ACCOUNT });
-    emu.addAwsRole({ arn: ROLE, trust: { issuer: provider, sub: c.expected.subject, aud: 'api://AzureADTokenExchange' } });
+    trustInAws(emu, c.expected, ROLE);
     // dev.azure.com and vsrm.dev.azure.com: two origins, reached only through the agent proxy.
     const names = [PUBLIC_COLLECTION_HOST, `vsrm.${PUBLIC_COLLECTION_HOST}`, 'login.microsoftonline.com'];
     const proxy = await proxyToEmulator(emu, names);
