@@ -345,7 +345,6 @@ export class HttpClient {
     const headers: Record<string, string> = { Host: authority };
     const auth = proxyAuthorization(proxy);
     if (auth) headers['Proxy-Authorization'] = auth;
-    const proxyName = redactProxyUrl(proxy.url);
     return new Promise((resolve, reject) => {
       let done = false;
       // What the tunnel waits for: the proxy to accept the connection, its answer to CONNECT, then
