@@ -2,7 +2,8 @@
  * AcrLoginFederated@1 with configScope: user, the user's docker config shared by jobs of one agent
  * account: the bundled task's main and post-job steps, run as the agent runs them, interleaved and
  * concurrent against one file, with a symlink, a FIFO, a folder and an unreadable file in its place,
- * and with stale and live locks next to it.
+ * with stale and live locks next to it, and with things in the lock's place that are no lock
+ * (symlinks, a folder, a FIFO), waited for without spinning.
  */
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -57,12 +58,12 @@ describe('E2E AcrLoginFederated@1 user scope: one docker config shared by concur
   }
 
   async function main(j: Job, home: string, env: Record<string, string> = {}): Promise<TaskRun> {
-    j.main = await e2e.run({ task: 'AcrLoginFederatedV1', conn: wif(j.c), inputs: { registries: j.registries, trustedRegistryHosts: `${emu.host}, ${second}`, configScope: 'user' }, job: j.job, env: { DOCKER_CONFIG: home, ...env } });
+    j.main = await e2e.run({ task: 'AcrLoginFederatedV1', conn: wif(j.c), inputs: { registries: j.registries, trustedRegistryHosts: `${emu.host}, ${second}`, configScope: 'user' }, job: j.job, env: { DOCKER_CONFIG: home, ...env }, timeoutMs: 30_000 });
     return j.main;
   }
 
-  async function post(j: Job, home: string): Promise<TaskRun> {
-    return e2e.run({ task: 'AcrLoginFederatedV1', conn: wif(j.c), job: j.job, env: { DOCKER_CONFIG: home, ...postJobEnv(j.main!) }, entry: 'post.js' });
+  async function post(j: Job, home: string, env: Record<string, string> = {}): Promise<TaskRun> {
+    return e2e.run({ task: 'AcrLoginFederatedV1', conn: wif(j.c), job: j.job, env: { DOCKER_CONFIG: home, ...postJobEnv(j.main!), ...env }, entry: 'post.js', timeoutMs: 30_000 });
   }
 
   function auths(file: string): Record<string, { auth?: string }> {
@@ -283,6 +284,76 @@ describe('E2E AcrLoginFederated@1 user scope: one docker config shared by concur
     assert.ok(fs.existsSync(`${file}.lock`), 'another holder\'s lock is not removed');
     fs.rmSync(`${file}.lock`);
   });
+
+  /**
+   * CPU time (user + system, ms) of this process's children that have ended, from /proc/self/stat
+   * (cutime, cstime): around one task run, that run's process (the suite's other children live on).
+   */
+  function childrenCpuMs(): number {
+    const fields = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+    // After "pid (comm) ", field 3 is fields[0]; cutime and cstime are fields 16 and 17.
+    return ((Number(fields[13]) + Number(fields[14])) * 1000) / 100;
+  }
+
+  async function measured(run: () => Promise<TaskRun>): Promise<{ r: TaskRun; cpuMs: number }> {
+    const before = childrenCpuMs();
+    const r = await run();
+    return { r, cpuMs: childrenCpuMs() - before };
+  }
+
+  const LOCK_WAIT_S = 2;
+  for (const [what, make, kind] of [
+    ['a dangling symlink', (lock: string) => fs.symlinkSync(path.join(path.dirname(lock), 'nowhere'), lock), /is a symlink to .*nowhere that leads nowhere/],
+    ['a symlink loop', (lock: string) => { fs.symlinkSync(`${lock}.b`, lock); fs.symlinkSync(lock, `${lock}.b`); }, /is a symlink loop/],
+    ['a folder', (lock: string) => fs.mkdirSync(lock), /is a folder/],
+    ['a FIFO', (lock: string) => execFileSync('mkfifo', [lock]), /is a named pipe \(FIFO\)/],
+  ] as const) {
+    it(`config.json.lock is ${what}: main and post-job wait the configured ${LOCK_WAIT_S} s at near-zero CPU, then fail naming the path and the fix`, async function () {
+      if (!fs.existsSync('/proc/self/stat')) this.skip();
+      const env = { WORKLOADIDENTITY_DOCKERCONFIGLOCKWAITSECONDS: String(LOCK_WAIT_S) };
+      const check = (r: TaskRun, cpuMs: number, lock: string, step: string) => {
+        assert.equal(r.result, 'Failed', r.stdout);
+        // The wait, then the step's own start and requests: not 100 % of a core for the wait.
+        assert.ok(r.durationMs >= LOCK_WAIT_S * 1000 && r.durationMs < LOCK_WAIT_S * 1000 + 3000, `${step}: ${r.durationMs} ms`);
+        assert.ok(cpuMs < LOCK_WAIT_S * 1000 * 0.25, `${step}: ${cpuMs} ms of CPU in ${r.durationMs} ms`);
+        const msg = r.errors.join('\n');
+        assert.ok(msg.includes(lock), msg);
+        assert.match(msg, kind);
+        assert.match(msg, /not a lock file this task makes; the task waited 2 s/);
+        assert.match(msg, /remove .*config\.json\.lock/);
+        assert.doesNotMatch(msg, /failed unexpectedly/);
+        assert.match(r.log, /Waiting for the lock/);
+        assert.ok(fs.lstatSync(lock), `${step}: what stands at the lock's path is left`);
+        return `${step} ${r.durationMs} ms, CPU ${cpuMs} ms`;
+      };
+      const seen: string[] = [];
+
+      const { home, file } = userHome();
+      const lock = `${file}.lock`;
+      make(lock);
+      const m = await measured(() => main(newJob(emu.host), home, env));
+      seen.push(check(m.r, m.cpuMs, lock, 'main'));
+      assert.equal(fs.readFileSync(file, 'utf8'), ORIGINAL, 'the file is untouched');
+      removeLockThing(lock);
+
+      // A post-job step that meets one: its main's login stays until the thing is gone.
+      const j = newJob(emu.host);
+      assert.equal((await main(j, home)).result, 'Succeeded');
+      make(lock);
+      const p = await measured(() => post(j, home, env));
+      seen.push(check(p.r, p.cpuMs, lock, 'post-job'));
+      assert.ok(ours(auths(file)[emu.host]), 'the login is still there');
+      removeLockThing(lock);
+      assert.equal((await post(j, home)).result, 'Succeeded');
+      assertOriginal(home);
+      this.test!.title += ` [${seen.join('; ')}]`;
+    });
+  }
+
+  function removeLockThing(lock: string): void {
+    fs.rmSync(lock, { recursive: true, force: true });
+    fs.rmSync(`${lock}.b`, { force: true });
+  }
 
   it('concurrent: mains started together all end up in the file; posts together give back the original', async () => {
     // Two registries, two jobs at once.

@@ -112,19 +112,69 @@ interface LockInfo {
   id?: string;
 }
 
-function readLock(lockPath: string): { info?: LockInfo; mtimeMs: number } | undefined {
+/** What stands at the lock's path: nothing, a lock file (of ours, or of unknown content), or something no task makes. */
+type LockState =
+  | { kind: 'gone' }
+  | { kind: 'lock'; info?: LockInfo; mtimeMs: number }
+  | { kind: 'foreign'; what: string };
+
+/**
+ * Looks at the lock without following a symlink and without ever blocking: only a regular file is
+ * read (opened non-blocking, not through a symlink), so a FIFO, a folder or a symlink in its place
+ * is described, never opened.
+ */
+function readLock(lockPath: string): LockState {
+  let st: fs.Stats;
   try {
-    const st = fs.statSync(lockPath);
+    st = fs.lstatSync(lockPath);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { kind: 'gone' };
+    return { kind: 'foreign', what: `cannot be examined (${code ?? (e as Error).message})` };
+  }
+  if (st.isSymbolicLink()) return { kind: 'foreign', what: describeSymlink(lockPath) };
+  if (!st.isFile()) return { kind: 'foreign', what: kind(st).replace(/, not a file$/, '') };
+  let fd: number;
+  try {
+    fd = fs.openSync(lockPath, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOFOLLOW ?? 0));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    // Released meanwhile; or replaced by a symlink (ELOOP) or something else, judged on the next look.
+    if (code === 'ENOENT') return { kind: 'gone' };
+    return { kind: 'lock', mtimeMs: st.mtimeMs };
+  }
+  try {
+    const now = fs.fstatSync(fd);
+    if (!now.isFile()) return { kind: 'foreign', what: kind(now).replace(/, not a file$/, '') };
     let info: LockInfo | undefined;
     try {
-      const parsed = JSON.parse(fs.readFileSync(lockPath, 'utf8')) as unknown;
+      const parsed = JSON.parse(fs.readFileSync(fd, 'utf8')) as unknown;
       if (parsed && typeof parsed === 'object') info = parsed as LockInfo;
     } catch {
       /* being written, or not ours: judged by its age alone */
     }
-    return { info, mtimeMs: st.mtimeMs };
+    return { kind: 'lock', info, mtimeMs: now.mtimeMs };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A symlink where the lock should be: where it leads, if anywhere. */
+function describeSymlink(lockPath: string): string {
+  let target = '?';
+  try {
+    target = fs.readlinkSync(lockPath);
   } catch {
-    return undefined;
+    /* gone meanwhile */
+  }
+  try {
+    fs.statSync(lockPath);
+    return `a symlink to ${target}`;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') return `a symlink loop (to ${target})`;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return `a symlink to ${target} that leads nowhere`;
+    return `a symlink to ${target} (${code ?? (e as Error).message})`;
   }
 }
 
@@ -151,16 +201,22 @@ function holder(lock: { info?: LockInfo } | undefined): string {
   return i ? `process ${i.pid ?? '?'} on ${i.host ?? '?'}, since ${i.time ?? '?'}` : 'a holder that did not say who it is';
 }
 
-/** Moves a stale lock aside and deletes it, unless another task replaced it meanwhile. */
-function breakLock(lockPath: string, judged: { info?: LockInfo; mtimeMs: number }): void {
+/**
+ * Moves a stale lock aside and deletes it, unless another task replaced it meanwhile. Says whether
+ * the path is now free to try again at once; when the rename was refused (`refused`: its code), the
+ * caller waits, as for a live lock, rather than try again and again.
+ */
+function breakLock(lockPath: string, judged: { info?: LockInfo; mtimeMs: number }): { free: boolean; refused?: string } {
   const aside = `${lockPath}.stale-${randomHex(4)}`;
   try {
     fs.renameSync(lockPath, aside);
-  } catch {
-    return; // already gone: someone else broke or released it
+  } catch (e) {
+    // Already gone (someone else broke or released it): free. Refused (EPERM, EBUSY, ...): not.
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? { free: true } : { free: false, refused: code ?? (e as Error).message };
   }
   const moved = readLock(aside);
-  const same = moved && (judged.info?.id ? moved.info?.id === judged.info.id : moved.mtimeMs === judged.mtimeMs);
+  const same = moved.kind === 'lock' && (judged.info?.id ? moved.info?.id === judged.info.id : moved.mtimeMs === judged.mtimeMs);
   if (!same) {
     // A fresh lock was taken between our look and the rename: put it back.
     try {
@@ -170,6 +226,7 @@ function breakLock(lockPath: string, judged: { info?: LockInfo; mtimeMs: number 
     }
   }
   fs.rmSync(aside, { force: true });
+  return { free: true };
 }
 
 function cannotLock(lockPath: string, file: string, e: NodeJS.ErrnoException): TaskFailure {
@@ -178,6 +235,16 @@ function cannotLock(lockPath: string, file: string, e: NodeJS.ErrnoException): T
     cause: 'The agent account may not create files in that folder.',
     fix: `Let the agent account write to ${path.dirname(lockPath)}, or use configScope: job, which writes a separate file for this job.`,
     code: 'DOCKER_CONFIG_LOCK',
+  });
+}
+
+/** Something in the lock's place that no task makes, still there after the wait: not ours to remove. */
+function notALock(t: ConfigTarget, lockPath: string, what: string, waitMs: number): TaskFailure {
+  return new TaskFailure({
+    what: `The docker config ${t.file} cannot be locked: ${lockPath} is ${what}, not a lock file this task makes; the task waited ${Math.round(waitMs / 1000)} s for it to go and leaves it as it is.`,
+    cause: 'Something other than this task made it there (the task\'s lock is a regular file holding a process id, host name and time), or a tool of your own uses that name.',
+    fix: `If no job is using the docker config, remove ${lockPath} (it is not the config itself), or use configScope: job, which writes a separate file for this job and does not touch yours.`,
+    code: 'DOCKER_CONFIG_LOCK_NOT_OURS',
   });
 }
 
@@ -191,7 +258,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /**
  * Runs `fn` holding `<real>.lock` (created with O_EXCL, holding pid, host, time and a random id).
  * Waits with short backoff up to `waitMs`; a lock older than `staleMs` or whose process on this
- * host is gone is broken, saying so. Always released, and only if it is still ours.
+ * host is gone is broken, saying so. Anything else in the lock's place (a symlink, dangling or a
+ * loop, a folder, a FIFO) is no lock a task makes: it is waited for like a live lock, never
+ * opened or removed, and named with the fix after the wait. Every try that fails is followed by a
+ * sleep, but for a few made at once when the lock was just released or broken: the wait never
+ * spins. Always released, and only if it is still ours.
  */
 export async function withConfigLock<T>(t: ConfigTarget, options: LockOptions, fn: () => T): Promise<T> {
   const lockPath = `${t.real}.lock`;
@@ -200,6 +271,10 @@ export async function withConfigLock<T>(t: ConfigTarget, options: LockOptions, f
   const started = Date.now();
   let delay = 20;
   let waited = false;
+  // Tries made at once, without a sleep (after a lock was released or broken meanwhile): bounded,
+  // so that no state of the file system can turn the loop into a busy one.
+  let atOnce = 0;
+  let refusedSaid = false;
   for (;;) {
     try {
       const fd = fs.openSync(lockPath, 'wx', 0o600);
@@ -213,17 +288,24 @@ export async function withConfigLock<T>(t: ConfigTarget, options: LockOptions, f
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw cannotLock(lockPath, t.file, e as NodeJS.ErrnoException);
     }
     const lock = readLock(lockPath);
-    if (!lock) continue;
-    const stale = staleReason(lock, staleMs);
-    if (stale) {
-      log(safe`Broke the stale lock ${lockPath} (${holder(lock)}): ${stale}.`);
-      breakLock(lockPath, lock);
-      continue;
+    if (lock.kind === 'gone' && atOnce++ < 3) continue;
+    if (lock.kind === 'lock') {
+      const stale = staleReason(lock, staleMs);
+      if (stale) {
+        const broken = breakLock(lockPath, lock);
+        if (!broken.refused) log(safe`Broke the stale lock ${lockPath} (${holder(lock)}): ${stale}.`);
+        else if (!refusedSaid) {
+          refusedSaid = true;
+          log(safe`The stale lock ${lockPath} (${holder(lock)}: ${stale}) could not be removed (${broken.refused}); waiting for it as for a live one.`);
+        }
+        if (broken.free && atOnce++ < 3) continue;
+      }
     }
     const left = started + options.waitMs - Date.now();
     if (left <= 0) {
+      if (lock.kind === 'foreign') throw notALock(t, lockPath, lock.what, options.waitMs);
       throw new TaskFailure({
-        what: `The docker config ${t.file} is locked by another job (${lockPath}: ${holder(lock)}); the task waited ${Math.round(options.waitMs / 1000)} s for it.`,
+        what: `The docker config ${t.file} is locked by another job (${lockPath}: ${holder(lock.kind === 'lock' ? lock : undefined)}); the task waited ${Math.round(options.waitMs / 1000)} s for it.`,
         cause: 'Another job of this agent account is changing the same file, or the process that holds the lock hangs.',
         fix: `Re-run the job. A lock older than ${staleMs / 1000} s, or whose process on this host is gone, is broken by itself; if no job is running, delete ${lockPath}. The pipeline variable WorkloadIdentity.DockerConfigLockWaitSeconds sets the wait; configScope: job needs no shared file at all.`,
         code: 'DOCKER_CONFIG_LOCKED',
@@ -231,16 +313,18 @@ export async function withConfigLock<T>(t: ConfigTarget, options: LockOptions, f
     }
     if (!waited) {
       waited = true;
-      log(safe`Waiting for the lock ${lockPath} (${holder(lock)}).`);
+      if (lock.kind === 'foreign') log(safe`Waiting for the lock ${lockPath}: it is ${lock.what}, not a lock file this task makes.`);
+      else log(safe`Waiting for the lock ${lockPath} (${holder(lock.kind === 'lock' ? lock : undefined)}).`);
     }
     await sleep(Math.min(left, delay + Math.random() * delay));
     delay = Math.min(delay * 2, 500);
+    atOnce = 0;
   }
   try {
     return fn();
   } finally {
     const now = readLock(lockPath);
-    if (now?.info?.id === id) fs.rmSync(lockPath, { force: true });
+    if (now.kind === 'lock' && now.info?.id === id) fs.rmSync(lockPath, { force: true });
     else log(safe`The lock ${lockPath} was no longer this task's when it was done (it was taken as stale); left to its holder.`);
   }
 }

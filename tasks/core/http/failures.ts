@@ -335,7 +335,16 @@ export function explainHttpStatus(
 }
 
 /** A network error, with what the HTTP layer knows about it. */
-export type NetworkError = NodeJS.ErrnoException & { attempts?: number; timeoutMs?: number; proxyPhase?: boolean; proxyStatus?: number };
+export type NetworkError = NodeJS.ErrnoException & {
+  attempts?: number;
+  timeoutMs?: number;
+  proxyPhase?: boolean;
+  proxyStatus?: number;
+  /** What a timed-out attempt was waiting for (see StallStage in http.ts). */
+  stage?: 'proxy-connect' | 'proxy-answer' | 'tunnel-tls' | 'connect' | 'tls' | 'answer';
+};
+
+const TIMEOUT_SETTING = 'The per-request timeout can be raised with the pipeline variable WorkloadIdentity.HttpTimeoutSeconds.';
 
 const PROXY_SETTINGS = 'the agent\'s proxy settings (the agent\'s .proxy, .proxycredentials and .proxybypass files, set by `config --proxyurl --proxyusername --proxypassword`)';
 
@@ -360,9 +369,18 @@ function explainProxyError(service: string, host: string, err: NetworkError, pro
     });
   }
   const tries = err.attempts && err.attempts > 1 ? ` (${err.attempts} attempts)` : '';
+  if (code === 'ETIMEDOUT_ATTEMPT' && err.stage === 'proxy-answer') {
+    const authority = /:\d+$/.test(host) ? host : `${host}:443`;
+    return new TaskFailure({
+      what: `The proxy ${proxy} did not answer the CONNECT request for a tunnel to ${authority} within ${formatDuration(err.timeoutMs ?? 0)}${tries}: it accepted the connection, then said nothing, so ${service} could not be reached.`,
+      cause: `The proxy is hung or overloaded, or it is still trying to reach ${host} itself (its DNS or its own upstream connection stalls).`,
+      fix: `Check the proxy (its log for CONNECT ${authority}) and that it can reach ${host}; check ${PROXY_SETTINGS}. ${TIMEOUT_SETTING}`,
+      code: 'PROXY_TIMEOUT',
+    });
+  }
   const reason = code === 'ECONNREFUSED' ? 'refused the connection'
     : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? `could not be resolved (${code})`
-    : code === 'ETIMEDOUT_ATTEMPT' ? `did not answer within ${formatDuration(err.timeoutMs ?? 0)}`
+    : code === 'ETIMEDOUT_ATTEMPT' ? `did not accept a connection within ${formatDuration(err.timeoutMs ?? 0)}`
     : `could not be reached: ${err.message}${code ? ` (${code})` : ''}`;
   return new TaskFailure({
     what: `The proxy ${proxy} ${reason}${tries}, so ${service} at ${host} could not be reached.`,
@@ -378,14 +396,7 @@ export function explainNetworkError(service: string, url: string, err: NetworkEr
   const code = err.code ?? '';
   const tries = err.attempts && err.attempts > 1 ? ` (${err.attempts} attempts)` : '';
   if (viaProxy && (err.proxyPhase || code === 'PROXY_CONNECT')) return explainProxyError(service, host, err, viaProxy);
-  if (code === 'ETIMEDOUT_ATTEMPT') {
-    return new TaskFailure({
-      what: `${service} at ${host} did not answer within ${formatDuration(err.timeoutMs ?? 0)}${tries}.`,
-      cause: viaProxy ? `The service or the proxy ${viaProxy} is not responding.` : 'The service is not responding, or a firewall drops the traffic.',
-      fix: 'Check that the agent can reach the host (firewall, proxy settings of the agent). The per-request timeout can be raised with the pipeline variable WorkloadIdentity.HttpTimeoutSeconds.',
-      code: 'TIMEOUT',
-    });
-  }
+  if (code === 'ETIMEDOUT_ATTEMPT') return explainTimeout(service, host, url, err, tries, viaProxy);
   if (code === 'RESPONSE_TOO_LARGE') {
     const limit = (err as { limitBytes?: number }).limitBytes ?? 0;
     const announced = (err as { announcedBytes?: number }).announcedBytes;
@@ -426,6 +437,51 @@ export function explainNetworkError(service: string, url: string, err: NetworkEr
     fix: 'Re-run the job; check the agent\'s network, proxy and firewall if it persists.',
     code: code || 'NETWORK',
   });
+}
+
+/** A timeout, named by the stage that stalled: the connection, the TLS handshake (direct or through the tunnel), or the answer. */
+function explainTimeout(service: string, host: string, url: string, err: NetworkError, tries: string, viaProxy?: string): TaskFailure {
+  const within = `within ${formatDuration(err.timeoutMs ?? 0)}`;
+  const tls = url.toLowerCase().startsWith('https:');
+  switch (err.stage) {
+    case 'tunnel-tls':
+      return new TaskFailure({
+        what: `${service} at ${host} did not complete the TLS handshake ${within} through the proxy ${viaProxy ?? ''}${tries}: the proxy answered 200 to CONNECT, but nothing came back through the tunnel.`,
+        cause: `The proxy opened the tunnel without reaching ${host} (its own connection there stalls), a firewall beyond the proxy drops the traffic, or the service does not answer.`,
+        fix: `Check that the proxy can reach ${host} (its log for that CONNECT) and ask its administrators; or add the host to the agent's proxy bypass list (.proxybypass) if the agent may reach it directly. ${TIMEOUT_SETTING}`,
+        code: 'TIMEOUT',
+      });
+    case 'tls':
+      return new TaskFailure({
+        what: `${service} at ${host} did not complete the TLS handshake ${within}${tries}: the connection was accepted, but no TLS answer came.`,
+        cause: 'Something at that address accepts connections but does not speak TLS (a wrong port, a service that is not HTTPS), or a firewall or TLS-inspecting device holds the connection.',
+        fix: `Check the URL and its port, and the firewalls and TLS-inspecting devices between the agent and ${host}. ${TIMEOUT_SETTING}`,
+        code: 'TIMEOUT',
+      });
+    case 'connect':
+      return new TaskFailure({
+        what: `${service} at ${host} did not accept a connection ${within}${tries}.`,
+        cause: 'A firewall drops the traffic, or the host is down or not where the URL points.',
+        fix: `Check that the agent can reach ${host} (firewall, the agent's proxy settings). ${TIMEOUT_SETTING}`,
+        code: 'TIMEOUT',
+      });
+    case 'answer': {
+      const path = `the connection${viaProxy ? ` through the proxy ${viaProxy}` : ''}${tls ? ' and the TLS handshake' : ''} succeeded`;
+      return new TaskFailure({
+        what: `${service} at ${host} did not answer ${within}${tries}: ${path} and the request was sent, but no answer came.`,
+        cause: 'The service is slow or not responding (an outage), or something between the agent and the service holds the answer.',
+        fix: `Re-run the job; check the service's status if it persists. ${TIMEOUT_SETTING}`,
+        code: 'TIMEOUT',
+      });
+    }
+    default:
+      return new TaskFailure({
+        what: `${service} at ${host} did not answer ${within}${tries}.`,
+        cause: viaProxy ? `The service or the proxy ${viaProxy} is not responding.` : 'The service is not responding, or a firewall drops the traffic.',
+        fix: `Check that the agent can reach the host (firewall, proxy settings of the agent). ${TIMEOUT_SETTING}`,
+        code: 'TIMEOUT',
+      });
+  }
 }
 
 function formatDuration(ms: number): string {

@@ -286,6 +286,8 @@ export class HttpClient {
       const mod = isHttps ? https : http;
       const remaining = Math.max(1, deadline - Date.now());
       let settled = false;
+      // What the request waits for, for the message when it times out: the tunnel stands already.
+      let stage: StallStage = tunnel ? 'answer' : 'connect';
       const finish = (err: Error | undefined, value?: Omit<HttpResponse, 'attempts'>) => {
         if (settled) return;
         settled = true;
@@ -293,11 +295,12 @@ export class HttpClient {
         // One tunnel per request: closed once the answer is in, so a proxy never holds it idle.
         tunnel?.destroy();
         if (err) {
+          // Destroys the request's socket too (or the one it is about to get), so nothing keeps the process alive.
           r.destroy();
           reject(err);
         } else resolve(value!);
       };
-      const timer = setTimeout(() => finish(timeoutError(this.policy.timeoutMs)), remaining);
+      const timer = setTimeout(() => finish(timeoutError(this.policy.timeoutMs, stage)), remaining);
       const r = mod.request(options, (res) => {
         // An announced size over the cap fails before a byte is read; chunked or unannounced
         // answers are counted as they arrive, and reading stops (the socket destroyed) at the cap.
@@ -316,6 +319,17 @@ export class HttpClient {
         res.on('aborted', () => finish(Object.assign(new Error('the response was cut off'), { code: 'ECONNRESET' })));
       });
       r.on('error', (e) => finish(e));
+      r.on('socket', (socket) => {
+        // A kept-alive socket (or the tunnel) is connected already; a new one connects, then shakes hands.
+        if (tunnel || !socket.connecting) {
+          stage = 'answer';
+          return;
+        }
+        socket.once('connect', () => {
+          if (stage === 'connect') stage = isHttps ? 'tls' : 'answer';
+        });
+        if (isHttps) socket.once('secureConnect', () => (stage = 'answer'));
+      });
       if (req.body !== undefined) r.write(req.body);
       r.end();
     });
@@ -331,37 +345,58 @@ export class HttpClient {
     const headers: Record<string, string> = { Host: authority };
     const auth = proxyAuthorization(proxy);
     if (auth) headers['Proxy-Authorization'] = auth;
-    const proxyName = redactProxyUrl(proxy.url);
     return new Promise((resolve, reject) => {
       let done = false;
+      // What the tunnel waits for: the proxy to accept the connection, its answer to CONNECT, then
+      // the TLS handshake with the target through it. A timeout names the stage it ended.
+      let stage: StallStage = 'proxy-connect';
+      let raw: Duplex | undefined;
+      let secure: tls.TLSSocket | undefined;
       const fail = (e: NodeJS.ErrnoException) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        // Every socket this attempt opened: the request to the proxy, the tunnel it handed over
+        // (no longer the request's once CONNECT is answered) and the TLS socket on top of it.
         connectReq.destroy();
+        secure?.destroy();
+        raw?.destroy();
         reject(e);
       };
       // Errors before the tunnel stands are the proxy's, whatever their code: say so.
       const proxyError = (e: NodeJS.ErrnoException) => fail(Object.assign(e, { proxyPhase: true }));
-      const timer = setTimeout(() => proxyError(Object.assign(timeoutError(this.policy.timeoutMs), { message: `the proxy ${proxyName} did not open a tunnel within ${this.policy.timeoutMs} ms` })), Math.max(1, deadline - Date.now()));
+      const timer = setTimeout(() => {
+        const e = timeoutError(this.policy.timeoutMs, stage);
+        // A handshake that stalls after the proxy answered 200 is not the proxy refusing or not answering.
+        if (stage === 'tunnel-tls') fail(e);
+        else proxyError(e);
+      }, Math.max(1, deadline - Date.now()));
       const proxyModule = p.protocol === 'https:' ? https : http;
       const proxyHost = p.hostname.replace(/^\[|\]$/g, '');
       // An https proxy is verified like any server: with the agent's CA added to Node's roots.
       const proxyTls = p.protocol === 'https:' ? { servername: net.isIP(proxyHost) ? undefined : proxyHost, secureContext: this.secureContextFor(p.host) } : {};
       const connectReq = proxyModule.request({ host: proxyHost, port: p.port || (p.protocol === 'https:' ? 443 : 80), method: 'CONNECT', path: authority, headers, agent: false, ...proxyTls });
+      connectReq.on('socket', (socket) => {
+        if (!socket.connecting) stage = 'proxy-answer';
+        else socket.once(p.protocol === 'https:' ? 'secureConnect' : 'connect', () => (stage = 'proxy-answer'));
+      });
       connectReq.on('connect', (res, socket) => {
+        raw = socket;
+        if (done) return socket.destroy();
         if (res.statusCode !== 200) {
-          socket.destroy();
           return proxyError(Object.assign(new Error(`the proxy answered ${res.statusCode} ${res.statusMessage ?? ''}`.trim()), { code: 'PROXY_CONNECT', proxyStatus: res.statusCode }));
         }
+        stage = 'tunnel-tls';
         // `host` is the name the certificate must hold: without it Node checks an IP-address
         // target (no servername) against the host the socket was opened to, the proxy's.
-        const secure = tls.connect({ socket, host: options.host as string, servername: options.servername as string | undefined, secureContext: options.secureContext });
+        secure = tls.connect({ socket, host: options.host as string, servername: options.servername as string | undefined, secureContext: options.secureContext });
+        // Whoever ends the TLS socket later (the request, once answered or timed out) ends the tunnel under it.
+        secure.once('close', () => socket.destroy());
         secure.once('secureConnect', () => {
           if (done) return;
           done = true;
           clearTimeout(timer);
-          resolve(secure);
+          resolve(secure!);
         });
         // TLS errors are the target's (or a TLS-inspecting proxy's): explained as TLS, not proxy.
         secure.once('error', fail);
@@ -378,8 +413,24 @@ function proxyName(proxy: ProxySettings | undefined): string | undefined {
 
 export const USER_AGENT = 'WorkloadIdentityTasks/1 (+azure-pipelines)';
 
-function timeoutError(ms: number): NodeJS.ErrnoException {
-  return Object.assign(new Error(`no answer within ${ms} ms`), { code: 'ETIMEDOUT_ATTEMPT' });
+/**
+ * What a request was waiting for when its timeout ended it: the connection (to the proxy, or to the
+ * service), the proxy's answer to CONNECT, the TLS handshake (through the tunnel, or direct), or the
+ * service's answer to the request.
+ */
+export type StallStage = 'proxy-connect' | 'proxy-answer' | 'tunnel-tls' | 'connect' | 'tls' | 'answer';
+
+const STALLED: Record<StallStage, string> = {
+  'proxy-connect': 'the proxy did not accept the connection',
+  'proxy-answer': 'the proxy did not answer CONNECT',
+  'tunnel-tls': 'no TLS handshake through the tunnel',
+  connect: 'the connection was not accepted',
+  tls: 'no TLS handshake',
+  answer: 'no answer',
+};
+
+function timeoutError(ms: number, stage: StallStage): NodeJS.ErrnoException & { stage: StallStage } {
+  return Object.assign(new Error(`${STALLED[stage]} within ${ms} ms`), { code: 'ETIMEDOUT_ATTEMPT', stage });
 }
 
 function tooLargeError(announcedBytes?: number): NodeJS.ErrnoException & { limitBytes: number; announcedBytes?: number } {
