@@ -103,6 +103,8 @@ describe('E2E in every kind of job: build, YAML deployment, classic release and 
       succeeded(fetch, 'FetchOidcToken');
       // Terraform gets the URL the task itself may call: this organization's, with the job's hub.
       const tfUrl = fetch.variables.ARM_OIDC_REQUEST_URL.value;
+      // Read-only for later steps: where the organisation turns on agent.readOnlyVariables, no step can move it.
+      assert.equal(fetch.commands.find((x) => x.name === 'task.setvariable' && x.properties.variable === 'ARM_OIDC_REQUEST_URL')?.properties.isreadonly, 'true');
       assert.match(tfUrl, new RegExp(`^https://${l.oidc === 'releaseManagement' ? RM_HOST : PUBLIC_COLLECTION_HOST}/contoso/[^/]+/_apis/distributedtask/hubs/${HUB[l.kind]}/plans/[^/]+/jobs/[^/]+/oidctoken$`), tfUrl);
       succeeded(await e2e.run({ task: 'FetchOidcTokenV1', conn: c, job: jobOf(l), env: { ...env, ...postJobEnv(fetch) }, entry: 'post.js' }), 'FetchOidcToken post-job');
       assert.ok(!fs.existsSync(fetch.variables.AZURE_FEDERATED_TOKEN_FILE.value), 'the post-job step removed the token file');

@@ -13,7 +13,7 @@ function reader(answer: (url: URL) => { status: number; body: unknown; headers?:
   const urls: string[] = [];
   const ctx = {
     collectionUri: ORG,
-    azureDevOps: azureDevOpsHosts(ORG, ORG),
+    azureDevOps: azureDevOpsHosts(ORG),
     teamProject: 'web',
     teamProjectId: 'web',
     http: {

@@ -42,6 +42,15 @@ const taskLibChannel: AgentChannel = {
   getVariable: (n) => taskLib().getVariable(n),
 };
 
+/**
+ * A job variable later steps should not change: task.setvariable with isreadonly=true, which
+ * task-lib's setVariable cannot write. The agent refuses a later task.setvariable of it where the
+ * organisation turned on agent.readOnlyVariables, and warns elsewhere. Main steps only.
+ */
+export function setReadOnlyJobVariable(name: string, value: string): void {
+  taskLib().command('task.setvariable', { variable: name, isOutput: 'false', issecret: 'false', isreadonly: 'true' }, value);
+}
+
 /** task-lib's _getVariableKey: how the agent names a variable in the environment. */
 export function environmentKey(name: string): string {
   return name.replace(/\./g, '_').replace(/ /g, '_').toUpperCase();

@@ -128,7 +128,8 @@ export function readPipelineContext(): PipelineContext {
   let collectionUri = variable('System.CollectionUri') ?? variable('System.TeamFoundationCollectionUri') ?? variable('System.TeamFoundationServerUri') ?? '';
   if (collectionUri && !collectionUri.endsWith('/')) collectionUri += '/';
   const proxy = readProxy();
-  const tlsSettings = readTls(collectionUri);
+  // The agent's client certificate goes only to its own server: the system connection's host, not a variable's.
+  const tlsSettings = readTls(systemVssConnectionUrl() ?? '');
   const policy: HttpPolicy = {
     ...DEFAULT_POLICY,
     timeoutMs: numberVariable('WorkloadIdentity.HttpTimeoutSeconds', DEFAULT_POLICY.timeoutMs / 1000, 1, 600) * 1000,
@@ -146,7 +147,7 @@ export function readPipelineContext(): PipelineContext {
     planId: variable('System.PlanId') ?? '',
     jobId: variable('System.JobId') ?? '',
     oidcRequestUri: variable('System.OidcRequestUri'),
-    azureDevOps: azureDevOpsHosts(systemVssConnectionUrl(), collectionUri),
+    azureDevOps: azureDevOpsHosts(systemVssConnectionUrl()),
     tempDirectory: variable('Agent.TempDirectory') ?? '',
     proxy,
     managedIdentityVariables: managedIdentityVariables(),

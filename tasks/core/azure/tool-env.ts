@@ -7,6 +7,7 @@ import { PipelineContext } from '../agent/pipeline-context';
 import { InputError } from '../http/failures';
 import { TokenFile, writeTokenFile } from '../files/fresh-token-file';
 import { setJobVariable } from '../agent/variables';
+import { setReadOnlyJobVariable } from '../agent/agent-channel';
 import { oidcRequestBaseUrl } from '../http/token-hosts';
 
 const TERRAFORM_ENVIRONMENT: Record<string, string> = { azurecloud: 'public', azureusgovernment: 'usgovernment', azurechinacloud: 'china' };
@@ -33,7 +34,8 @@ export function exportTerraformEnv(ctx: PipelineContext, conn: Connection, input
       const { url } = oidcRequestBaseUrl(ctx);
       put('ARM_CLIENT_ID', conn.clientId);
       put('ARM_USE_OIDC', 'true');
-      put('ARM_OIDC_REQUEST_URL', url);
+      setReadOnlyJobVariable('ARM_OIDC_REQUEST_URL', url);
+      set.push('ARM_OIDC_REQUEST_URL');
       put('ARM_OIDC_REQUEST_TOKEN', ctx.jobAccessToken(), true);
       // azurerm and azuread read the first, azapi the second.
       put('ARM_ADO_PIPELINE_SERVICE_CONNECTION_ID', conn.id);

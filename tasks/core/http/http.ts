@@ -276,7 +276,7 @@ export class HttpClient {
       const p = new URL(proxy.url);
       options.host = p.hostname.replace(/^\[|\]$/g, '');
       options.port = p.port || 80;
-      options.path = req.url;
+      options.path = url.href;
       options.agent = false;
       const auth = proxyAuthorization(proxy);
       if (auth) headers['Proxy-Authorization'] = auth;

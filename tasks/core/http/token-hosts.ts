@@ -37,13 +37,13 @@ export interface AzureDevOpsHosts {
  * The rule is anchored at the SystemVssConnection endpoint: the agent writes it from the job
  * message, and no pipeline variable can set an ENDPOINT_* value (the agent drops variables whose
  * names start with "endpoint"). System.CollectionUri is a variable an earlier step can change, so it
- * is used as the anchor only where the endpoint's URL is missing. From the anchor: in the cloud, the
- * same organisation's collection and Release Management hosts in both URL forms
+ * is never the anchor: without the endpoint's URL nothing receives the token. From the anchor: in
+ * the cloud, the same organisation's collection and Release Management hosts in both URL forms
  * (dev.azure.com/<org>, vsrm.dev.azure.com/<org>, <org>.visualstudio.com, <org>.vsrm.visualstudio.com);
  * on Azure DevOps Server, which serves both from one server, the server's own origin.
  */
-export function azureDevOpsHosts(systemVssConnectionUrl: string | undefined, collectionUri: string | undefined): AzureDevOpsHosts | undefined {
-  const anchor = originOf(systemVssConnectionUrl) ? systemVssConnectionUrl! : originOf(collectionUri) ? collectionUri! : undefined;
+export function azureDevOpsHosts(systemVssConnectionUrl: string | undefined): AzureDevOpsHosts | undefined {
+  const anchor = originOf(systemVssConnectionUrl) ? systemVssConnectionUrl! : undefined;
   if (!anchor) return undefined;
   const u = new URL(anchor);
   const host = u.hostname.toLowerCase();
@@ -105,7 +105,7 @@ export function checkAzureDevOpsUrl(url: string, hosts: AzureDevOpsHosts | undef
   }
   if (!hosts) {
     throw new TaskFailure({
-      what: `The task cannot tell this organization's Azure DevOps: the agent set neither the SystemVssConnection endpoint's URL nor System.CollectionUri, so the job's access token is not sent to ${origin}.`,
+      what: `The task cannot tell this organization's Azure DevOps: the agent did not give the SystemVssConnection endpoint's URL (ENDPOINT_URL_SYSTEMVSSCONNECTION), so the job's access token is not sent to ${origin}.`,
       cause: 'The task is not running in an Azure Pipelines job, or the agent is very old.',
       fix: 'Run the task in an Azure Pipelines job on a current agent.',
       code: 'TOKEN_HOST',
@@ -122,7 +122,23 @@ export function checkAzureDevOpsUrl(url: string, hosts: AzureDevOpsHosts | undef
       code: 'TOKEN_HOST',
     });
   }
-  return url;
+  // An encoded '/', '\\' or '.' in the path could name another organisation's API once the
+  // server decodes it; the agent never writes one.
+  const parsed = new URL(url);
+  if (/%2f|%5c|%2e/i.test(parsed.pathname)) {
+    throw new TaskFailure({
+      what: `${source} has an encoded '/', '\\' or '.' in its path (${shownPath(parsed)}), which the agent never writes; the job's access token is not sent there.`,
+      cause: `A pipeline variable or an earlier step set ${source}.`,
+      fix: `Remove the pipeline variable or the step that sets ${source}; the agent sets it for every job.`,
+      code: 'TOKEN_HOST',
+    });
+  }
+  // The URL as parsed, never the raw text: what is checked is what is sent.
+  return parsed.href;
+}
+
+function shownPath(u: URL): string {
+  return `${u.origin}${u.pathname}`.slice(0, 200);
 }
 
 /**
@@ -188,8 +204,18 @@ function refusedIdentityUrl(locationUrl: string, collectionUri: string, why: str
  */
 export function oidcRequestBaseUrl(ctx: PipelineContext): { url: string; source: string } {
   if (ctx.oidcRequestUri) {
-    const url = ctx.oidcRequestUri.split('?')[0];
-    return { url: checkAzureDevOpsUrl(url, ctx.azureDevOps, 'System.OidcRequestUri'), source: 'System.OidcRequestUri' };
+    const url = checkAzureDevOpsUrl(ctx.oidcRequestUri, ctx.azureDevOps, 'System.OidcRequestUri');
+    const u = new URL(url);
+    // Only the Oidctoken API of a job receives the token from here; the query is ours to write.
+    if (!OIDC_PATH.test(u.pathname)) {
+      throw new TaskFailure({
+        what: `System.OidcRequestUri (${shownPath(u)}) is not an Oidctoken URL of a job (…/_apis/distributedtask/hubs/<hub>/plans/<plan>/jobs/<job>/oidctoken); the job's access token is not sent there.`,
+        cause: 'A pipeline variable or an earlier step set System.OidcRequestUri.',
+        fix: 'Remove the pipeline variable or the step that sets System.OidcRequestUri; the agent sets it for every job.',
+        code: 'TOKEN_HOST',
+      });
+    }
+    return { url: `${u.origin}${u.pathname}`, source: 'System.OidcRequestUri' };
   }
   const missing = (
     [
@@ -207,17 +233,36 @@ export function oidcRequestBaseUrl(ctx: PipelineContext): { url: string; source:
       code: 'NO_OIDC_URL',
     });
   }
-  const url = `${ctx.collectionUri}${ctx.teamProjectId}/_apis/distributedtask/hubs/${encodeURIComponent(ctx.hostType)}/plans/${ctx.planId}/jobs/${ctx.jobId}/oidctoken`;
+  // The agent gives GUIDs and a one-word hub; anything else would change the URL's path.
+  const malformed = (
+    [
+      ['System.TeamProjectId', ctx.teamProjectId, GUID],
+      ['System.PlanId', ctx.planId, GUID],
+      ['System.JobId', ctx.jobId, GUID],
+      ['System.HostType', ctx.hostType, /^[a-z]+$/i],
+    ] as const
+  ).filter(([, v, re]) => !re.test(v)).map(([n]) => n);
+  if (malformed.length) {
+    throw new TaskFailure({
+      what: `The task cannot build the Oidctoken URL: ${malformed.join(', ')} ${malformed.length > 1 ? 'are' : 'is'} not what the agent sets (a GUID; a word for System.HostType).`,
+      cause: 'A pipeline variable or an earlier step set it.',
+      fix: `Remove the pipeline variable or the step that sets ${malformed.join(', ')}; the agent sets ${malformed.length > 1 ? 'them' : 'it'} for every job.`,
+      code: 'TOKEN_HOST',
+    });
+  }
+  const url = `${ctx.collectionUri}${ctx.teamProjectId}/_apis/distributedtask/hubs/${ctx.hostType}/plans/${ctx.planId}/jobs/${ctx.jobId}/oidctoken`;
   return { url: checkAzureDevOpsUrl(url, ctx.azureDevOps, 'System.CollectionUri'), source: 'System.CollectionUri' };
 }
 
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const OIDC_PATH = /\/_apis\/distributedtask\/hubs\/[a-z]+\/plans\/[\w-]+\/jobs\/[\w-]+\/oidctoken$/i;
+
 /** The Oidctoken API's URL for one connection, checked (oidcRequestBaseUrl). */
 export function oidcRequestUrl(ctx: PipelineContext, connectionId: string): string {
-  const id = encodeURIComponent(connectionId);
   const { url, source } = oidcRequestBaseUrl(ctx);
-  if (source === 'System.OidcRequestUri') {
-    const given = ctx.oidcRequestUri!;
-    return checkAzureDevOpsUrl(`${given}${given.includes('?') ? '&' : '?'}api-version=7.1&serviceConnectionId=${id}`, ctx.azureDevOps, source);
-  }
-  return `${url}?serviceConnectionId=${id}&api-version=7.1-preview.1`;
+  const u = new URL(url);
+  if (source === 'System.OidcRequestUri') u.searchParams.set('api-version', '7.1');
+  u.searchParams.set('serviceConnectionId', connectionId);
+  if (source !== 'System.OidcRequestUri') u.searchParams.set('api-version', '7.1-preview.1');
+  return u.href;
 }
