@@ -1,12 +1,13 @@
 // azure-pipelines-task-lib requires, when it loads, modules that only some of its functions use:
 // child_process (rmRF on Windows, exec), toolrunner (and with it q, events and child_process),
 // externaloutput (and stream), minimatch (find and match), semver (assertAgent) and its own 63 KiB
-// of localised messages. No task step here runs a tool, matches files or asserts an agent version,
-// and a message is loaded only when task-lib shows one of its own. So task-lib.js carries task-lib
-// without them, and each such require becomes a proxy that loads the module on first use
-// (child_process from Node, the others from task-lib-extras.js beside it, so a run that never uses
-// them does not even compile them); the messages, which task-lib inspects as data, are required
-// where they are read. Every rewrite must find its text exactly once, so a task-lib release that
+// of localised messages. No task step here runs a tool or matches files, and a message is loaded
+// only when task-lib shows one of its own. So task-lib.js carries task-lib without them, and each
+// such require becomes a proxy that loads the module on first use (child_process from Node, the
+// others from task-lib-extras.js beside it, so a run that never uses them does not even compile
+// them); the messages, which task-lib inspects as data, are required where they are read. semver
+// stays in task-lib.js, set up on first use: getTaskVariable and setTaskVariable assert the agent's
+// version, and the steps that keep state for their post-job step call them. Every rewrite must find its text exactly once, so a task-lib release that
 // changes these lines fails the build.
 //
 // Two rewrites change how task-lib does a thing, not what it does:
@@ -54,12 +55,12 @@ const NODE_OLDER_THAN = `var __witNodeOlderThan = (min) => {
 const nodeCheck = ["semver.lt(process.versions.node, '4.2.0')", '__witNodeOlderThan([4, 2, 0])'];
 
 const REWRITES = {
-  'task.js': [lazy('"child_process"'), extra('"minimatch"', 'minimatch'), extra('"./toolrunner"', 'toolrunner'), extra('"./externaloutput"', 'externaloutput'), extra('"semver"', 'semver'), nodeCheck, getter('ToolRunner', 'trm'), getter('defaultAllowedVsoCommands', 'eom')],
+  'task.js': [lazy('"child_process"'), extra('"minimatch"', 'minimatch'), extra('"./toolrunner"', 'toolrunner'), extra('"./externaloutput"', 'externaloutput'), lazy('"semver"'), nodeCheck, getter('ToolRunner', 'trm'), getter('defaultAllowedVsoCommands', 'eom')],
   // The messages are data that task-lib reads with hasOwnProperty, which a proxy cannot answer for:
   // the one place that reads them requires them from the extras instead.
   'internal.js': [
     extra('"minimatch"', 'minimatch'),
-    extra('"semver"', 'semver'),
+    lazy('"semver"'),
     nodeCheck,
     ["var libResource = require('./lib-resource');", ''],
     ['_loadEmbeddedLocStrings(libResource, _resourceCulture)', `_loadEmbeddedLocStrings(require("${EXTRAS}").libResource, _resourceCulture)`],
@@ -97,7 +98,7 @@ export const taskLibLazy = {
 /** task-lib-extras.js: the modules above, sharing task-lib.js's internal module (its state: vault, streams). */
 export const taskLibExtras = {
   stdin: {
-    contents: "exports.toolrunner = require('./toolrunner'); exports.externaloutput = require('./externaloutput'); exports.minimatch = require('minimatch'); exports.libResource = require('./lib-resource'); exports.semver = require('semver');",
+    contents: "exports.toolrunner = require('./toolrunner'); exports.externaloutput = require('./externaloutput'); exports.minimatch = require('minimatch'); exports.libResource = require('./lib-resource');",
     resolveDir: path.dirname(new URL(import.meta.resolve('azure-pipelines-task-lib/task')).pathname),
     loader: 'js',
   },
