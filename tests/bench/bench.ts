@@ -22,6 +22,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startEmulator, Emulator, gcpPrincipal } from '../emulator/index';
 import { connectionEnv, jobEnv } from '../helpers/agent';
+import type { JobKind } from '../helpers/agent-job';
 import { proxyToEmulator } from '../helpers/connect-proxy';
 import { DIST, parseCommands } from '../helpers/task-process';
 import { attribute, CaseProfile, ownFiles, report as profileReport, takeProfile } from './profile';
@@ -236,8 +237,13 @@ async function main(): Promise<void> {
   const fed = emu.expectedFederation(id);
   emu.addApp({ clientId, tenantId, federatedCredentials: [{ issuer: fed.issuer, subject: fed.subject, audiences: ['api://AzureADTokenExchange'] }] });
   const conn = connectionEnv(emu, { id, scheme: 'WorkloadIdentityFederation', tenantId, clientId });
-  const env = (dir: string, inputs: Record<string, string> = {}, extra: Record<string, string> = {}) => ({
-    ...jobEnv(emu, { tempDirectory: caseTemp(dir), debug: false }),
+  // Every case runs in the environment the agent lays out for a job (tests/helpers/agent-job.ts):
+  // about 100 pipeline variables and their VSTS_PUBLIC_VARIABLES / VSTS_SECRET_VARIABLES lists, the
+  // SystemVssConnection endpoint, System.AccessToken as a secret in a build job, system.debug false
+  // as on a normal run. The task, its baseline and node -e 0 get the same environment (Case.env);
+  // the baseline reads only what it needs, task-lib loads all of it, and that cost is the task's.
+  const env = (dir: string, inputs: Record<string, string> = {}, extra: Record<string, string> = {}, kind: JobKind = 'build') => ({
+    ...jobEnv(emu, { tempDirectory: caseTemp(dir), debug: false, kind }),
     ...conn,
     INPUT_CONNECTEDSERVICENAMEARM: id,
     ...Object.fromEntries(Object.entries(inputs).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v])),
@@ -324,6 +330,10 @@ async function main(): Promise<void> {
     { label: 'FetchOidcToken, idToken only', kind: 'main', script: task('FetchOidcTokenV1'), baseline: BASELINE, env: env('fetch'), requests: 1, expect: [variable('idToken')] },
     { label: 'FetchOidcToken, with exchange', kind: 'main', script: task('FetchOidcTokenV1'), baseline: BASELINE, env: env('fetch-scope', { accessTokenScope: 'https://management.azure.com/.default' }), requests: 2, expect: [variable('idToken'), variable('accessToken')] },
     { label: 'AcrLoginFederated, 1 registry', kind: 'main', script: task('AcrLoginFederatedV1'), baseline: BASELINE, env: env('acr', { registries: emu.host, trustedRegistryHosts: emu.host }, { DOCKER_CONFIG: dockerHome }), requests: 3, expect: [variable('DOCKER_CONFIG')] },
+    // A classic release job: Release.* variables, no System.AccessToken, the SystemVssConnection on the
+    // Release Management host (with the emulator on loopback, Azure DevOps Server-like, the collection).
+    { label: 'FetchOidcToken, exchange, release', kind: 'main', script: task('FetchOidcTokenV1'), baseline: BASELINE, env: env('fetch-release', { accessTokenScope: 'https://management.azure.com/.default' }, {}, 'release'), requests: 2, expect: [variable('idToken'), variable('accessToken')] },
+    { label: 'AcrLoginFederated, release', kind: 'main', script: task('AcrLoginFederatedV1'), baseline: BASELINE, env: env('acr-release', { registries: emu.host, trustedRegistryHosts: emu.host }, { DOCKER_CONFIG: dockerHome }, 'release'), requests: 3, expect: [variable('DOCKER_CONFIG')] },
     { label: 'ValidateServiceConnection, full', kind: 'main', script: task('ValidateServiceConnectionV1'), baseline: BASELINE, env: validateEnv, requests: 6, expect: [/^##vso\[task\.setvariable variable=validationStatus;[^\]]*\]ok$/m] },
     { label: 'AwsAssumeRoleFederated', kind: 'main', script: task('AwsAssumeRoleFederatedV1'), baseline: BASELINE, env: env('aws', awsInputs), requests: 2, expect: [variable('AWS_SECRET_ACCESS_KEY')] },
     { label: 'GcpAuthFederated, direct', kind: 'main', script: task('GcpAuthFederatedV1'), baseline: BASELINE, env: gcpEnv('gcp', {}), requests: 2, expect: [variable('GOOGLE_APPLICATION_CREDENTIALS')] },
@@ -357,6 +367,14 @@ async function main(): Promise<void> {
     await postCase('AwsAssumeRoleFederated post-job, file', 'AwsAssumeRoleFederatedV1', env('aws-post', { ...awsInputs, exportWebIdentityFile: 'true', keepTokenFileFresh: 'false' })),
     await postCase('GcpAuthFederated post-job', 'GcpAuthFederatedV1', gcpEnv('gcp-post', {})),
   );
+
+  // The environment each case is measured in is the agent's for a job, as the comment on env() says.
+  for (const c of cases) {
+    const publicNames = JSON.parse(c.env.VSTS_PUBLIC_VARIABLES ?? '[]') as string[];
+    if (c.env.SYSTEM_DEBUG !== 'false' || publicNames.length < 80 || !c.env.ENDPOINT_AUTH_SYSTEMVSSCONNECTION || !c.env.VSTS_SECRET_VARIABLES) {
+      throw new Abort(`${c.label}: not a job's environment (system.debug=${c.env.SYSTEM_DEBUG}, ${publicNames.length} public variables): every case runs in one`);
+    }
+  }
 
   const nodes: [string, string][] = [['Node 20', process.execPath]];
   const failures: Failure[] = [];
