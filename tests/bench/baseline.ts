@@ -198,6 +198,8 @@ async function main(): Promise<void> {
     setVariable('AWS_REGION', region, false);
     setVariable('AWS_DEFAULT_REGION', region, false);
     setVariable('awsAccessKeyId', field('AccessKeyId'), true);
+    setVariable('awsSecretAccessKey', field('SecretAccessKey'), true, true);
+    setVariable('awsSessionToken', field('SessionToken'), true, true);
     setVariable('awsExpiration', field('Expiration'), true);
     setVariable('awsAssumedRoleArn', field('Arn'), true);
     return;
