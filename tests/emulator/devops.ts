@@ -116,7 +116,18 @@ async function oidcToken(ctx: RequestContext, world: World): Promise<void> {
   const connectionId = ctx.query('serviceConnectionId');
   // Observed: a missing or non-GUID serviceConnectionId yields the pipeline's own token.
   if (!connectionId || !isGuid(connectionId)) {
-    const token = mintIdToken(world, `https://vstoken.dev.azure.com/${ORGANIZATION.id}`, `p://${ORGANIZATION.name}/${project.name}/${PIPELINE_NAME}`, {});
+    const run = world.pipelineRun;
+    const claims = {
+      org_id: ORGANIZATION.id,
+      prj_id: project.id,
+      def_id: run.definitionId,
+      rpo_id: run.repositoryId,
+      rpo_uri: run.repositoryUri,
+      rpo_ver: run.repositoryVersion,
+      rpo_ref: run.repositoryRef,
+      run_id: run.runId,
+    };
+    const token = mintIdToken(world, `https://vstoken.dev.azure.com/${ORGANIZATION.id}`, `p://${ORGANIZATION.name}/${project.name}/${PIPELINE_NAME}`, claims, world.pipelineTokenLifetimeSeconds);
     return sendDevOpsJson(ctx, 200, { oidcToken: token });
   }
   const sc = world.findConnection(connectionId);
@@ -129,9 +140,9 @@ async function oidcToken(ctx: RequestContext, world: World): Promise<void> {
   sendDevOpsJson(ctx, 200, { oidcToken: mintIdToken(world, fed.issuer, fed.subject, extra) });
 }
 
-function mintIdToken(world: World, iss: string, sub: string, extra: Record<string, unknown>): string {
+function mintIdToken(world: World, iss: string, sub: string, extra: Record<string, unknown>, lifetimeSeconds?: number): string {
   const now = nowSeconds();
-  const lifetime = world.idTokenLifetimeSeconds;
+  const lifetime = lifetimeSeconds ?? world.idTokenLifetimeSeconds;
   // An already expired token looks like one issued ten minutes before it expired, as a stale one would.
   const exp = now + lifetime;
   const iat = lifetime >= 0 ? now : exp - 600;

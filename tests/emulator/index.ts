@@ -28,6 +28,7 @@ import type {
   RoleDefinition,
   RouteName,
   ServiceConnection,
+  PipelineRun,
   SubscriptionRegistration,
   TokenRequestRecord,
 } from './types';
@@ -71,6 +72,7 @@ export type {
   RolePermission,
   RouteName,
   ServiceConnection,
+  PipelineRun,
   SubscriptionRegistration,
   TokenRequestRecord,
 } from './types';
@@ -282,6 +284,18 @@ class EmulatorImpl implements Emulator {
 
   set idTokenLifetimeSeconds(value: number) {
     this.world.idTokenLifetimeSeconds = value;
+  }
+
+  get pipelineTokenLifetimeSeconds(): number | undefined {
+    return this.world.pipelineTokenLifetimeSeconds;
+  }
+
+  set pipelineTokenLifetimeSeconds(value: number | undefined) {
+    this.world.pipelineTokenLifetimeSeconds = value;
+  }
+
+  get pipelineRun(): PipelineRun {
+    return this.world.pipelineRun;
   }
 
   get latencyMs(): number {

@@ -14,6 +14,7 @@ import type {
   Fault,
   IdentityRegistration,
   ProjectRegistration,
+  PipelineRun,
 } from './types';
 import { isGuid, randomSecret } from './jwt';
 
@@ -22,6 +23,15 @@ export const ORGANIZATION = { name: 'contoso', id: '5b1c6b0e-7d3a-4f0e-9c52-1d8e
 export const DEFAULT_PROJECT = { name: 'web', id: '0c3e9a57-2f61-4b8d-a4e2-7b9f1c5d3e80' } as const;
 export const PIPELINE_NAME = 'workload-identity-demo';
 export const EXCHANGE_AUDIENCE = 'api://AzureADTokenExchange';
+/** The run the pipeline's own token describes (run_id matches the demo job's Build.BuildId). */
+export const DEFAULT_PIPELINE_RUN: PipelineRun = {
+  definitionId: '17',
+  repositoryId: 'e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b',
+  repositoryUri: `https://dev.azure.com/contoso/web/_git/web`,
+  repositoryVersion: '3f1c2a9e8b7d6c5f4e3a2b1c0d9e8f7a6b5c4d3e',
+  repositoryRef: 'refs/heads/main',
+  runId: '1042',
+};
 
 export interface RegisteredApp extends AppRegistration {
   /** object id of the application object: Graph's id */
@@ -75,6 +85,8 @@ export class World {
   url = '';
   host = '';
   idTokenLifetimeSeconds = 600;
+  pipelineTokenLifetimeSeconds: number | undefined;
+  readonly pipelineRun: PipelineRun = { ...DEFAULT_PIPELINE_RUN };
   latencyMs = 0;
   projectPageSize = 100;
   endpointPageSize = 100;
@@ -152,8 +164,11 @@ export class World {
 
   addServiceConnection(sc: ServiceConnection): void {
     requireGuid(sc.id, 'id');
-    requireGuid(sc.tenantId, 'tenantId');
-    requireGuid(sc.clientId, 'clientId');
+    if (sc.scheme !== 'None' && sc.scheme !== 'UsernamePassword') {
+      // An Azure Resource Manager connection: an Entra app or identity behind it.
+      requireGuid(sc.tenantId, 'tenantId');
+      requireGuid(sc.clientId, 'clientId');
+    }
     for (const projectName of [sc.projectName ?? DEFAULT_PROJECT.name, ...(sc.sharedWith ?? [])]) {
       if (!this.findProject(projectName)) {
         this.projects.set(projectName.toLowerCase(), { name: projectName, id: deterministicGuid(`project:${projectName.toLowerCase()}`) });

@@ -79,16 +79,38 @@ export interface AppRegistration {
   graphAccess?: 'read' | 'forbidden';
 }
 
+/** What the pipeline's own token says of the run: def_id, rpo_id, rpo_uri, rpo_ver, rpo_ref, run_id. */
+export interface PipelineRun {
+  definitionId: string;
+  repositoryId: string;
+  repositoryUri: string;
+  /** the commit */
+  repositoryVersion: string;
+  repositoryRef: string;
+  runId: string;
+}
+
 export interface ServiceConnection {
   id: string;
   name: string;
   /** default 'web' */
   projectName?: string;
-  scheme: 'WorkloadIdentityFederation' | 'ServicePrincipal' | 'ManagedServiceIdentity';
+  /** The AzureRM schemes; 'None' for the extension's own types (WorkloadIdentityAws/Gcp/Oidc), 'UsernamePassword' for a generic connection. */
+  scheme: 'WorkloadIdentityFederation' | 'ServicePrincipal' | 'ManagedServiceIdentity' | 'None' | 'UsernamePassword';
+  /** '' for a connection that is not an Azure Resource Manager one */
   tenantId: string;
+  /** '' for a connection that is not an Azure Resource Manager one */
   clientId: string;
   subscriptionId?: string;
   subscriptionName?: string;
+  /** The connection's URL (a generic or OpenID Connect connection's service URL). */
+  url?: string;
+  /**
+   * A non-AzureRM type's settings as the admin entered them (e.g. roleArn, region for
+   * WorkloadIdentityAws; workloadIdentityProvider for WorkloadIdentityGcp): the scheme's
+   * authorization parameters the agent hands a task.
+   */
+  parameters?: Record<string, string>;
   /** default 'vstoken' */
   issuerMode?: 'vstoken' | 'entra';
   isReady?: boolean;
@@ -370,6 +392,10 @@ export interface Emulator {
   jobAccessToken: string;
   /** default 600; negative makes idTokens already expired */
   idTokenLifetimeSeconds: number;
+  /** The pipeline's own token's lifetime (no serviceConnectionId): default idTokenLifetimeSeconds; 300 as observed in 2025. */
+  pipelineTokenLifetimeSeconds: number | undefined;
+  /** The claims of the pipeline's own token (org_id and prj_id come from the organisation and project). */
+  readonly pipelineRun: PipelineRun;
   /**
    * Registers a job's plan under its hub (System.HostType): an Oidctoken request for that plan under
    * another hub is answered 404, as Azure DevOps answers a plan it does not find in the hub.

@@ -76,6 +76,36 @@ export function connectionEnv(emu: Emulator, c: ConnectionEnv): Record<string, s
   return env;
 }
 
+/** A connection of another type than AzureRM: the extension's own types, or Microsoft's generic one. */
+export interface EndpointEnv {
+  id: string;
+  /** The connection's URL (ENDPOINT_URL_<id>); the agent writes one for every endpoint, '' where it has none. */
+  url?: string;
+  /** 'None' for WorkloadIdentityAws/Gcp/Oidc, 'UsernamePassword' for a generic connection. */
+  scheme: 'None' | 'UsernamePassword' | (string & {});
+  /** The authentication scheme's inputs: authorization.parameters. */
+  parameters?: Record<string, string>;
+  /** The type's top-level inputs: data. */
+  data?: Record<string, string>;
+}
+
+/**
+ * What the agent's Handler.cs AddEndpointsToEnvironment writes for a connection of any type:
+ * ENDPOINT_URL_<id>, ENDPOINT_AUTH_<id> ({"parameters":{...},"scheme":"..."}), ENDPOINT_AUTH_SCHEME_<id>,
+ * ENDPOINT_AUTH_PARAMETER_<id>_<KEY> and ENDPOINT_DATA_<id>_<KEY> (keys upper case).
+ */
+export function endpointEnv(e: EndpointEnv): Record<string, string> {
+  const parameters = e.parameters ?? {};
+  const env: Record<string, string> = {
+    [`ENDPOINT_URL_${e.id}`]: e.url ?? '',
+    [`ENDPOINT_AUTH_${e.id}`]: JSON.stringify({ parameters, scheme: e.scheme }),
+    [`ENDPOINT_AUTH_SCHEME_${e.id}`]: e.scheme,
+  };
+  for (const [k, v] of Object.entries(parameters)) env[`ENDPOINT_AUTH_PARAMETER_${e.id}_${k.toUpperCase()}`] = v;
+  for (const [k, v] of Object.entries(e.data ?? {})) env[`ENDPOINT_DATA_${e.id}_${k.toUpperCase()}`] = v;
+  return env;
+}
+
 /** The agent's environment for a job of the emulator's organisation (see agent-job.ts), with the emulator's plan registered under its hub. */
 export function jobEnv(emu: Emulator, options: JobOptions = {}): Record<string, string> {
   const collectionUri = options.publicHosts ? emu.collectionUri.replace(emu.url, `https://${PUBLIC_COLLECTION_HOST}`) : emu.collectionUri;

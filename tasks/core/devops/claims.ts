@@ -77,3 +77,23 @@ export function describeIdToken(claims: JwtClaims, now = Date.now()): string[] {
     `  Expires (exp):  ${exp ? `${exp.toISOString()} (in ${left} s)` : '(none)'}`,
   ];
 }
+
+/** The pipeline token's claims a verifier binds to (sub p://<org>/<project>/<pipeline>), in this order. */
+export const PIPELINE_CLAIMS: readonly [string, string][] = [
+  ['org_id', 'organisation id'],
+  ['prj_id', 'project id'],
+  ['def_id', 'pipeline (definition) id'],
+  ['rpo_id', 'repository id'],
+  ['rpo_uri', 'repository'],
+  ['rpo_ver', 'commit'],
+  ['rpo_ref', 'ref'],
+  ['run_id', 'run id'],
+];
+
+/** The lines for the pipeline token's own claims, those present only (none for a connection's token). */
+export function describePipelineClaims(claims: JwtClaims): string[] {
+  return PIPELINE_CLAIMS.filter(([c]) => claims[c] !== undefined && claims[c] !== null).map(([c, what]) => {
+    const v = claims[c];
+    return `  ${`${what} (${c}): `.padEnd(36)}${neutralize(typeof v === 'string' ? v : JSON.stringify(v))}`;
+  });
+}

@@ -4,7 +4,6 @@
  * (AWS_WEB_IDENTITY_TOKEN_FILE).
  */
 import path = require('node:path');
-import { Connection } from '../devops/connection';
 import { PipelineContext } from '../agent/pipeline-context';
 import { oidcRequestUrl } from '../http/token-hosts';
 import { makeSecretDir, removeSecretPath, writeSecretFile } from './secret-files';
@@ -23,7 +22,8 @@ export interface TokenFile {
 }
 
 /** Writes the idToken to an owner-only file; with keepFresh, starts its refresher. */
-export async function writeTokenFile(ctx: PipelineContext, conn: Connection, taskName: string, prefix: string, fileName: string, idToken: string, keepFresh: boolean, stateKey: string): Promise<TokenFile> {
+/** conn: the connection whose idToken the file holds; no id: the pipeline's own token. */
+export async function writeTokenFile(ctx: PipelineContext, conn: { id?: string }, taskName: string, prefix: string, fileName: string, idToken: string, keepFresh: boolean, stateKey: string): Promise<TokenFile> {
   const dir = makeSecretDir(ctx.tempDirectory, prefix);
   setTaskState(`${stateKey}.Dir`, dir);
   const file = path.join(dir, fileName);
@@ -31,7 +31,7 @@ export async function writeTokenFile(ctx: PipelineContext, conn: Connection, tas
   writeSecretFile(file, idToken);
   const out: TokenFile = { dir, file, statusFile };
   if (keepFresh) {
-    out.refresher = await startRefresher(ctx, `${taskName}-${conn.id}`, path.join(__dirname, REFRESHER_SCRIPT), {
+    out.refresher = await startRefresher(ctx, `${taskName}-${conn.id ?? 'pipeline'}`, path.join(__dirname, REFRESHER_SCRIPT), {
       oidcUrl: oidcRequestUrl(ctx, conn.id),
       jobAccessToken: ctx.jobAccessToken(),
       tokenFile: file,

@@ -257,12 +257,15 @@ export function oidcRequestBaseUrl(ctx: PipelineContext): { url: string; source:
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const OIDC_PATH = /\/_apis\/distributedtask\/hubs\/[a-z]+\/plans\/[\w-]+\/jobs\/[\w-]+\/oidctoken$/i;
 
-/** The Oidctoken API's URL for one connection, checked (oidcRequestBaseUrl). */
-export function oidcRequestUrl(ctx: PipelineContext, connectionId: string): string {
+/**
+ * The Oidctoken API's URL for one connection, checked (oidcRequestBaseUrl); with no connection id,
+ * the URL of the pipeline's own token (no serviceConnectionId parameter at all).
+ */
+export function oidcRequestUrl(ctx: PipelineContext, connectionId: string | undefined): string {
   const { url, source } = oidcRequestBaseUrl(ctx);
   const u = new URL(url);
   if (source === 'System.OidcRequestUri') u.searchParams.set('api-version', '7.1');
-  u.searchParams.set('serviceConnectionId', connectionId);
+  if (connectionId !== undefined) u.searchParams.set('serviceConnectionId', connectionId);
   if (source !== 'System.OidcRequestUri') u.searchParams.set('api-version', '7.1-preview.1');
   return u.href;
 }
