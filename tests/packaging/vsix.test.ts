@@ -218,6 +218,63 @@ describe('the .vsix package', () => {
     }
   });
 
+  describe('the service connection types it contributes (issue 20)', () => {
+    // The names are a contract: pipelines and task.json inputs reference them (connectedService:<name>).
+    const CONTRIBUTED = ['WorkloadIdentityAws', 'WorkloadIdentityGcp', 'WorkloadIdentityOidc'];
+    // The server checks at publish what tfx does not: name and displayName set, at least one scheme, a known scheme.
+    const KNOWN_SCHEMES = new Set(['ms.vss-endpoint.endpoint-auth-scheme-none', 'ms.vss-endpoint.endpoint-auth-scheme-basic', 'ms.vss-endpoint.endpoint-auth-scheme-token']);
+    type EndpointType = { id: string; type: string; targets: string[]; properties: { name: string; displayName: string; icon?: string; helpMarkDown?: string; url?: { isVisible?: string }; authenticationSchemes: { type: string; inputDescriptors?: { id: string }[] }[] } };
+    let packed: { contributions: EndpointType[] };
+    before(() => {
+      const vso = entries.find((e) => e.name === 'extension.vsomanifest');
+      assert.ok(vso, 'extension.vsomanifest in the .vsix');
+      packed = JSON.parse(vso.data.toString('utf8'));
+    });
+
+    it('are in the .vsix manifest, each with a scheme the server accepts, help naming the issuer, audience and subject, and an icon packed as an addressable PNG under 10 KiB', () => {
+      const types = packed.contributions.filter((c) => c.type === 'ms.vss-endpoint.service-endpoint-type');
+      assert.deepEqual(types.map((c) => c.properties.name).sort(), CONTRIBUTED);
+      const assets = entries.find((e) => e.name === 'extension.vsixmanifest')!.data.toString('utf8');
+      for (const c of types) {
+        const p = c.properties;
+        assert.deepEqual(c.targets, ['ms.vss-endpoint.endpoint-types'], p.name);
+        assert.ok(p.displayName?.trim(), `${p.name}: displayName`);
+        assert.ok(p.authenticationSchemes.length >= 1 && p.authenticationSchemes.every((a) => KNOWN_SCHEMES.has(a.type)), `${p.name}: schemes`);
+        assert.ok(p.authenticationSchemes.some((a) => a.type === 'ms.vss-endpoint.endpoint-auth-scheme-none'), `${p.name}: the None scheme, for which Azure DevOps issues idTokens`);
+        for (const needle of ['https://vstoken.dev.azure.com/<organization id>', 'api://AzureADTokenExchange', 'sc://<organization>/<project>/<connection name>']) {
+          assert.ok(p.helpMarkDown?.includes(needle), `${p.name}: helpMarkDown names ${needle}`);
+        }
+        assert.ok(p.icon, `${p.name}: icon`);
+        const icon = entries.find((e) => e.name === p.icon);
+        assert.ok(icon, `${p.name}: ${p.icon} packed`);
+        assert.equal(icon.data.subarray(1, 4).toString(), 'PNG');
+        assert.ok(icon.data.length < 10 * 1024, `${p.icon}: ${icon.data.length} bytes`);
+        assert.match(assets, new RegExp(`Path="${p.icon!.replace(/[.]/g, '\\.')}" Addressable="true"`), `${p.icon} addressable`);
+      }
+      const settings = (name: string) => types.find((c) => c.properties.name === name)!.properties.authenticationSchemes.flatMap((a) => a.inputDescriptors ?? []).map((i) => i.id);
+      assert.deepEqual(settings('WorkloadIdentityAws'), ['roleArn', 'region', 'maxSessionDuration', 'stsEndpoint']);
+      assert.deepEqual(settings('WorkloadIdentityGcp'), ['workloadIdentityProvider', 'serviceAccount', 'projectId']);
+      assert.deepEqual(settings('WorkloadIdentityOidc'), ['description']);
+      assert.equal(types.find((c) => c.properties.name === 'WorkloadIdentityOidc')!.properties.url?.isVisible, 'true', 'the OIDC type\'s service URL is the endpoint URL');
+    });
+
+    it('every connectedService:<type> input of every task names a built-in type (AzureRM, generic) or one of ours', () => {
+      const allowed = new Set(['azurerm', 'generic', ...CONTRIBUTED.map((n) => n.toLowerCase())]);
+      const used = new Set<string>();
+      for (const e of entries.filter((x) => /^tasks\/[^/]+\/task\.json$/.test(x.name))) {
+        const task = JSON.parse(e.data.toString('utf8')) as { inputs?: { name: string; type: string }[] };
+        for (const i of task.inputs ?? []) {
+          const m = /^connectedService:([^:]+)(?::.*)?$/i.exec(i.type);
+          if (!m) continue;
+          // Type names compare case-insensitively, as the agent and the editor compare them.
+          assert.ok(allowed.has(m[1].toLowerCase()), `${e.name} input ${i.name}: ${i.type}`);
+          used.add(m[1].toLowerCase());
+        }
+      }
+      for (const n of CONTRIBUTED) assert.ok(used.has(n.toLowerCase()), `a task takes ${n}`);
+    });
+  });
+
   it('validates each task.json against the official schema', () => {
     const ajv = new Ajv({ allErrors: true, strict: false, unicodeRegExp: false });
     const validate = ajv.compile(JSON.parse(fs.readFileSync(schemaFile, 'utf8')));
