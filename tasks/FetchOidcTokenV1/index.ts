@@ -28,7 +28,7 @@ export const CONNECTION_INPUTS: Record<Exclude<ConnectionType, 'pipeline'>, { in
 };
 const TYPES = ['azureResourceManager', 'aws', 'gcp', 'oidc', 'generic', 'pipeline'] as const;
 
-/** The job variable that names the token file of writeTokenFile (documented in task.json outputVariables). */
+/** The job variable that names the token file of writeTokenFile (also the output tokenFilePath; README lists it). */
 export const TOKEN_FILE_VARIABLE = 'WORKLOAD_IDENTITY_TOKEN_FILE';
 
 /**
@@ -130,7 +130,7 @@ async function main(): Promise<string | void> {
       (tf.refresher ? `the file is kept fresh until the job ends (status: ${tf.statusFile}), then removed.` : 'the idToken in it expires in about 10 minutes; the file is removed when the job ends.'));
     if (tokenFile) {
       setJobVariable(TOKEN_FILE_VARIABLE, tf.file);
-      setOutput(TOKEN_FILE_VARIABLE, tf.file);
+      setOutput('tokenFilePath', tf.file);
       log(`Set ${TOKEN_FILE_VARIABLE} to the same file.`);
     }
   } else if (tokenFile && idToken) {
@@ -143,7 +143,7 @@ async function main(): Promise<string | void> {
 async function exportTokenFile(ctx: PipelineContext, subject: { id?: string }, idToken: IdToken, keepFresh: boolean): Promise<void> {
   const tf = await writeTokenFile(ctx, subject, 'FetchOidcToken', 'oidc-token', 'id-token', idToken.token, keepFresh, TOKEN_FILE_STATE);
   setJobVariable(TOKEN_FILE_VARIABLE, tf.file);
-  setOutput(TOKEN_FILE_VARIABLE, tf.file);
+  setOutput('tokenFilePath', tf.file);
   log(`Set ${TOKEN_FILE_VARIABLE} (${neutralize(tf.file)}) for later steps; ` +
     (tf.refresher ? `the file is kept fresh until the job ends (status: ${neutralize(tf.statusFile)}), then removed.` : `the idToken in it expires at ${expiresOn(idToken.claims)?.toISOString() ?? '(unknown)'}; the file is removed when the job ends.`));
 }

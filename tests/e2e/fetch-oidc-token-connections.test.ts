@@ -142,6 +142,9 @@ describe('E2E FetchOidcToken@1 with connections of other types and the pipeline 
     const r = await run([c.env], { oidcConnection: c.env.id, writeTokenFile: 'true' }, job);
     assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
     const file = r.variables.WORKLOAD_IDENTITY_TOKEN_FILE.value;
+    assert.equal(r.variables.WORKLOAD_IDENTITY_TOKEN_FILE.output, false, 'a job variable for later steps');
+    assert.equal(r.variables.tokenFilePath.value, file);
+    assert.ok(r.variables.tokenFilePath.output, 'and an output');
     assert.ok(file.startsWith(job.tempDirectory), file);
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
     const first = fs.readFileSync(file, 'utf8');
