@@ -24,8 +24,30 @@ const FAKE_ACCESS_TOKEN = 'l0-access-token-value-0123456789';
 const tempDir = process.env.L0_TEMP ?? '';
 layL0Job();
 
+// Connections of other types (issue 20): the agent hands connectionType's default when YAML leaves it out.
+const AWS = 'c0ffee00-0000-4000-8000-0000000000a5';
+const GCP = 'c0ffee00-0000-4000-8000-00000000009c';
+const other = ['infer-aws', 'two-set', 'aws-terraform', 'aws-scope', 'explicit-oidc-stale-arm', 'pipeline', 'pipeline-identity'].includes(scenario);
+if (other) {
+  tmr.setInput('connectionType', scenario.startsWith('pipeline') ? 'pipeline' : scenario === 'explicit-oidc-stale-arm' ? 'oidc' : 'azureResourceManager');
+  const endpoint = (id: string, parameters: Record<string, string>, url = '') => {
+    process.env[`ENDPOINT_URL_${id}`] = url;
+    process.env[`ENDPOINT_AUTH_${id}`] = JSON.stringify({ parameters, scheme: 'None' });
+    process.env[`ENDPOINT_AUTH_SCHEME_${id}`] = 'None';
+  };
+  endpoint(AWS, { roleArn: 'arn:aws:iam::123456789012:role/deploy', region: 'eu-west-1' });
+  endpoint(GCP, { workloadIdentityProvider: 'projects/1/locations/global/workloadIdentityPools/p/providers/q' });
+  endpoint(CONN.replace('c0de', 'c1dc'), { description: 'vault' }, 'https://vault.contoso.com/');
+  if (['infer-aws', 'two-set', 'aws-terraform', 'aws-scope'].includes(scenario)) tmr.setInput('awsConnection', AWS);
+  if (scenario === 'two-set') tmr.setInput('gcpConnection', GCP);
+  if (scenario === 'aws-terraform') tmr.setInput('exportTerraformEnv', 'true');
+  if (scenario === 'aws-scope') tmr.setInput('accessTokenScope', 'https://management.azure.com/.default');
+  if (scenario === 'pipeline-identity') tmr.setInput('exportAzureIdentityEnv', 'true');
+  if (scenario === 'explicit-oidc-stale-arm') tmr.setInput('oidcConnection', CONN.replace('c0de', 'c1dc'));
+}
+
 const scheme = scenario === 'secret' ? 'ServicePrincipal' : scenario === 'unknown-scheme' ? 'UsernamePassword' : 'WorkloadIdentityFederation';
-if (scenario !== 'missing-connection') tmr.setInput('connectedServiceNameARM', CONN);
+if (scenario !== 'missing-connection' && (!other || scenario === 'explicit-oidc-stale-arm')) tmr.setInput('connectedServiceNameARM', CONN);
 if (scenario !== 'unknown-connection') {
   process.env[`ENDPOINT_AUTH_${CONN}`] = JSON.stringify({
     parameters: { tenantid: TENANT, serviceprincipalid: CLIENT, ...(scheme === 'ServicePrincipal' ? { authenticationType: 'spnKey', serviceprincipalkey: 'l0-client-secret-value' } : {}) },
@@ -59,8 +81,9 @@ if (scenario === 'post-with-dir') {
 
 tmr.registerMock('../core/devops/oidc-token', {
   OidcTokenClient: class {
+    constructor(_ctx: unknown, private readonly subject: { id?: string }) {}
     async fetch() {
-      console.log('L0: idToken requested');
+      console.log(`L0: idToken requested for ${this.subject.id ?? '(the pipeline)'}`);
       return { token: FAKE_ID_TOKEN, claims: JSON.parse(Buffer.from(FAKE_ID_TOKEN.split('.')[1], 'base64url').toString()), source: 'oidctoken-api' };
     }
   },

@@ -93,6 +93,46 @@ describe('L0 FetchOidcToken@1', function () {
     });
   }
 
+  describe('connections of other types and the pipeline token (issue 20)', () => {
+    it('connectionType left at its default: the type is inferred from the one connection input set', async () => {
+      const tr = await run('infer-aws');
+      assert.ok(tr.succeeded, tr.stdout);
+      assert.match(tr.stdout, /L0: idToken requested for c0ffee00-0000-4000-8000-0000000000a5/);
+      assert.match(tr.stdout, /AWS \(workload identity federation\), roleArn arn:aws:iam::123456789012:role\/deploy, region eu-west-1/);
+      assert.match(setVariableLine(tr.stdout, 'idToken') ?? '', /issecret=true/);
+      assert.equal(setVariableLine(tr.stdout, 'servicePrincipalId'), undefined, 'no ARM outputs');
+    });
+
+    it('an explicit connectionType wins; a connection input of another type left set is ignored with a warning', async () => {
+      const tr = await run('explicit-oidc-stale-arm');
+      assert.ok(tr.succeeded, tr.stdout);
+      assert.match(tr.stdout, /L0: idToken requested for b8a1c2d3-0000-4000-8000-00000000c1dc/);
+      assert.ok(tr.warningIssues.some((w) => /connectionType is oidc: azureSubscription is ignored/.test(w)), tr.stdout);
+    });
+
+    it('connectionType: pipeline asks for the pipeline\'s own token (no connection id)', async () => {
+      const tr = await run('pipeline');
+      assert.ok(tr.succeeded, tr.stdout);
+      assert.match(tr.stdout, /L0: idToken requested for \(the pipeline\)/);
+    });
+
+    const errors: [string, RegExp][] = [
+      ['two-set', /Input 'awsConnection': awsConnection and gcpConnection are both set.*Keep one of awsConnection, gcpConnection/s],
+      ['aws-terraform', /Input 'exportTerraformEnv': .*the connection in awsConnection \(AWS \(workload identity federation\)\) has no Entra app.*writeTokenFile: true/s],
+      ['aws-scope', /Input 'accessTokenScope': an access token comes from Microsoft Entra ID/],
+      ['pipeline-identity', /Input 'exportAzureIdentityEnv': .*the pipeline's own token/],
+    ];
+    for (const [scenario, message] of errors) {
+      it(`fails clearly: ${scenario}`, async () => {
+        const tr = await run(scenario);
+        assert.ok(tr.failed, tr.stdout);
+        assert.equal(tr.errorIssues.length, 1, tr.stdout);
+        assert.match(tr.errorIssues[0], message);
+        assert.doesNotMatch(tr.stdout, /L0: idToken requested/, 'nothing is fetched when an input is wrong');
+      });
+    }
+  });
+
   it('post-job removes the token folder, and a second run is harmless', async () => {
     const tr = await run('post-with-dir');
     assert.ok(tr.succeeded, tr.stdout);
