@@ -170,7 +170,11 @@ function serviceEndpoint(ctx: RequestContext, world: World): void {
   sendDevOpsJson(ctx, 200, serviceEndpointJson(sc, project, (n) => world.findProject(n)));
 }
 
+/** The URL a contributed type declares when its connection has none (vss-extension.json: properties.url.value). */
+const TYPE_URLS: Record<string, string> = { workloadidentityaws: 'https://sts.amazonaws.com/', workloadidentitygcp: 'https://sts.googleapis.com/' };
+
 export function serviceEndpointJson(sc: ServiceConnection, project: { id: string; name: string }, projectOf: (name: string) => { id: string; name: string } | undefined = () => undefined): unknown {
+  if (sc.scheme === 'None' || sc.scheme === 'UsernamePassword') return otherEndpointJson(sc, project, projectOf);
   const parameters: Record<string, string | null> = {
     tenantid: sc.tenantId,
     serviceprincipalid: sc.clientId,
@@ -206,6 +210,37 @@ export function serviceEndpointJson(sc: ServiceConnection, project: { id: string
     name: sc.name,
     type,
     url: type === 'dockerregistry' ? 'https://contosoimages.azurecr.io' : urls[environment] ?? 'https://management.local.azurestack.external/',
+    createdBy: sc.createdBy ? creatorOf(sc.createdBy) : DEFAULT_CREATOR,
+    description: '',
+    authorization: { parameters, scheme: sc.scheme },
+    isShared: references.length > 1,
+    isReady: ready,
+    operationStatus: sc.operationStatus ?? { state: ready ? 'Ready' : 'Failed', statusMessage: '' },
+    owner: 'library',
+    serviceEndpointProjectReferences: references.map((p) => ({ projectReference: { id: p.id, name: p.name }, name: sc.name, description: '' })),
+  };
+}
+
+/**
+ * A connection that is not an Azure Resource Manager one (the extension's WorkloadIdentityAws/Gcp/Oidc,
+ * scheme None, or a generic one): the authentication scheme's inputs are authorization.parameters,
+ * as the admin entered them (a confidential input, a generic connection's password, is null: the
+ * REST API never returns secrets); no subscription, environment or creation mode in data; the
+ * connection's URL, or the one its type declares.
+ */
+function otherEndpointJson(sc: ServiceConnection, project: { id: string; name: string }, projectOf: (name: string) => { id: string; name: string } | undefined): unknown {
+  const type = sc.type ?? 'generic';
+  const parameters: Record<string, string | null> =
+    sc.scheme === 'UsernamePassword' ? { username: sc.parameters?.username ?? '', password: null } : { ...(sc.parameters ?? {}) };
+  const ready = sc.isReady ?? true;
+  const home = projectOf(sc.projectName ?? DEFAULT_PROJECT.name) ?? project;
+  const references = [home, ...(sc.sharedWith ?? []).map((p) => projectOf(p) ?? { id: deterministicGuid(`project:${p.toLowerCase()}`), name: p })];
+  return {
+    data: {},
+    id: sc.id,
+    name: sc.name,
+    type,
+    url: sc.url || TYPE_URLS[type.toLowerCase()] || '',
     createdBy: sc.createdBy ? creatorOf(sc.createdBy) : DEFAULT_CREATOR,
     description: '',
     authorization: { parameters, scheme: sc.scheme },

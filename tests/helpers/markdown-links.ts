@@ -60,7 +60,7 @@ export function visibleText(html: string): string {
  * shaped like a link either (an e-mail address, '//', `www.`, a domain name).
  */
 export function linkShapedOutsideCode(html: string): string[] {
-  const text = visibleText(html.replace(/<code>[\s\S]*?<\/code>/gi, ' ').replace(/<a\b[\s\S]*?<\/a>/gi, ' '));
+  const text = visibleText(html.replace(/<code\b[^>]*>[\s\S]*?<\/code>/gi, ' ').replace(/<a\b[\s\S]*?<\/a>/gi, ' '));
   const shapes = [/[\p{L}\p{N}._+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)+/gu, /\S*\/\/\S*/g, /\S*www\.\S*/gi, /[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.(?:[a-z]{2,}|xn--[a-z0-9-]+|рф)\b/giu];
   return shapes.flatMap((re) => text.match(re) ?? []);
 }

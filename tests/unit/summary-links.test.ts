@@ -81,6 +81,19 @@ describe('Summaries: no link from outside text (GFM and markdown-it linkify)', (
     }
   });
 
+  it('ValidateServiceConnection@1: fixes to paste (trust policy, commands) after the table, hostile text in code blocks that no line can close', () => {
+    const lines = [...HOSTILE, '```', '````` closed?', '~~~', '</code></pre><a href="https://evil.example">x</a>', '##vso[task.setvariable variable=x]y'];
+    const rows: Row[] = [{ check: `AWS STS ${HOSTILE[0]}`, status: 'fail', summary: 'AccessDenied', evidence: [], fix: 'Paste the trust policy.', details: [{ title: `the trust policy ${HOSTILE[2]}`, language: 'json', lines }] }];
+    const md = renderSummary({ title: 't', status: 'error', facts: [], links: [] }, rows);
+    assert.match(md, /^`{6}json$/m, 'the fence is longer than any backtick run inside');
+    const html = assertOnlyOwnLinks(all, md, []);
+    for (const [name, h] of html) {
+      const text = visibleText(h);
+      for (const payload of HOSTILE) assert.ok(text.includes(payload), `${name}: ${JSON.stringify(payload)} shown as it is`);
+      assert.ok(text.includes('##vso%5Btask.setvariable'), `${name}: the logging command defused`);
+    }
+  });
+
   it('AuditServiceConnections@1: every outside field hostile, only the connection pages link', () => {
     const rows: AuditRow[] = HOSTILE.map((h, i) => ({
       project: `proj ${h}`,

@@ -68,12 +68,32 @@ export function renderSummary(h: SummaryHeader, rows: Row[]): string {
   out.push('| Check | Result | What was found | Fix |', '| --- | --- | --- | --- |');
   for (const r of rows) {
     const found = [r.summary, ...r.evidence].map(cell).join('<br>');
-    const fix = [r.fix ? cell(r.fix) : '', ...(r.links ?? []).map(link)].filter(Boolean).join('<br>');
+    const fix = [r.fix ? cell(r.fix) : '', ...(r.details ?? []).map((d) => cell(`${d.title}: below the table.`)), ...(r.links ?? []).map(link)].filter(Boolean).join('<br>');
     out.push(`| ${cell(r.check)} | ${ICON[r.status]} | ${found} | ${fix} |`);
+  }
+  for (const r of rows) {
+    for (const d of r.details ?? []) out.push('', `**${cell(r.check)}: ${cell(d.title)}**`, '', ...codeBlock(d.lines, d.language));
   }
   if (h.links.length) out.push('', h.links.map(link).join(' · '));
   out.push('');
   return out.join('\n');
+}
+
+/**
+ * A fenced code block of outside text: each line made inert (output.ts: no control characters, no
+ * logging command), fenced by more backticks than any run inside it, so no line can close it. In a
+ * code block no renderer builds links, HTML or emphasis, and text shows as it is.
+ */
+export function codeBlock(lines: string[], language?: string): string[] {
+  const body = lines.map((l) => neutralize(l));
+  const longest = Math.max(0, ...body.map((l) => Math.max(0, ...(l.match(/`+/g) ?? []).map((m) => m.length))));
+  const fence = '`'.repeat(Math.max(3, longest + 1));
+  return [`${fence}${language && /^[a-z]+$/.test(language) ? language : ''}`, ...body, fence];
+}
+
+/** The lines of the rows' details for the log, after the rows: a title line, then each line indented. */
+export function detailLines(rows: Row[]): string[] {
+  return rows.flatMap((r) => (r.details ?? []).flatMap((d) => [`${neutralize(r.check)}: ${neutralize(d.title)}`, ...d.lines.map((l) => `    ${neutralize(l)}`)]));
 }
 
 export function logLines(rows: Row[]): string[] {

@@ -34,6 +34,18 @@ export interface Row {
   links?: Link[];
   /** Set when the check could not run (a failure on the way, not a finding): the verdict says so. */
   notRun?: boolean;
+  /**
+   * Multi-line text to paste (a trust policy, commands): shown after the summary's table, each in a
+   * code block (a table cell cannot hold one), and in the log after the row's line.
+   */
+  details?: RowDetail[];
+}
+
+export interface RowDetail {
+  title: string;
+  /** The code block's language (json, sh), or none. */
+  language?: string;
+  lines: string[];
 }
 
 export interface ValidationOptions {
@@ -56,7 +68,7 @@ export interface ValidationResult {
 
 const DAY = 86_400_000;
 
-function failureLines(e: unknown): { summary: string; evidence: string[]; fix?: string } {
+export function failureLines(e: unknown): { summary: string; evidence: string[]; fix?: string } {
   if (e instanceof TaskFailure) {
     // Rebuilt from the details, each made one line, so a service's line break cannot shift them.
     const lines = failureMessage(e).split('\n');
@@ -80,7 +92,7 @@ function notRunRow(check: string, e: unknown, lead = 'Could not run'): Row {
 }
 
 /** Runs one check; whatever it throws becomes its row, so the other checks still run. */
-async function guarded(check: string, run: () => Promise<Row[]>, lead?: string): Promise<Row[]> {
+export async function guarded(check: string, run: () => Promise<Row[]>, lead?: string): Promise<Row[]> {
   try {
     return await run();
   } catch (e) {
@@ -128,7 +140,8 @@ function schemeRow(conn: Connection): Row {
   return { check: 'Scheme', status: 'pass', summary: `${describeScheme(conn.scheme)}: no stored secret (the agent's managed identity).`, evidence: [] };
 }
 
-async function endpointRow(ctx: PipelineContext, conn: Connection): Promise<{ row: Row; endpoint?: ServiceEndpointInfo }> {
+/** The connection as Azure DevOps records it (isReady, operationStatus): any type of connection, by its id. */
+export async function endpointRow(ctx: PipelineContext, conn: { id: string }): Promise<{ row: Row; endpoint?: ServiceEndpointInfo }> {
   try {
     return await endpointRowUnguarded(ctx, conn);
   } catch (e) {
@@ -137,7 +150,7 @@ async function endpointRow(ctx: PipelineContext, conn: Connection): Promise<{ ro
   }
 }
 
-async function endpointRowUnguarded(ctx: PipelineContext, conn: Connection): Promise<{ row: Row; endpoint?: ServiceEndpointInfo }> {
+async function endpointRowUnguarded(ctx: PipelineContext, conn: { id: string }): Promise<{ row: Row; endpoint?: ServiceEndpointInfo }> {
   const check = 'Connection in Azure DevOps';
   let lookup;
   try {

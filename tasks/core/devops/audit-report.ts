@@ -58,6 +58,17 @@ export function renderAuditSummary(h: AuditHeader, result: AuditResult): string 
     }
     out.push('');
   }
+  const own = rows.filter((r) => r.review);
+  if (own.length) {
+    out.push('### AWS, Google Cloud and OpenID Connect connections: the trust to review at each target', '');
+    out.push(cell('Their idTokens carry the Azure DevOps issuer (vstoken.dev.azure.com/<organization id>). The 2027-07-01 retirement announced by Microsoft concerns the issuer of Azure Resource Manager connections (backed by Microsoft Entra ID); nothing is announced for connections of other types.'), '');
+    out.push('| Connection | Project | Type | Issuer | Review |', '| --- | --- | --- | --- | --- |');
+    for (const r of own) {
+      const name = r.link ? link({ title: r.name, url: r.link }) : cell(r.name);
+      out.push(`| ${name} | ${cell(r.project)} | ${cell(r.type)} | ${cell(r.issuer)} | ${ICON[r.severity]} ${cell(r.review ?? '')} |`);
+    }
+    out.push('');
+  }
   out.push('The CSV and JSON reports with every row are attached to the run (and their paths are in the outputs reportCsvPath and reportJsonPath).', '');
   return out.join('\n');
 }
@@ -72,7 +83,7 @@ export function auditLogLines(rows: AuditRow[]): string[] {
 }
 
 export const CSV_COLUMNS: (keyof AuditRow)[] = [
-  'project', 'name', 'id', 'type', 'scheme', 'issuer', 'environment', 'isReady', 'operationStatus', 'creationMode', 'creator', 'creatorState', 'lastUse', 'credentialEnd', 'sharedWith', 'action', 'severity', 'why', 'fix', 'permission', 'link',
+  'project', 'name', 'id', 'type', 'scheme', 'issuer', 'environment', 'isReady', 'operationStatus', 'creationMode', 'creator', 'creatorState', 'lastUse', 'credentialEnd', 'sharedWith', 'action', 'severity', 'why', 'fix', 'permission', 'link', 'review',
 ];
 
 /** RFC 4180 fields; a value a spreadsheet would run as a formula gets a leading apostrophe. */

@@ -56,6 +56,42 @@ export interface AuditRow {
   /** the permission a read needed, for rows that could not be read */
   permission?: string;
   link?: string;
+  /** For the extension's own types (AWS, Google Cloud, OpenID Connect): what its target must trust, to review there. */
+  review?: string;
+}
+
+/** The extension's own connection types (lower case), whose idTokens carry the Azure DevOps issuer. */
+export const OWN_TYPES: Record<string, string> = { workloadidentityaws: 'AWS', workloadidentitygcp: 'Google Cloud', workloadidentityoidc: 'OpenID Connect' };
+
+export function isOwnType(ep: EndpointJson): boolean {
+  return (ep.type ?? '').toLowerCase() in OWN_TYPES;
+}
+
+/**
+ * Issuer honesty (issue 20): what is known of the issuer of the extension's own types. The
+ * 2027-07-01 retirement concerns Azure Resource Manager connections (Entra-backed); nothing is
+ * announced for other types. No date is invented.
+ */
+export const OWN_TYPE_ISSUER =
+  'Its idTokens carry the Azure DevOps issuer (vstoken.dev.azure.com/<organization id>); the 2027-07-01 retirement announced by Microsoft concerns the issuer of Azure Resource Manager connections (backed by Microsoft Entra ID), and nothing is announced for connections of other types.';
+
+/** What to review at the target of one of the extension's own connections, from its settings as the list API returns them. */
+export function reviewOf(ep: EndpointJson, subject: string): string {
+  const p = ep.authorization?.parameters ?? {};
+  const get = (k: string) => {
+    const key = Object.keys(p).find((x) => x.toLowerCase() === k.toLowerCase());
+    const v = key ? p[key] : undefined;
+    return typeof v === 'string' && v.trim() ? v.trim() : undefined;
+  };
+  const trust = `the issuer https://vstoken.dev.azure.com/<organization id>, audience api://AzureADTokenExchange and subject ${subject}`;
+  switch ((ep.type ?? '').toLowerCase()) {
+    case 'workloadidentityaws':
+      return `AWS role ${get('roleArn') ?? '(no role ARN set)'} (region ${get('region') ?? 'us-east-1'}${get('stsEndpoint') ? `, STS ${get('stsEndpoint')}` : ''}): its account's IAM OIDC provider and the role's trust policy must name ${trust}.`;
+    case 'workloadidentitygcp':
+      return `Google workload identity provider ${get('workloadIdentityProvider') ?? '(none set)'}${get('serviceAccount') ? ` and service account ${get('serviceAccount')} (roles/iam.workloadIdentityUser for the principal)` : ' (no service account: roles granted to the principal directly)'}: the provider must accept ${trust}.`;
+    default:
+      return `OpenID Connect service ${ep.url || '(no URL set)'}: it must trust ${trust}, with keys from https://vstoken.dev.azure.com/.well-known/jwks (shared by every organisation: it must check the issuer too).`;
+  }
 }
 
 /** How secret end dates are read: from Microsoft Graph with the auditing identity's token, or skipped saying why. */
@@ -221,6 +257,7 @@ function environmentOf(ep: EndpointJson): string {
 }
 
 export function issuerOf(ep: EndpointJson): string {
+  if (isOwnType(ep)) return 'vstoken';
   if ((ep.authorization?.scheme ?? '').toLowerCase() !== 'workloadidentityfederation') return '';
   const p = ep.authorization?.parameters ?? {};
   const type = (p.workloadIdentityFederationIssuerType ?? '').toLowerCase();
@@ -314,11 +351,16 @@ function connectionRow(ctx: PipelineContext, e: Seen, history: Read<LastUse | un
     lastUse = `${u.finishTime?.slice(0, 10) ?? '(no date)'}: ${u.pipeline ?? '(pipeline)'} run ${u.run ?? '?'}, ${u.result ?? 'no result'}`;
   }
   const cred = credentialText(ep, credentials, o.graph, o.secretExpiryWarningDays, o.now);
+  const own = isOwnType(ep);
 
   const row: AuditRow = {
     project, sharedWith, id: ep.id, name: ep.name ?? '(unnamed)', type: ep.type ?? '', scheme, issuer, environment, isReady: ep.isReady, operationStatus, creationMode, creator, creatorState,
     lastUse, lastUseDate, credentialEnd: cred.text, action: 'none', severity: 'ok', why: 'Nothing found that needs action.', fix: '', link: connectionLink(ctx.collectionUri, project, ep.id),
   };
+  if (own) {
+    row.environment = '';
+    row.review = reviewOf(ep, `sc://${ctx.collectionUri.replace(/\/+$/, '').split('/').pop() ?? '<organization>'}/${project}/${row.name}`);
+  }
   const org = ctx.collectionUri.replace(/\/+$/, '');
   const cli = `--id ${ep.id} --org ${org} --project "${project}"`;
   const appId = p.serviceprincipalid ?? '(the app)';
@@ -333,7 +375,9 @@ function connectionRow(ctx: PipelineContext, e: Seen, history: Read<LastUse | un
     row.why = `Not ready (${operationStatus || 'state Failed'}); ${who}. Deployments fail once the current secret expires.`;
     row.fix = secretBased
       ? `Convert it to workload identity federation (Project settings > Service connections > ${row.name} > Convert): nothing left to rotate. Or have an admin with rights on app ${appId} edit and save the connection so that Azure DevOps rotates the secret with their rights.`
-      : `Open the connection (Project settings > Service connections > ${row.name}), fix what its status names and save it; an admin with rights on app ${appId} may have to do it.`;
+      : own
+        ? `Open the connection (Project settings > Service connections > ${row.name}), fix what its status names and save it.`
+        : `Open the connection (Project settings > Service connections > ${row.name}), fix what its status names and save it; an admin with rights on app ${appId} may have to do it.`;
   } else if (unused) {
     row.action = 'remove-unused';
     row.severity = 'warning';
@@ -345,6 +389,8 @@ function connectionRow(ctx: PipelineContext, e: Seen, history: Read<LastUse | un
     const what = scheme.includes('certificate') ? 'certificate' : 'secret';
     row.why = cred.end <= o.now ? `The ${what} expired on ${new Date(cred.end).toISOString().slice(0, 10)}: deployments fail with AADSTS7000222.` : `The ${what} expires on ${new Date(cred.end).toISOString().slice(0, 10)}.`;
     row.fix = `Convert it to workload identity federation (the connection's Convert button) so nothing expires; or renew it: az ad app credential reset --id ${appId} --append${what === 'certificate' ? ' --create-cert' : ''}, then edit the connection with the new ${what}.`;
+  } else if (isOwnType(ep)) {
+    row.why = `Nothing found that needs action. ${OWN_TYPE_ISSUER}`;
   } else if (issuer === 'vstoken' && environment.toLowerCase() === 'azurecloud') {
     row.action = 'convert-issuer';
     row.severity = o.now >= VSTOKEN_RETIREMENT ? 'error' : 'warning';
@@ -358,6 +404,7 @@ function connectionRow(ctx: PipelineContext, e: Seen, history: Read<LastUse | un
       ? `Convert it to workload identity federation: add the issuer and subject the connection's Convert dialog shows as a federated credential on app ${appId}, then choose Convert (Project settings > Service connections > ${row.name}).`
       : `Convert it to workload identity federation: Project settings > Service connections > ${row.name} > Convert (Azure DevOps adds the federated credential to app ${appId}).`;
   }
+  if (own && row.action !== 'none') row.why = `${row.why} ${OWN_TYPE_ISSUER}`;
   if (historyProblem && row.action === 'none') {
     row.action = 'cannot-read';
     row.severity = 'warning';
