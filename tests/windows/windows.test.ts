@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { startEmulator, Emulator, gcpPrincipal } from '../emulator/index';
-import { PUBLIC_COLLECTION_HOST } from '../helpers/agent';
+import { endpointEnv, PUBLIC_COLLECTION_HOST } from '../helpers/agent';
 import { addFederatedConnection, E2eRuns, postJobEnv, TENANT, wif, trustInAws } from '../helpers/e2e';
 import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
 import { TaskRun } from '../helpers/task-process';
@@ -342,6 +342,26 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
     } finally {
       await proxy.stop();
     }
+  });
+
+  it('FetchOidcToken with an OpenID Connect connection of our own (scheme None) and with the pipeline token: the token file at a Z:\\ path; post-job removes it', async () => {
+    const id = crypto.randomUUID();
+    const parameters = { description: 'Vault' };
+    emu.addServiceConnection({ id, name: 'win-vault', type: 'WorkloadIdentityOidc', scheme: 'None', tenantId: '', clientId: '', url: 'https://vault.contoso.com/', parameters });
+    const temp = leg.folder('agent-temp');
+    const env = { INPUT_CONNECTIONTYPE: 'azureResourceManager', INPUT_CONNECTEDSERVICENAMEARM: '', ...endpointEnv({ id, url: 'https://vault.contoso.com/', scheme: 'None', parameters }) };
+    const r = await e2e.run({ task: 'FetchOidcTokenV1', inputs: { oidcConnection: id, writeTokenFile: 'true', keepTokenFileFresh: 'false' }, job: { tempDirectory: temp }, env });
+    assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
+    const file = r.variables.WORKLOAD_IDENTITY_TOKEN_FILE.value;
+    assert.ok(file.startsWith(`${toWin(temp)}\\`), file);
+    const token = fs.readFileSync(toUnix(file), 'utf8');
+    assert.equal(JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).sub, 'sc://contoso/web/win-vault');
+    const post = await e2e.run({ task: 'FetchOidcTokenV1', inputs: {}, job: { tempDirectory: temp }, env: { ...env, ...postJobEnv(r) }, entry: 'post.js' });
+    assert.equal(post.result, 'Succeeded', post.stdout);
+    assert.ok(!fs.existsSync(toUnix(file)));
+    const p = await e2e.run({ task: 'FetchOidcTokenV1', inputs: { connectionType: 'pipeline' }, job: { tempDirectory: leg.folder('agent-temp') }, env: { INPUT_CONNECTEDSERVICENAMEARM: '' } });
+    assert.equal(p.result, 'Succeeded', p.stdout + p.stderr);
+    assert.match(JSON.parse(Buffer.from(p.variables.idToken.value.split('.')[1], 'base64url').toString()).sub, /^p:\/\/contoso\/web\//);
   });
 
   it('another process holds the token file open (share mode 0) for 14 s while the refresher is due: the file holds a fresh, valid token within 30 s', async () => {
