@@ -1,7 +1,10 @@
 /** AwsAssumeRoleFederated@1: AWS credentials from the connection's idToken, with no access key. */
 import { readPipelineContext } from '../core/agent/pipeline-context';
 import { describeScheme, readConnection } from '../core/devops/connection';
-import { OidcTokenClient } from '../core/devops/oidc-token';
+import { OidcSubject, OidcTokenClient } from '../core/devops/oidc-token';
+import { ENDPOINT_TYPE_LABELS, readFederatedEndpoint } from '../core/devops/federated-endpoint';
+import { chooseConnection } from '../core/devops/connection-choice';
+import { awsSettings } from './connection-settings';
 import { describeIdToken } from '../core/devops/claims';
 import { boolInput } from '../core/agent/inputs';
 import { InputError } from '../core/http/failures';
@@ -15,22 +18,37 @@ import { TOKEN_FILE_STATE } from './state';
 
 async function main(): Promise<void> {
   const ctx = readPipelineContext();
-  const conn = readConnection('connectedServiceNameARM', 'azureSubscription');
-  if (conn.scheme !== 'WorkloadIdentityFederation') {
-    throw new InputError('azureSubscription', `service connection '${conn.id}' uses ${describeScheme(conn.scheme)}, which has no idToken for AWS`, 'Use an Azure Resource Manager connection with workload identity federation: AWS trusts its idToken through an IAM OIDC identity provider.');
+  let subject: OidcSubject;
+  let roleArn: string;
+  let region: string;
+  let durationSeconds: number;
+  let endpoint: string;
+  if (chooseConnection('aws', 'awsConnection') === 'aws') {
+    // A connection of its own type: the settings are the connection's, the inputs may only narrow them.
+    const ep = readFederatedEndpoint('awsConnection', 'aws');
+    const settings = awsSettings(ep);
+    ({ roleArn, region, durationSeconds, endpoint } = settings);
+    subject = ep;
+    log(safe`Service connection ${ep.id}: ${ENDPOINT_TYPE_LABELS.aws}, role ${roleArn}, region ${region}, STS ${endpoint}, sessions up to ${settings.maxSessionDuration} seconds.`);
+  } else {
+    const conn = readConnection('connectedServiceNameARM', 'azureSubscription');
+    if (conn.scheme !== 'WorkloadIdentityFederation') {
+      throw new InputError('azureSubscription', `service connection '${conn.id}' uses ${describeScheme(conn.scheme)}, which has no idToken for AWS`, 'Use an Azure Resource Manager connection with workload identity federation: AWS trusts its idToken through an IAM OIDC identity provider.');
+    }
+    subject = conn;
+    roleArn = roleArnInput();
+    region = regionInput();
+    durationSeconds = durationInput();
+    endpoint = stsEndpointInput(region);
   }
-  const roleArn = roleArnInput();
-  const region = regionInput();
-  const durationSeconds = durationInput();
-  const endpoint = stsEndpointInput(region);
   const endpointWarning = stsEndpointWarning(endpoint);
   if (endpointWarning) warn(endpointWarning);
   const roleSessionName = sessionNameInput();
   const exportFile = boolInput('exportWebIdentityFile', false);
   const keepFresh = boolInput('keepTokenFileFresh', true);
 
-  const idToken = await new OidcTokenClient(ctx, conn).fetch();
-  log(safe`idToken for service connection ${conn.id}; the role's trust policy must accept these claims:`);
+  const idToken = await new OidcTokenClient(ctx, subject).fetch();
+  log(safe`idToken for service connection ${subject.id}; the role's trust policy must accept these claims:`);
   for (const line of describeIdToken(idToken.claims)) log(line);
 
   const creds = await assumeRoleWithWebIdentity(ctx, { endpoint, roleArn, roleSessionName, durationSeconds, webIdentityToken: idToken.token, claims: idToken.claims });
@@ -49,7 +67,7 @@ async function main(): Promise<void> {
     // No key variable: the agent maps only the public AWS_ACCESS_KEY_ID into a script's environment,
     // and the AWS CLI and SDKs stop at a partial key pair ("Partial credentials found in env")
     // instead of reading the token file; mapped, fixed one-hour keys would win over the fresh file.
-    const tf = await writeTokenFile(ctx, conn, 'AwsAssumeRoleFederated', 'aws-web-identity', 'web-identity-token', idToken.token, keepFresh, TOKEN_FILE_STATE);
+    const tf = await writeTokenFile(ctx, subject, 'AwsAssumeRoleFederated', 'aws-web-identity', 'web-identity-token', idToken.token, keepFresh, TOKEN_FILE_STATE);
     setJobVariable('AWS_WEB_IDENTITY_TOKEN_FILE', tf.file);
     setJobVariable('AWS_ROLE_ARN', roleArn);
     setJobVariable('AWS_ROLE_SESSION_NAME', roleSessionName);

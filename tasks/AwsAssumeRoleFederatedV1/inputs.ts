@@ -6,38 +6,65 @@ import { currentRun } from '../core/agent/run-identity';
 
 const ROLE_ARN = /^arn:aws[-a-z]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+export const DEFAULT_REGION = 'us-east-1';
+export const DEFAULT_DURATION = 3600;
+export const MIN_DURATION = 900;
+export const MAX_DURATION = 43200;
+
+/** How a bad value is refused: as an input, or as a field of the service connection (connection-settings.ts). */
+export type Refuse = (problem: string, fix: string) => InputError;
+const asInput = (name: string): Refuse => (problem, fix) => new InputError(name, problem, fix);
+
+export function parseRoleArn(v: string | undefined, refuse: Refuse = asInput('roleArn')): string {
+  if (!v) throw refuse('no role is given', 'Set roleArn to the ARN of the IAM role to assume, e.g. arn:aws:iam::123456789012:role/azure-pipelines-deploy.');
+  if (!ROLE_ARN.test(v)) throw refuse(`'${v}' is not an IAM role ARN`, 'Use the form arn:aws:iam::<12-digit account id>:role/<role name> (IAM > Roles > the role > ARN).');
+  return v;
+}
 
 export function roleArnInput(): string {
-  const v = stringInput('roleArn');
-  if (!v) throw new InputError('roleArn', 'no role is given', 'Set roleArn to the ARN of the IAM role to assume, e.g. arn:aws:iam::123456789012:role/azure-pipelines-deploy.');
-  if (!ROLE_ARN.test(v)) throw new InputError('roleArn', `'${v}' is not an IAM role ARN`, 'Use the form arn:aws:iam::<12-digit account id>:role/<role name> (IAM > Roles > the role > ARN).');
+  return parseRoleArn(stringInput('roleArn'));
+}
+
+export function parseRegion(raw: string | undefined, refuse: Refuse = asInput('region')): string {
+  const v = (raw ?? DEFAULT_REGION).toLowerCase();
+  if (!REGION.test(v)) throw refuse(`'${v}' is not an AWS region code`, 'Use a region code such as us-east-1, eu-west-2 or us-gov-west-1.');
   return v;
 }
 
 export function regionInput(): string {
-  const v = (stringInput('region') ?? 'us-east-1').toLowerCase();
-  if (!REGION.test(v)) throw new InputError('region', `'${v}' is not an AWS region code`, 'Use a region code such as us-east-1, eu-west-2 or us-gov-west-1.');
-  return v;
+  return parseRegion(stringInput('region'));
 }
 
-export function durationInput(): number {
-  const raw = stringInput('durationSeconds') ?? '3600';
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw) || n < 900 || n > 43200) throw new InputError('durationSeconds', `'${raw}' is not a whole number of seconds from 900 to 43200`, 'Set durationSeconds from 900 (15 minutes) to 43200 (12 hours), within the role\'s maximum session duration; the default is 3600.');
+export function parseDuration(raw: string | undefined, refuse: Refuse = asInput('durationSeconds')): number {
+  const v = raw ?? `${DEFAULT_DURATION}`;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 900 || n > 43200) throw refuse(`'${v}' is not a whole number of seconds from 900 to 43200`, 'Set durationSeconds from 900 (15 minutes) to 43200 (12 hours), within the role\'s maximum session duration; the default is 3600.');
   return n;
 }
 
-export function stsEndpointInput(region: string): string {
-  const v = stringInput('stsEndpoint');
-  if (!v) return `https://sts.${region}.amazonaws.com${region.startsWith('cn-') ? '.cn' : ''}/`;
+export function durationInput(): number {
+  return parseDuration(stringInput('durationSeconds'));
+}
+
+/** The regional endpoint of STS. */
+export function regionalStsEndpoint(region: string): string {
+  return `https://sts.${region}.amazonaws.com${region.startsWith('cn-') ? '.cn' : ''}/`;
+}
+
+export function parseStsEndpoint(v: string | undefined, region: string, refuse: Refuse = asInput('stsEndpoint')): string {
+  if (!v) return regionalStsEndpoint(region);
   let u: URL;
   try {
     u = new URL(v);
   } catch {
-    throw new InputError('stsEndpoint', `'${v}' is not a URL`, 'Give an https URL such as https://sts.us-east-1.amazonaws.com/ or your VPC endpoint, or leave it empty for the regional endpoint.');
+    throw refuse(`'${v}' is not a URL`, 'Give an https URL such as https://sts.us-east-1.amazonaws.com/ or your VPC endpoint, or leave it empty for the regional endpoint.');
   }
-  if (u.protocol !== 'https:') throw new InputError('stsEndpoint', `'${v}' is not https`, 'The idToken is a credential: STS is only called over https.');
+  if (u.protocol !== 'https:') throw refuse(`'${v}' is not https`, 'The idToken is a credential: STS is only called over https.');
   return u.href.endsWith('/') ? u.href : `${u.href}/`;
+}
+
+export function stsEndpointInput(region: string): string {
+  return parseStsEndpoint(stringInput('stsEndpoint'), region);
 }
 
 /** AWS's pattern [\w+=,.@-], 2 to 64 characters. */

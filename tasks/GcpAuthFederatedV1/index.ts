@@ -3,11 +3,14 @@ import path = require('node:path');
 import { readPipelineContext } from '../core/agent/pipeline-context';
 import { currentRun, describeRun } from '../core/agent/run-identity';
 import { describeScheme, readConnection } from '../core/devops/connection';
-import { OidcTokenClient } from '../core/devops/oidc-token';
+import { OidcSubject, OidcTokenClient } from '../core/devops/oidc-token';
+import { ENDPOINT_TYPE_LABELS, readFederatedEndpoint } from '../core/devops/federated-endpoint';
+import { chooseConnection } from '../core/devops/connection-choice';
+import { gcpSettings } from './connection-settings';
 import { describeIdToken } from '../core/devops/claims';
 import { boolInput, choiceInput, stringInput } from '../core/agent/inputs';
 import { InputError } from '../core/http/failures';
-import { exchangeIdToken, externalAccountFile, impersonate, principalFor } from '../core/google/gcp';
+import { exchangeIdToken, externalAccountFile, GcpProvider, impersonate, principalFor } from '../core/google/gcp';
 import { writeTokenFile } from '../core/files/fresh-token-file';
 import { writeSecretFile } from '../core/files/secret-files';
 import { setJobVariable, setOutput } from '../core/agent/variables';
@@ -18,14 +21,27 @@ import { TOKEN_FILE_STATE } from './state';
 
 async function main(): Promise<void> {
   const ctx = readPipelineContext();
-  const conn = readConnection('connectedServiceNameARM', 'azureSubscription');
   // Every input is checked before the first request.
-  if (conn.scheme !== 'WorkloadIdentityFederation') {
-    throw new InputError('azureSubscription', `service connection '${conn.id}' uses ${describeScheme(conn.scheme)}, which has no idToken for Google Cloud`, 'Use an Azure Resource Manager connection with workload identity federation: Google trusts its idToken through a workload identity pool provider.');
+  let subject: OidcSubject;
+  let provider: GcpProvider;
+  let serviceAccount: string | undefined;
+  let projectId: string | undefined;
+  if (chooseConnection('gcp', 'gcpConnection') === 'gcp') {
+    // A connection of its own type: the provider, service account and project are the connection's.
+    const ep = readFederatedEndpoint('gcpConnection', 'gcp');
+    ({ provider, serviceAccount, projectId } = gcpSettings(ep));
+    subject = ep;
+    log(safe`Service connection ${ep.id}: ${ENDPOINT_TYPE_LABELS.gcp}, provider ${provider.name}, ${serviceAccount ? `service account ${serviceAccount}` : 'no service account (direct resource access)'}${projectId ? `, project ${projectId}` : ''}.`);
+  } else {
+    const conn = readConnection('connectedServiceNameARM', 'azureSubscription');
+    if (conn.scheme !== 'WorkloadIdentityFederation') {
+      throw new InputError('azureSubscription', `service connection '${conn.id}' uses ${describeScheme(conn.scheme)}, which has no idToken for Google Cloud`, 'Use an Azure Resource Manager connection with workload identity federation: Google trusts its idToken through a workload identity pool provider.');
+    }
+    subject = conn;
+    provider = providerInput();
+    serviceAccount = serviceAccountInput();
+    projectId = projectIdInput();
   }
-  const provider = providerInput();
-  const serviceAccount = serviceAccountInput();
-  const projectId = projectIdInput();
   const createFile = boolInput('createCredentialsFile', true);
   const keepFresh = boolInput('keepTokenFileFresh', true);
   const tokenFormat = choiceInput('tokenFormat', ['none', 'access_token'] as const, 'none');
@@ -35,8 +51,8 @@ async function main(): Promise<void> {
     warn('Inputs accessTokenLifetime and accessTokenScopes apply to a service account\'s token: without serviceAccount the federated token lives about an hour with scope cloud-platform.');
   }
 
-  const idToken = await new OidcTokenClient(ctx, conn).fetch();
-  log(safe`idToken for service connection ${conn.id}; the workload identity provider must accept these claims:`);
+  const idToken = await new OidcTokenClient(ctx, subject).fetch();
+  log(safe`idToken for service connection ${subject.id}; the workload identity provider must accept these claims:`);
   for (const line of describeIdToken(idToken.claims)) log(line);
 
   const federated = await exchangeIdToken(ctx, provider, idToken.token, idToken.claims);
@@ -53,7 +69,7 @@ async function main(): Promise<void> {
   }
 
   if (createFile) {
-    const tf = await writeTokenFile(ctx, conn, 'GcpAuthFederated', 'gcp-credentials', 'oidc-token', idToken.token, keepFresh, TOKEN_FILE_STATE);
+    const tf = await writeTokenFile(ctx, subject, 'GcpAuthFederated', 'gcp-credentials', 'oidc-token', idToken.token, keepFresh, TOKEN_FILE_STATE);
     const credentialsFile = path.join(tf.dir, 'credentials.json');
     writeSecretFile(credentialsFile, `${JSON.stringify(externalAccountFile(provider, tf.file, serviceAccount), null, 2)}\n`);
     setJobVariable('GOOGLE_APPLICATION_CREDENTIALS', credentialsFile);

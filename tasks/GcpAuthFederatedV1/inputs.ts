@@ -16,31 +16,44 @@ const PROJECT_ID = /^([a-z0-9][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 export const MIN_LIFETIME = 300;
 export const MAX_LIFETIME = 43200;
 
-export function providerInput(): GcpProvider {
-  const raw = stringInput('workloadIdentityProvider');
+/** How a bad value is refused: as an input, or as a field of the service connection (connection-settings.ts). */
+export type Refuse = (problem: string, fix: string) => InputError;
+const asInput = (name: string): Refuse => (problem, fix) => new InputError(name, problem, fix);
+
+export function parseProvider(raw: string | undefined, refuse: Refuse = asInput('workloadIdentityProvider')): GcpProvider {
   const example = 'projects/123456789012/locations/global/workloadIdentityPools/azure-pipelines/providers/contoso';
-  if (!raw) throw new InputError('workloadIdentityProvider', 'no provider is given', `Set workloadIdentityProvider to the provider's full name, e.g. ${example} (IAM & Admin > Workload Identity Federation > the provider).`);
+  if (!raw) throw refuse('no provider is given', `Set workloadIdentityProvider to the provider's full name, e.g. ${example} (IAM & Admin > Workload Identity Federation > the provider).`);
   const v = raw.replace(/^(https:)?\/\/iam\.googleapis\.com\//, '');
   const m = PROVIDER.exec(v);
   if (!m) {
     const hint = /^projects\/[a-z]/.test(v) ? ' It takes the project number (digits), not the project id.' : '';
-    throw new InputError('workloadIdentityProvider', safe`'${raw}' is not a workload identity provider name`, `Use projects/<project number>/locations/global/workloadIdentityPools/<pool id>/providers/<provider id>, e.g. ${example}.${hint}`);
+    throw refuse(safe`'${raw}' is not a workload identity provider name`, `Use projects/<project number>/locations/global/workloadIdentityPools/<pool id>/providers/<provider id>, e.g. ${example}.${hint}`);
   }
   return { name: v, projectNumber: m[1], poolId: m[2], providerId: m[3] };
 }
 
-export function serviceAccountInput(): string | undefined {
-  const v = stringInput('serviceAccount');
+export function providerInput(): GcpProvider {
+  return parseProvider(stringInput('workloadIdentityProvider'));
+}
+
+export function parseServiceAccount(v: string | undefined, refuse: Refuse = asInput('serviceAccount')): string | undefined {
   if (v === undefined) return undefined;
-  if (!SERVICE_ACCOUNT.test(v)) throw new InputError('serviceAccount', safe`'${v}' is not a service account e-mail`, 'Use the e-mail of the service account, e.g. deployer@my-project.iam.gserviceaccount.com, or leave it empty for direct resource access by the federated principal.');
+  if (!SERVICE_ACCOUNT.test(v)) throw refuse(safe`'${v}' is not a service account e-mail`, 'Use the e-mail of the service account, e.g. deployer@my-project.iam.gserviceaccount.com, or leave it empty for direct resource access by the federated principal.');
+  return v;
+}
+
+export function serviceAccountInput(): string | undefined {
+  return parseServiceAccount(stringInput('serviceAccount'));
+}
+
+export function parseProjectId(v: string | undefined, refuse: Refuse = asInput('projectId')): string | undefined {
+  if (v === undefined) return undefined;
+  if (!PROJECT_ID.test(v)) throw refuse(safe`'${v}' is not a Google Cloud project id`, 'Use the project id (6 to 30 lower-case letters, digits and hyphens, starting with a letter), e.g. contoso-prod, not its number or display name.');
   return v;
 }
 
 export function projectIdInput(): string | undefined {
-  const v = stringInput('projectId');
-  if (v === undefined) return undefined;
-  if (!PROJECT_ID.test(v)) throw new InputError('projectId', safe`'${v}' is not a Google Cloud project id`, 'Use the project id (6 to 30 lower-case letters, digits and hyphens, starting with a letter), e.g. contoso-prod, not its number or display name.');
-  return v;
+  return parseProjectId(stringInput('projectId'));
 }
 
 export function lifetimeInput(): number {

@@ -12,10 +12,20 @@ import { TaskMockRunner } from 'azure-pipelines-task-lib/mock-run';
 import { agentJob, JobKind, OidcRequestHost } from '../helpers/agent-job';
 
 export const L0_CONNECTION = 'a5500000-0000-4000-8000-0000000000a5';
+/** A connection of the extension's own type (WorkloadIdentityAws/Gcp, scheme None), handed when the test sets L0_OWN. */
+export const L0_OWN_CONNECTION = 'a5500000-0000-4000-8000-00000000c0aa';
+
+/** L0_OWN: a connection of the task's own type the agent hands, and whether azureSubscription is set too (L0_ARM, default '1'). */
+export interface OwnConnection {
+  /** the task.json input that names it, e.g. awsConnection */
+  input: string;
+  /** the scheme's parameters an admin set */
+  parameters: Record<string, string>;
+}
 
 /** Runs `runner` for `taskFolder`; every variable the runner reads is set (other L0 suites leave some behind) and removed after. */
 export async function runL0(runner: string, taskFolder: string, inputs: Record<string, string>, env: Record<string, string> = {}): Promise<MockTestRunner> {
-  const keys = ['L0_TEMP', 'L0_INPUTS', 'L0_SCENARIO', 'L0_SCHEME', ...Object.keys(env)];
+  const keys = ['L0_TEMP', 'L0_INPUTS', 'L0_SCENARIO', 'L0_SCHEME', 'L0_OWN', 'L0_ARM', ...Object.keys(env)];
   Object.assign(process.env, { L0_TEMP: fs.mkdtempSync(path.join(os.tmpdir(), 'wit-l0-')), L0_INPUTS: JSON.stringify(inputs), L0_SCENARIO: 'main', L0_SCHEME: 'WorkloadIdentityFederation' }, env);
   const tr = new MockTestRunner(runner, path.resolve(__dirname, '..', '..', '..', 'tasks', taskFolder, 'task.json'));
   tr.nodePath = process.execPath;
@@ -72,13 +82,23 @@ export function federatedTaskMock(taskFolder: string, subject: string): { tmr: T
   const tmr = new TaskMockRunner(path.join(__dirname, '..', '..', 'tasks', taskFolder, scenario === 'post' ? 'post.js' : 'index.js'));
   layL0Job();
   process.env[`ENDPOINT_AUTH_${L0_CONNECTION}`] = JSON.stringify({ parameters: { tenantid: 'tenant-1', serviceprincipalid: 'client-1' }, scheme: process.env.L0_SCHEME ?? 'WorkloadIdentityFederation' });
-  tmr.setInput('connectedServiceNameARM', L0_CONNECTION);
+  if ((process.env.L0_ARM ?? '1') === '1') tmr.setInput('connectedServiceNameARM', L0_CONNECTION);
+  if (process.env.L0_OWN) {
+    // As the agent hands a connection of scheme None (tests/helpers/agent.ts endpointEnv).
+    const own = JSON.parse(process.env.L0_OWN) as OwnConnection;
+    process.env[`ENDPOINT_URL_${L0_OWN_CONNECTION}`] = '';
+    process.env[`ENDPOINT_AUTH_${L0_OWN_CONNECTION}`] = JSON.stringify({ parameters: own.parameters, scheme: 'None' });
+    process.env[`ENDPOINT_AUTH_SCHEME_${L0_OWN_CONNECTION}`] = 'None';
+    tmr.setInput(own.input, L0_OWN_CONNECTION);
+  }
   for (const [k, v] of Object.entries(JSON.parse(process.env.L0_INPUTS ?? '{}') as Record<string, string>)) tmr.setInput(k, v);
   const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const token = `${b64({ alg: 'RS256' })}.${b64({ iss: 'https://vstoken.dev.azure.com/org', sub: subject, aud: 'api://AzureADTokenExchange', exp: Math.floor(Date.now() / 1000) + 600 })}.c2ln`;
   tmr.registerMock('../core/devops/oidc-token', {
     OidcTokenClient: class {
+      constructor(_ctx: unknown, private readonly subject: { id?: string }) {}
       async fetch() {
+        console.log(`L0: idToken requested for ${this.subject.id}`);
         return { token, claims: JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()), source: 'oidctoken-api' };
       }
     },

@@ -2,7 +2,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { postJobEnv, runL0, setVariableOf } from './federated-harness';
+import { L0_CONNECTION, L0_OWN_CONNECTION, postJobEnv, runL0, setVariableOf } from './federated-harness';
 
 const runner = path.join(__dirname, 'gcp-runner.js');
 const PROVIDER = 'projects/123456789012/locations/global/workloadIdentityPools/azure-pipelines/providers/contoso';
@@ -94,4 +94,60 @@ describe('L0 GcpAuthFederated@1', function () {
       assert.doesNotMatch(tr.stdout, /L0: STS/);
     });
   }
+
+  describe('with a Google Cloud (workload identity federation) connection: gcpConnection', () => {
+    const CONN_PROVIDER = 'projects/210987654321/locations/global/workloadIdentityPools/ado-pool/providers/contoso-web';
+    const CONN_SA = 'web-deploy@contoso-web.iam.gserviceaccount.com';
+    const own = (parameters: Record<string, string> = {}, arm = false) => ({
+      L0_OWN: JSON.stringify({ input: 'gcpConnection', parameters: { workloadIdentityProvider: CONN_PROVIDER, serviceAccount: CONN_SA, projectId: 'contoso-web', ...parameters } }),
+      L0_ARM: arm ? '1' : '0',
+    });
+
+    it('inferred from gcpConnection: the provider, service account and project from the connection; the idToken is the connection\'s; the credentials file impersonates its account', async () => {
+      const tr = await run({ tokenFormat: 'access_token' }, own());
+      assert.ok(tr.succeeded, tr.stdout);
+      assert.match(tr.stdout, new RegExp(`L0: idToken requested for ${L0_OWN_CONNECTION}`));
+      assert.match(tr.stdout, /L0: STS projects\/210987654321\/locations\/global\/workloadIdentityPools\/ado-pool\/providers\/contoso-web subject_token=the idToken/);
+      assert.match(tr.stdout, /L0: IAM web-deploy@contoso-web\.iam\.gserviceaccount\.com bearer=l0-federated-token/);
+      assert.equal(variable(tr.stdout, 'GOOGLE_CLOUD_PROJECT')!.value, 'contoso-web');
+      assert.equal(variable(tr.stdout, 'projectId')!.value, 'contoso-web');
+      assert.match(variable(tr.stdout, 'accessToken')!.line, /issecret=true/);
+      const json = JSON.parse(fs.readFileSync(variable(tr.stdout, 'GOOGLE_APPLICATION_CREDENTIALS')!.value, 'utf8')) as { audience: string; service_account_impersonation_url: string };
+      assert.equal(json.audience, `//iam.googleapis.com/${CONN_PROVIDER}`);
+      assert.match(json.service_account_impersonation_url, /serviceAccounts\/web-deploy@contoso-web\.iam\.gserviceaccount\.com:generateAccessToken$/);
+      assert.match(tr.stdout, /L0: refresher started for GcpAuthFederated-a5500000-0000-4000-8000-00000000c0aa/);
+    });
+
+    it('the same values as inputs are accepted; projectId may be set where the connection has none; no service account: direct access', async () => {
+      const tr = await run({ connectionType: 'gcp', workloadIdentityProvider: `//iam.googleapis.com/${CONN_PROVIDER}`, projectId: 'contoso-other', createCredentialsFile: 'false' }, own({ serviceAccount: '', projectId: '' }));
+      assert.ok(tr.succeeded, tr.stdout);
+      assert.doesNotMatch(tr.stdout, /L0: IAM/);
+      assert.equal(variable(tr.stdout, 'GOOGLE_CLOUD_PROJECT')!.value, 'contoso-other');
+    });
+
+    it('azureSubscription alone still works as before', async () => {
+      const tr = await run({ workloadIdentityProvider: PROVIDER, createCredentialsFile: 'false' });
+      assert.ok(tr.succeeded, tr.stdout);
+      assert.match(tr.stdout, new RegExp(`L0: idToken requested for ${L0_CONNECTION}`));
+    });
+
+    const refused: [string, Record<string, string>, Record<string, string>, RegExp[]][] = [
+      ['both connections set', {}, own({}, true), [/Input 'azureSubscription': azureSubscription and gcpConnection are both set/]],
+      ['no connection at all', { workloadIdentityProvider: PROVIDER }, { L0_ARM: '0' }, [/Input 'gcpConnection': no service connection is given/]],
+      ['a different provider', { workloadIdentityProvider: PROVIDER }, own(), [new RegExp(`Input 'workloadIdentityProvider': '${PROVIDER}' differs from the workload identity provider of service connection '${L0_OWN_CONNECTION}' \\('${CONN_PROVIDER}'\\)`), /Fix: Remove workloadIdentityProvider/]],
+      ['a different service account', { serviceAccount: SA }, own(), [/Input 'serviceAccount': 'deployer@my-project\.iam\.gserviceaccount\.com' differs from the service account of service connection .* \('web-deploy@contoso-web\.iam\.gserviceaccount\.com'\)/, /Fix: Remove serviceAccount/]],
+      ['a service account where the connection has none', { serviceAccount: SA }, own({ serviceAccount: '' }), [/Input 'serviceAccount': .* differs from the service account of service connection .* \('\(none: direct resource access\)'\)/]],
+      ['a different project', { projectId: 'contoso-other' }, own(), [/Input 'projectId': 'contoso-other' differs from the project id of service connection .* \('contoso-web'\)/]],
+      ['a connection with a bad provider', {}, own({ workloadIdentityProvider: 'projects/contoso/locations/global/workloadIdentityPools/ado/providers/x1x1' }), [/Input 'gcpConnection': the Workload identity provider \(workloadIdentityProvider\) of service connection .* is not a workload identity provider name/, /Fix: Edit the service connection .* It takes the project number/]],
+      ['a connection with a bad service account', {}, own({ serviceAccount: 'deployer' }), [/Input 'gcpConnection': the Service account \(serviceAccount\) of service connection .*: 'deployer' is not a service account e-mail/, /Fix: Edit the service connection/]],
+    ];
+    for (const [title, inputs, env, messages] of refused) {
+      it(`refuses before any request: ${title}`, async () => {
+        const tr = await run(inputs, env);
+        assert.ok(tr.failed, tr.stdout);
+        for (const m of messages) assert.match(tr.errorIssues[0], m);
+        assert.doesNotMatch(tr.stdout, /L0: (STS|idToken requested)/);
+      });
+    }
+  });
 });
