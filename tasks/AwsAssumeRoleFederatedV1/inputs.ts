@@ -3,9 +3,8 @@ import { InputError } from '../core/http/failures';
 import { stringInput } from '../core/agent/inputs';
 import { isAwsStsHost } from '../core/http/token-hosts';
 import { currentRun } from '../core/agent/run-identity';
+import { REGION, ROLE_ARN } from '../core/aws/names';
 
-const ROLE_ARN = /^arn:aws[-a-z]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
-const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
 export const DEFAULT_REGION = 'us-east-1';
 export const DEFAULT_DURATION = 3600;
 export const MIN_DURATION = 900;

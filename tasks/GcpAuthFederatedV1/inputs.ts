@@ -3,16 +3,8 @@ import { InputError } from '../core/http/failures';
 import { stringInput } from '../core/agent/inputs';
 import { safe } from '../core/agent/output';
 import { CLOUD_PLATFORM_SCOPE, GcpProvider } from '../core/google/gcp';
+import { PROJECT_ID, PROVIDER, SERVICE_ACCOUNT } from '../core/google/names';
 
-const PROVIDER = /^projects\/(\d{1,20})\/locations\/global\/workloadIdentityPools\/([a-z0-9][a-z0-9-]{2,30}[a-z0-9])\/providers\/([a-z0-9][a-z0-9-]{2,30}[a-z0-9])$/;
-// A service account's e-mail as Google documents it: <name>@<project id>.iam.gserviceaccount.com,
-// <project number>-compute@developer.gserviceaccount.com, <project id>@appspot.gserviceaccount.com
-// (a domain-scoped project's id with dots); lower-case letters, digits, '-' and dots between labels
-// only, so that it stands in the generateAccessToken URL as it is; at most 160 characters, so that
-// the URL stays within the 256 that google-auth-library reads.
-const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
-const SERVICE_ACCOUNT = new RegExp(`^(?=.{1,160}$)(?=.{1,64}@)${LABEL}(?:\\.${LABEL})*@(?:${LABEL}\\.)+gserviceaccount\\.com$`);
-const PROJECT_ID = /^([a-z0-9][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 export const MIN_LIFETIME = 300;
 export const MAX_LIFETIME = 43200;
 

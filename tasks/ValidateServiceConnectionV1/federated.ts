@@ -19,6 +19,8 @@ import { gcpTrustFix } from '../core/google/trust';
 import { isAwsStsHost } from '../core/http/token-hosts';
 import { TaskFailure } from '../core/http/failures';
 import { neutralize, safe } from '../core/agent/output';
+import { REGION, ROLE_ARN } from '../core/aws/names';
+import { PROJECT_ID, PROVIDER, SERVICE_ACCOUNT } from '../core/google/names';
 
 export const JWKS_URL = 'https://vstoken.dev.azure.com/.well-known/jwks';
 
@@ -31,12 +33,6 @@ export const JWKS_URL = 'https://vstoken.dev.azure.com/.well-known/jwks';
 export const ISSUER_STATEMENT =
   'Connections of this type get idTokens from the Azure DevOps issuer (vstoken.dev.azure.com/<organization id>). The retirement announced by Microsoft for 2027-07-01 concerns the issuer of Azure Resource Manager connections (backed by Microsoft Entra ID); nothing is announced for connections of other types, so this issuer stays what the target must trust until Azure DevOps says otherwise.';
 
-const ROLE_ARN = /^arn:aws[-a-z]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
-const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
-const PROVIDER = /^projects\/(\d{1,20})\/locations\/global\/workloadIdentityPools\/([a-z0-9][a-z0-9-]{2,30}[a-z0-9])\/providers\/([a-z0-9][a-z0-9-]{2,30}[a-z0-9])$/;
-const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
-const SERVICE_ACCOUNT = new RegExp(`^(?=.{1,160}$)(?=.{1,64}@)${LABEL}(?:\\.${LABEL})*@(?:${LABEL}\\.)+gserviceaccount\\.com$`);
-const PROJECT_ID = /^([a-z0-9][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 /** The shortest session STS grants: a validation keeps nothing, so it asks for no more. */
 const VALIDATION_SESSION_SECONDS = 900;
 

@@ -364,6 +364,25 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
     assert.match(JSON.parse(Buffer.from(p.variables.idToken.value.split('.')[1], 'base64url').toString()).sub, /^p:\/\/contoso\/web\//);
   });
 
+  it('AwsAssumeRoleFederated with an AWS connection of our own (no Azure connection): credentials the AWS SDK signs GetCallerIdentity with', async () => {
+    const id = crypto.randomUUID();
+    const parameters = { roleArn: ROLE, region: 'us-east-1', maxSessionDuration: '3600', stsEndpoint: `${emu.url}/` };
+    emu.addServiceConnection({ id, name: 'win-aws-only', type: 'WorkloadIdentityAws', scheme: 'None', tenantId: '', clientId: '', url: '', parameters });
+    trustInAws(emu, emu.expectedFederation(id), ROLE);
+    const env = { INPUT_CONNECTIONTYPE: 'azureResourceManager', INPUT_CONNECTEDSERVICENAMEARM: '', ...endpointEnv({ id, url: '', scheme: 'None', parameters }) };
+    const r = await e2e.run({ task: 'AwsAssumeRoleFederatedV1', inputs: { awsConnection: id }, job: { tempDirectory: leg.folder('agent-temp') }, env });
+    assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
+    assert.equal(emu.awsSessions().at(-1)!.roleArn, ROLE);
+    const v = r.variables;
+    const handler = new NodeHttpHandler({ httpsAgent: new https.Agent({ ca: fs.readFileSync(emu.caCertPath) }) });
+    const sts = new STSClient({ region: 'us-east-1', endpoint: `${emu.url}/`, requestHandler: handler, maxAttempts: 1, credentials: { accessKeyId: v.AWS_ACCESS_KEY_ID.value, secretAccessKey: v.AWS_SECRET_ACCESS_KEY.value, sessionToken: v.AWS_SESSION_TOKEN.value } });
+    try {
+      assert.equal((await sts.send(new GetCallerIdentityCommand({}))).Arn, v.awsAssumedRoleArn.value);
+    } finally {
+      sts.destroy();
+    }
+  });
+
   it('another process holds the token file open (share mode 0) for 14 s while the refresher is due: the file holds a fresh, valid token within 30 s', async () => {
     // First, that such a holder blocks a replacement under Wine as it does on Windows.
     const probeDir = leg.folder('share-probe');
