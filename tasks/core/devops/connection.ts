@@ -35,7 +35,8 @@ export interface Connection {
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-function param(parameters: Record<string, string> | undefined, key: string): string | undefined {
+/** A parameter by name, case-insensitively, trimmed; undefined when empty. */
+export function param(parameters: Record<string, string> | undefined, key: string): string | undefined {
   if (!parameters) return undefined;
   const k = Object.keys(parameters).find((p) => p.toLowerCase() === key.toLowerCase());
   const v = k ? parameters[k] : undefined;
@@ -80,11 +81,13 @@ function readResourceManagerUrl(id: string, yamlInput: string): string | undefin
  * Resolves the connection named by `inputName` (YAML name `yamlName`).
  * Throws InputError naming the input when it is missing, unknown to the agent, or of a scheme we do not know.
  */
-export function readConnection(inputName: string, yamlName = inputName): Connection {
+/**
+ * The connection a connectedService input names and its authorization as the agent handed it, or an
+ * InputError naming the input: none given (`pick` says what to give), or none passed by the agent.
+ */
+export function endpointOfInput(inputName: string, yamlName: string, pick: string): { id: string; auth: tl.EndpointAuthorization } {
   const id = tl.getInput(inputName, false)?.trim();
-  if (!id) {
-    throw new InputError(yamlName, 'no service connection is given', `Set ${yamlName} to the name or id of an Azure Resource Manager service connection (in the classic editor: pick one under "Azure Resource Manager connection").`);
-  }
+  if (!id) throw new InputError(yamlName, 'no service connection is given', `Set ${yamlName} to the name or id of ${pick}.`);
   const auth = tl.getEndpointAuthorization(id, true);
   if (!auth) {
     throw new InputError(
@@ -93,6 +96,11 @@ export function readConnection(inputName: string, yamlName = inputName): Connect
       'Check the connection\'s name (service connection names are case sensitive in YAML), that it exists in this project, and that this pipeline is authorized to use it (Project settings > Service connections > Security).',
     );
   }
+  return { id, auth };
+}
+
+export function readConnection(inputName: string, yamlName = inputName): Connection {
+  const { id, auth } = endpointOfInput(inputName, yamlName, 'an Azure Resource Manager service connection (in the classic editor: pick one under "Azure Resource Manager connection")');
   const p = auth.parameters ?? {};
   const rawScheme = (auth.scheme || tl.getEndpointAuthorizationScheme(id, true) || '').trim();
   let scheme: Scheme;

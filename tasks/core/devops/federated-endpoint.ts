@@ -14,7 +14,7 @@
  */
 import tl = require('azure-pipelines-task-lib/task');
 import { mask } from '../agent/variables';
-import { InputError } from '../http/failures';
+import { endpointOfInput, param } from './connection';
 
 export type FederatedEndpointType = 'aws' | 'gcp' | 'oidc' | 'generic';
 
@@ -56,40 +56,22 @@ export interface FederatedEndpoint {
   serverIdToken?: string;
 }
 
-function find(parameters: Record<string, string> | undefined, key: string): string | undefined {
-  if (!parameters) return undefined;
-  const k = Object.keys(parameters).find((p) => p.toLowerCase() === key.toLowerCase());
-  const v = k ? parameters[k] : undefined;
-  return typeof v === 'string' && v.trim() ? v.trim() : undefined;
-}
 
 /**
  * Resolves the connection named by `inputName` (YAML name `yamlName`) as a connection of `type`.
  * Throws InputError naming the input when it is missing or unknown to the agent.
  */
 export function readFederatedEndpoint(inputName: string, type: FederatedEndpointType, yamlName = inputName): FederatedEndpoint {
-  const id = tl.getInput(inputName, false)?.trim();
-  const label = ENDPOINT_TYPE_LABELS[type];
-  if (!id) {
-    throw new InputError(yamlName, 'no service connection is given', `Set ${yamlName} to the name or id of a service connection of type "${label}".`);
-  }
-  const auth = tl.getEndpointAuthorization(id, true);
-  if (!auth) {
-    throw new InputError(
-      yamlName,
-      `the agent passed no service connection '${id}' to the task`,
-      'Check the connection\'s name (service connection names are case sensitive in YAML), that it exists in this project, and that this pipeline is authorized to use it (Project settings > Service connections > Security).',
-    );
-  }
+  const { id, auth } = endpointOfInput(inputName, yamlName, `a service connection of type "${ENDPOINT_TYPE_LABELS[type]}"`);
   const scheme = (auth.scheme || tl.getEndpointAuthorizationScheme(id, true) || '').trim();
   const parameters: Record<string, string> = {};
   for (const key of SETTINGS[type]) {
-    const v = find(auth.parameters, key) ?? tl.getEndpointDataParameter(id, key, true)?.trim();
+    const v = param(auth.parameters, key) ?? tl.getEndpointDataParameter(id, key, true)?.trim();
     if (v) parameters[key] = v;
   }
   const url = tl.getEndpointUrl(id, true)?.trim() || undefined;
   const endpoint: FederatedEndpoint = { id, input: yamlName, type, scheme, parameters, ...(url ? { url } : {}) };
-  const serverIdToken = find(auth.parameters, 'idToken');
+  const serverIdToken = param(auth.parameters, 'idToken');
   if (serverIdToken) {
     mask(serverIdToken);
     endpoint.serverIdToken = serverIdToken;
