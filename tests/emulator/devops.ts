@@ -196,26 +196,36 @@ export function serviceEndpointJson(sc: ServiceConnection, project: { id: string
   const ready = sc.isReady ?? true;
   const type = sc.type ?? 'azurerm';
   const environment = sc.environment ?? 'AzureCloud';
-  const home = projectOf(sc.projectName ?? DEFAULT_PROJECT.name) ?? project;
-  const references = [home, ...(sc.sharedWith ?? []).map((p) => projectOf(p) ?? { id: deterministicGuid(`project:${p.toLowerCase()}`), name: p })];
   const data: Record<string, string> =
     type === 'dockerregistry'
       ? { registrytype: 'ACR', registryId: `/subscriptions/${subscription.id}/resourceGroups/build/providers/Microsoft.ContainerRegistry/registries/contosoimages`, subscriptionId: subscription.id, subscriptionName: subscription.name, environment }
       : { subscriptionId: subscription.id, subscriptionName: subscription.name, environment, scopeLevel: 'Subscription', creationMode: sc.creationMode ?? 'Automatic' };
   if (type === 'dockerregistry') data.creationMode = sc.creationMode ?? 'Automatic';
   const urls: Record<string, string> = { AzureCloud: 'https://management.azure.com/', AzureUSGovernment: 'https://management.usgovcloudapi.net/', AzureChinaCloud: 'https://management.chinacloudapi.cn/' };
+  return endpointRecord(sc, project, projectOf, { data, type, url: type === 'dockerregistry' ? 'https://contosoimages.azurecr.io' : urls[environment] ?? 'https://management.local.azurestack.external/', parameters, ready });
+}
+
+/** What every service endpoint answer shares, given what its type puts in data, url and the scheme's parameters. */
+function endpointRecord(
+  sc: ServiceConnection,
+  project: { id: string; name: string },
+  projectOf: (name: string) => { id: string; name: string } | undefined,
+  own: { data: Record<string, string>; type: string; url: string; parameters: Record<string, string | null>; ready: boolean },
+): unknown {
+  const home = projectOf(sc.projectName ?? DEFAULT_PROJECT.name) ?? project;
+  const references = [home, ...(sc.sharedWith ?? []).map((p) => projectOf(p) ?? { id: deterministicGuid(`project:${p.toLowerCase()}`), name: p })];
   return {
-    data,
+    data: own.data,
     id: sc.id,
     name: sc.name,
-    type,
-    url: type === 'dockerregistry' ? 'https://contosoimages.azurecr.io' : urls[environment] ?? 'https://management.local.azurestack.external/',
+    type: own.type,
+    url: own.url,
     createdBy: sc.createdBy ? creatorOf(sc.createdBy) : DEFAULT_CREATOR,
     description: '',
-    authorization: { parameters, scheme: sc.scheme },
+    authorization: { parameters: own.parameters, scheme: sc.scheme },
     isShared: references.length > 1,
-    isReady: ready,
-    operationStatus: sc.operationStatus ?? { state: ready ? 'Ready' : 'Failed', statusMessage: '' },
+    isReady: own.ready,
+    operationStatus: sc.operationStatus ?? { state: own.ready ? 'Ready' : 'Failed', statusMessage: '' },
     owner: 'library',
     serviceEndpointProjectReferences: references.map((p) => ({ projectReference: { id: p.id, name: p.name }, name: sc.name, description: '' })),
   };
@@ -232,24 +242,7 @@ function otherEndpointJson(sc: ServiceConnection, project: { id: string; name: s
   const type = sc.type ?? 'generic';
   const parameters: Record<string, string | null> =
     sc.scheme === 'UsernamePassword' ? { username: sc.parameters?.username ?? '', password: null } : { ...(sc.parameters ?? {}) };
-  const ready = sc.isReady ?? true;
-  const home = projectOf(sc.projectName ?? DEFAULT_PROJECT.name) ?? project;
-  const references = [home, ...(sc.sharedWith ?? []).map((p) => projectOf(p) ?? { id: deterministicGuid(`project:${p.toLowerCase()}`), name: p })];
-  return {
-    data: {},
-    id: sc.id,
-    name: sc.name,
-    type,
-    url: sc.url || TYPE_URLS[type.toLowerCase()] || '',
-    createdBy: sc.createdBy ? creatorOf(sc.createdBy) : DEFAULT_CREATOR,
-    description: '',
-    authorization: { parameters, scheme: sc.scheme },
-    isShared: references.length > 1,
-    isReady: ready,
-    operationStatus: sc.operationStatus ?? { state: ready ? 'Ready' : 'Failed', statusMessage: '' },
-    owner: 'library',
-    serviceEndpointProjectReferences: references.map((p) => ({ projectReference: { id: p.id, name: p.name }, name: sc.name, description: '' })),
-  };
+  return endpointRecord(sc, project, projectOf, { data: {}, type, url: sc.url || TYPE_URLS[type.toLowerCase()] || '', parameters, ready: sc.isReady ?? true });
 }
 
 function creatorOf(c: NonNullable<ServiceConnection['createdBy']>): Record<string, unknown> {
