@@ -16,7 +16,8 @@ import { runTask } from '../core/agent/task-runner';
 import { log, neutralize, safe, warn } from '../core/agent/output';
 import { TOKEN_FILE_STATE } from './state';
 
-export type ConnectionType = 'azureResourceManager' | FederatedEndpointType | 'pipeline';
+// A HashiCorp Vault connection's token is for VaultSecretsFederated@1, which logs in with it.
+export type ConnectionType = 'azureResourceManager' | Exclude<FederatedEndpointType, 'vault'> | 'pipeline';
 
 /** Each connection type's input (task.json name, YAML name). */
 export const CONNECTION_INPUTS: Record<Exclude<ConnectionType, 'pipeline'>, { input: string; yaml: string }> = {

@@ -29,8 +29,9 @@ export function setJobVariable(name: string, value: string, secret = false): voi
 }
 
 /** State the post-job step needs: task variables are scoped to this task instance. */
-export function setTaskState(name: string, value: string): void {
-  taskLib().setTaskVariable(name, value, false);
+export function setTaskState(name: string, value: string, secret = false): void {
+  if (secret) mask(value);
+  taskLib().setTaskVariable(name, value, secret);
 }
 
 export function getTaskState(name: string): string | undefined {

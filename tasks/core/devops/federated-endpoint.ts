@@ -1,7 +1,7 @@
 /**
  * Service connections that are not Azure Resource Manager ones but still get idTokens from the
  * Oidctoken API: the extension's own types (WorkloadIdentityAws, WorkloadIdentityGcp,
- * WorkloadIdentityOidc, scheme "None") and Microsoft's generic connection. Azure DevOps issues an
+ * WorkloadIdentityOidc, WorkloadIdentityVault, scheme "None") and Microsoft's generic connection. Azure DevOps issues an
  * idToken for any connection a job references (iss https://vstoken.dev.azure.com/<org id>,
  * sub sc://<org>/<project>/<connection name>) [gravitational/teleport rfd/0211-azure-devops-joining.md;
  * aws-toolkit-azure-devops src/lib/awsConnectionParameters.ts].
@@ -16,13 +16,14 @@ import tl = require('azure-pipelines-task-lib/task');
 import { mask } from '../agent/variables';
 import { endpointOfInput, param } from './connection';
 
-export type FederatedEndpointType = 'aws' | 'gcp' | 'oidc' | 'generic';
+export type FederatedEndpointType = 'aws' | 'gcp' | 'oidc' | 'vault' | 'generic';
 
 /** The contributed types' names (vss-extension.json properties.name): a contract with task.json. */
 export const ENDPOINT_TYPE_NAMES: Record<FederatedEndpointType, string> = {
   aws: 'WorkloadIdentityAws',
   gcp: 'WorkloadIdentityGcp',
   oidc: 'WorkloadIdentityOidc',
+  vault: 'WorkloadIdentityVault',
   generic: 'generic',
 };
 
@@ -30,6 +31,7 @@ export const ENDPOINT_TYPE_LABELS: Record<FederatedEndpointType, string> = {
   aws: 'AWS (workload identity federation)',
   gcp: 'Google Cloud (workload identity federation)',
   oidc: 'OpenID Connect (workload identity federation)',
+  vault: 'HashiCorp Vault (workload identity federation)',
   generic: 'Generic',
 };
 
@@ -38,6 +40,7 @@ const SETTINGS: Record<FederatedEndpointType, readonly string[]> = {
   aws: ['roleArn', 'region', 'maxSessionDuration', 'stsEndpoint'],
   gcp: ['workloadIdentityProvider', 'serviceAccount', 'projectId'],
   oidc: ['description'],
+  vault: ['namespace', 'authMount', 'role', 'caCertificate'],
   generic: [],
 };
 

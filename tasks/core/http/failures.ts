@@ -534,7 +534,7 @@ export function quoteServiceText(text: string): string {
 /**
  * The error text of a JSON error answer, from fields of the shapes these services use:
  * `message`, `error_description`, `error` (a string, or Azure's {code, message}), `Message`
- * (ASP.NET), `errors[0]` (the registry's {code, message}). Anything else, and any non-JSON body,
+ * (ASP.NET), `errors[0]` (the registry's {code, message}, or Vault's string). Anything else, and any non-JSON body,
  * gives undefined: a body of unknown shape may hold anything, so it is never quoted.
  */
 export function serviceErrorText(body: string): string | undefined {
@@ -552,7 +552,7 @@ export function serviceErrorText(body: string): string | undefined {
     if (typeof message !== 'string' || !message.trim()) return undefined;
     return typeof code === 'string' && code ? `${code}: ${message}` : message;
   };
-  const candidates = [o.message, o.error_description, typeof o.error === 'string' ? o.error : coded(o.error), o.Message, Array.isArray(o.errors) ? coded(o.errors[0]) : undefined];
+  const candidates = [o.message, o.error_description, typeof o.error === 'string' ? o.error : coded(o.error), o.Message, Array.isArray(o.errors) ? (typeof o.errors[0] === 'string' ? o.errors[0].replace(/\s+/g, ' ') : coded(o.errors[0])) : undefined];
   const text = candidates.find((v): v is string => typeof v === 'string' && v.trim() !== '');
   return text === undefined ? undefined : quoteServiceText(text);
 }

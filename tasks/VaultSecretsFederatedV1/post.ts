@@ -1,0 +1,70 @@
+/**
+ * VaultSecretsFederated@1 post-job: revokes the Vault token (revoke-self revokes every lease it
+ * made too, so nothing outlives the job) and removes the files of multi-line values. A token it
+ * cannot revoke is reported as a warning with when it expires and how to revoke it; safe to run twice.
+ */
+import { agent } from '../core/agent/agent-channel';
+import { runPostJob, Outcome } from '../core/agent/task-runner';
+import { debug, log, safe } from '../core/agent/output';
+import { isOwnJobFolder } from '../core/agent/variables';
+import { removeSecretPath } from '../core/files/secret-files';
+import { TaskFailure } from '../core/http/failures';
+import { VAULT_FILES_STATE, VAULT_SESSION_STATE, VAULT_TOKEN_STATE, VaultSession } from './state';
+
+function readSession(): VaultSession | undefined {
+  const raw = agent().getTaskVariable(VAULT_SESSION_STATE);
+  if (!raw) return undefined;
+  try {
+    const s = JSON.parse(raw) as VaultSession;
+    return typeof s?.address === 'string' && s.address.startsWith('https://') ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function removeFiles(): void {
+  for (const name of [VAULT_FILES_STATE, `${VAULT_FILES_STATE}.Ca`]) {
+    const dir = agent().getTaskVariable(name);
+    if (dir && isOwnJobFolder(dir, name) && removeSecretPath(dir)) log(`Removed the files of this task (${name.endsWith('.Ca') ? 'the Vault CA for VAULT_CACERT' : 'multi-line secret values'}).`);
+  }
+}
+
+async function post(): Promise<Outcome> {
+  // Read before task-lib loads: it takes task variables out of the environment.
+  const token = agent().getTaskVariable(VAULT_TOKEN_STATE);
+  const session = readSession();
+  removeFiles();
+  if (!token || !session) {
+    debug('No Vault token to revoke.');
+    return;
+  }
+  const later = `It stays valid ${session.expiresOn ? `until ${session.expiresOn}` : 'until revoked (it has no TTL)'}${session.accessor ? safe`; to revoke it now: vault token revoke -accessor ${session.accessor}` : ''}.`;
+  // Only a step that has a token to revoke loads the agent's proxy and CA settings (and task-lib with them).
+  const { readProxy, readTls } = await import('../core/agent/pipeline-context');
+  const { DEFAULT_POLICY, HttpClient } = await import('../core/http/http');
+  const { VaultClient } = await import('../core/vault/vault-client');
+  const { vaultErrors } = await import('../core/vault/vault-errors');
+  const tls = readTls('');
+  const http = new HttpClient(DEFAULT_POLICY, readProxy(), { ca: [...(tls.ca ?? []), ...(session.caCertificate ? [session.caCertificate] : [])] }, undefined, undefined, (req, attempt, reason, delay) =>
+    log(safe`${req.service}: ${reason}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${DEFAULT_POLICY.retries + 1}).`),
+  );
+  const client = new VaultClient(http, { address: session.address, authMount: '', ...(session.namespace ? { namespace: session.namespace } : {}) });
+  try {
+    const result = await client.revokeSelf(token);
+    if (result.revoked) {
+      log(safe`Revoked the Vault token at ${session.address}, and every lease it made.`);
+      return;
+    }
+    if (session.expiresOn && Date.parse(session.expiresOn) <= Date.now()) {
+      log(safe`The Vault token had expired at ${session.expiresOn}; nothing to revoke.`);
+      return;
+    }
+    const said = vaultErrors(result.refused.body).join('; ');
+    return safe`Vault at ${session.address} refused to revoke the job's Vault token (HTTP 403${said ? `: ${said}` : ''}). Likely cause: the role sets token_no_default_policy=true, so the token may not revoke itself, or it was revoked already. Fix: keep the default policy on the role, or grant path "auth/token/revoke-self" { capabilities = ["update"] }. ` + later;
+  } catch (e) {
+    const why = e instanceof TaskFailure ? e.details.what : safe`${(e as Error).message}`;
+    return `Could not revoke the job's Vault token: ${why} ${later}`;
+  }
+}
+
+void runPostJob('VaultSecretsFederated (post-job)', post);
