@@ -147,7 +147,7 @@ export async function readSecrets(client: VaultClient, token: string, specs: Sec
 
   if (problems.length) {
     const evidence: string[] = [];
-    for (const p of problems) {
+    for (const p of problems.sort((a, b) => a.spec.line - b.spec.line)) {
       evidence.push(safe`  Line ${p.spec.line} ('${p.spec.text}'): ` + p.what);
       evidence.push(`    Fix: ${p.fix}`);
       if (p.said) evidence.push(`    Vault said: ${neutralize(p.said)}`);
