@@ -7,6 +7,7 @@ import { agent } from '../core/agent/agent-channel';
 import { runPostJob, Outcome } from '../core/agent/task-runner';
 import { debug, log, safe } from '../core/agent/output';
 import { isOwnJobFolder } from '../core/agent/variables';
+import { httpPolicy } from '../core/agent/pipeline-variables';
 import { removeSecretPath } from '../core/files/secret-files';
 import { TaskFailure } from '../core/http/failures';
 import { VAULT_FILES_STATE, VAULT_SESSION_STATE, VAULT_TOKEN_STATE, VaultSession } from './state';
@@ -38,15 +39,16 @@ async function post(): Promise<Outcome> {
     debug('No Vault token to revoke.');
     return;
   }
+  const policy = httpPolicy();
   const later = `It stays valid ${session.expiresOn ? `until ${session.expiresOn}` : 'until revoked (it has no TTL)'}${session.accessor ? safe`; to revoke it now: vault token revoke -accessor ${session.accessor}` : ''}.`;
   // Only a step that has a token to revoke loads the agent's proxy and CA settings (and task-lib with them).
   const { readProxy, readTls } = await import('../core/agent/pipeline-context');
-  const { DEFAULT_POLICY, HttpClient } = await import('../core/http/http');
+  const { HttpClient } = await import('../core/http/http');
   const { VaultClient } = await import('../core/vault/vault-client');
   const { vaultErrors } = await import('../core/vault/vault-errors');
   const tls = readTls('');
-  const http = new HttpClient(DEFAULT_POLICY, readProxy(), { ca: [...(tls.ca ?? []), ...(session.caCertificate ? [session.caCertificate] : [])] }, undefined, undefined, (req, attempt, reason, delay) =>
-    log(safe`${req.service}: ${reason}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${DEFAULT_POLICY.retries + 1}).`),
+  const http = new HttpClient(policy, readProxy(), { ca: [...(tls.ca ?? []), ...(session.caCertificate ? [session.caCertificate] : [])] }, undefined, undefined, (req, attempt, reason, delay) =>
+    log(safe`${req.service}: ${reason}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${policy.retries + 1}).`),
   );
   const client = new VaultClient(http, { address: session.address, authMount: '', ...(session.namespace ? { namespace: session.namespace } : {}) });
   try {

@@ -5,6 +5,8 @@ import * as zlib from 'node:zlib';
 export interface ZipEntry {
   name: string;
   data: Buffer;
+  /** Bytes it takes in the archive. */
+  packedBytes: number;
 }
 
 export function readZip(file: string): ZipEntry[] {
@@ -29,7 +31,7 @@ export function readZip(file: string): ZipEntry[] {
     const name = buf.toString('utf8', p + 46, p + 46 + nameLen);
     const dataStart = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
     const raw = buf.subarray(dataStart, dataStart + compressed);
-    entries.push({ name, data: method === 8 ? zlib.inflateRawSync(raw) : Buffer.from(raw) });
+    entries.push({ name, data: method === 8 ? zlib.inflateRawSync(raw) : Buffer.from(raw), packedBytes: compressed });
     p += 46 + nameLen + extraLen + commentLen;
   }
   return entries;

@@ -19,7 +19,11 @@ const root = path.resolve(__dirname, '..', '..', '..');
 // where the project's shared reference copy is beside the clone, the two must be the same.
 const schemaFile = path.join(root, 'tests', 'packaging', 'tasks.schema.json');
 const sharedSchemaFile = path.resolve(root, '..', 'shared', 'reference', 'tasks.schema.json');
-const MAX_VSIX_BYTES = 1024 * 1024;
+// What the agent downloads is one task's folder, never the .vsix: each task folder is bounded, and
+// the .vsix (an organisation admin's install) grows by one folder per task. 1 MiB held six tasks;
+// each folder carries its own task-lib (about 50 KiB packed), so seven take about 1.1 MiB.
+const MAX_VSIX_BYTES = 1152 * 1024;
+const MAX_TASK_FOLDER_PACKED_BYTES = 180 * 1024;
 const packageScript = path.join(root, 'scripts', 'package.mjs');
 // The namespace of private builds' task GUIDs (scripts/package.mjs): a contract with every private
 // install, whose tasks would be orphaned if it changed.
@@ -73,6 +77,16 @@ describe('the .vsix package', () => {
     const size = fs.statSync(vsix).size;
     assert.ok(size <= MAX_VSIX_BYTES, `${size} bytes`);
     assert.deepEqual(entries.filter((e) => e.name.includes('node_modules/')).map((e) => e.name), []);
+  });
+
+  it(`carries each task in a folder of at most ${MAX_TASK_FOLDER_PACKED_BYTES / 1024} KiB packed (what an agent downloads to run it)`, () => {
+    const folders = new Map<string, number>();
+    for (const e of entries) {
+      const m = /^tasks\/([^/]+)\//.exec(e.name);
+      if (m) folders.set(m[1], (folders.get(m[1]) ?? 0) + e.packedBytes);
+    }
+    assert.ok(folders.size >= 7, [...folders.keys()].join(', '));
+    for (const [folder, bytes] of folders) assert.ok(bytes <= MAX_TASK_FOLDER_PACKED_BYTES, `${folder}: ${bytes} bytes packed`);
   });
 
   it('has, for every task contribution, task.json, its bundled targets and an icon', () => {
@@ -220,7 +234,7 @@ describe('the .vsix package', () => {
 
   describe('the service connection types it contributes (issue 20)', () => {
     // The names are a contract: pipelines and task.json inputs reference them (connectedService:<name>).
-    const CONTRIBUTED = ['WorkloadIdentityAws', 'WorkloadIdentityGcp', 'WorkloadIdentityOidc'];
+    const CONTRIBUTED = ['WorkloadIdentityAws', 'WorkloadIdentityGcp', 'WorkloadIdentityOidc', 'WorkloadIdentityVault'];
     // The server checks at publish what tfx does not: name and displayName set, at least one scheme, a known scheme.
     const KNOWN_SCHEMES = new Set(['ms.vss-endpoint.endpoint-auth-scheme-none', 'ms.vss-endpoint.endpoint-auth-scheme-basic', 'ms.vss-endpoint.endpoint-auth-scheme-token']);
     type EndpointType = { id: string; type: string; targets: string[]; properties: { name: string; displayName: string; icon?: string; helpMarkDown?: string; url?: { isVisible?: string }; authenticationSchemes: { type: string; inputDescriptors?: { id: string }[] }[] } };
@@ -256,6 +270,9 @@ describe('the .vsix package', () => {
       assert.deepEqual(settings('WorkloadIdentityGcp'), ['workloadIdentityProvider', 'serviceAccount', 'projectId']);
       assert.deepEqual(settings('WorkloadIdentityOidc'), ['description']);
       assert.equal(types.find((c) => c.properties.name === 'WorkloadIdentityOidc')!.properties.url?.isVisible, 'true', 'the OIDC type\'s service URL is the endpoint URL');
+      // tasks/core/devops/federated-endpoint.ts reads these names: a rename breaks every Vault connection.
+      assert.deepEqual(settings('WorkloadIdentityVault'), ['namespace', 'authMount', 'role', 'caCertificate']);
+      assert.equal(types.find((c) => c.properties.name === 'WorkloadIdentityVault')!.properties.url?.isVisible, 'true', 'the Vault address is the endpoint URL');
     });
 
     it('every connectedService:<type> input of every task names a built-in type (AzureRM, generic) or one of ours', () => {

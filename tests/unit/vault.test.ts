@@ -25,14 +25,15 @@ function refusal(fn: () => unknown, input: string, patterns: RegExp[]): void {
 
 describe('Vault: the secrets input', () => {
   it('reads vault-action\'s three forms, ; separators, comments and blank lines', () => {
-    const specs = parseSecretSpecs('secret/data/ci/db password | DB_PASSWORD ;\n# a comment\n\n  kv/app api-key ; secret/ci/tls | TLS_JSON\n/secret/ci/x/ user | U.NAME');
+    const specs = parseSecretSpecs('secret/data/ci/db password | DB_PASSWORD ;\n# a comment; with x/y k | Z in it\n\n  kv/app api-key ; secret/ci/tls | TLS_JSON\n/secret/ci/x/ user | U.NAME');
     assert.deepEqual(specs.map((s) => [s.line, s.path, s.key, s.variable]), [
       [1, 'secret/data/ci/db', 'password', 'DB_PASSWORD'],
-      [4, 'kv/app', 'api-key', 'API_KEY'],
+      [4, 'kv/app', 'api-key', 'APIKEY'],
       [4, 'secret/ci/tls', undefined, 'TLS_JSON'],
       [5, 'secret/ci/x', 'user', 'U.NAME'],
     ]);
-    assert.equal(variableForKey('1st.key'), '_1ST_KEY');
+    assert.equal(variableForKey('1st.key'), '_1ST__KEY');
+    assert.equal(variableForKey('api-key'), 'APIKEY', 'as vault-action names it');
   });
 
   it('refuses each malformed line, naming its line and the fix', () => {
@@ -49,6 +50,8 @@ describe('Vault: the secrets input', () => {
       ['secret/ci/db k | X;Y', /names no path|not a secret's path/],
       ['secret/ci/db k | System.AccessToken', /belongs to Azure Pipelines/],
       ['secret/ci/db k | vault_token', /belongs to Azure Pipelines or to exportToken/],
+      ['secret/ci/db k | vault.token', /belongs to Azure Pipelines or to exportToken/],
+      ['secret/ci/db k | Tf.Build.X', /belongs to Azure Pipelines/],
       ['secret/ci/db k | X\nsecret/ci/other k | x', /line 2 .*sets x, which line 1 .*sets already/],
       ['secret/ci/db k | A.B\nsecret/ci/other k | A_B', /line 2/],
     ];
@@ -83,9 +86,9 @@ describe('Vault: refusals explained', () => {
     const cases: [number, string, string, RegExp][] = [
       [400, 'role "ci" could not be found', 'VAULT_ROLE_NOT_FOUND', /vault write auth\/jwt\/role\/ci role_type=jwt user_claim=sub bound_audiences=api:\/\/AzureADTokenExchange bound_subject='sc:\/\/contoso\/web\/vault-ci'/],
       [400, 'missing role', 'VAULT_ROLE_MISSING', /default_role=<role>/],
-      [400, 'error validating token: invalid audience (aud) claim: audience claim does not match any expected audience', 'VAULT_AUDIENCE', /bound_audiences=api:\/\/AzureADTokenExchange/],
+      [400, 'error validating token: invalid audience (aud) claim: audience claim does not match any expected audience', 'VAULT_AUDIENCE', /role\/ci role_type=jwt bound_audiences=api:\/\/AzureADTokenExchange/],
       [400, 'sub claim does not match bound subject', 'VAULT_SUBJECT', /bound_subject='sc:\/\/contoso\/web\/vault-ci'/],
-      [400, 'error validating claims: claim "sub" does not match any associated bound claim values', 'VAULT_BOUND_CLAIMS', /bound_claims='\{"sub":"sc:\/\/contoso\/web\/vault-ci"\}'/],
+      [400, 'error validating claims: claim "sub" does not match any associated bound claim values', 'VAULT_BOUND_CLAIMS', /role_type=jwt bound_subject='sc:\/\/contoso\/web\/vault-ci'/],
       [400, 'error validating token: invalid issuer (iss) claim', 'VAULT_ISSUER', /oidc_discovery_url=https:\/\/vstoken.dev.azure.com\/8f2a/],
       [400, 'error validating token: invalid expiration time (exp) claim: token is expired', 'VAULT_EXPIRED', /clock/],
       [400, 'error fetching jwks keyset: Get "https://vstoken.dev.azure.com/x/.well-known/jwks": dial tcp: i/o timeout', 'VAULT_JWKS', /reach vstoken.dev.azure.com on 443/],

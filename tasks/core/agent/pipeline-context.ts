@@ -6,11 +6,11 @@ import fs = require('node:fs');
 import tl = require('azure-pipelines-task-lib/task');
 import { _knownVariableMap } from 'azure-pipelines-task-lib/internal';
 import { mask } from './variables';
-import { DEFAULT_POLICY, HttpClient, HttpPolicy, ProxySettings, TlsSettings } from '../http/http';
+import { HttpClient, HttpPolicy, ProxySettings, TlsSettings } from '../http/http';
 import { TaskFailure } from '../http/failures';
 import { AzureDevOpsHosts, azureDevOpsHosts } from '../http/token-hosts';
 import { log, safe, warn } from './output';
-import { numberVariable, variable } from './pipeline-variables';
+import { httpPolicy, variable } from './pipeline-variables';
 
 export { numberVariable } from './pipeline-variables';
 
@@ -130,11 +130,7 @@ export function readPipelineContext(): PipelineContext {
   const proxy = readProxy();
   // The agent's client certificate goes only to its own server: the system connection's host, not a variable's.
   const tlsSettings = readTls(systemVssConnectionUrl() ?? '');
-  const policy: HttpPolicy = {
-    ...DEFAULT_POLICY,
-    timeoutMs: numberVariable('WorkloadIdentity.HttpTimeoutSeconds', DEFAULT_POLICY.timeoutMs / 1000, 1, 600) * 1000,
-    retries: numberVariable('WorkloadIdentity.HttpRetries', DEFAULT_POLICY.retries, 0, 10),
-  };
+  const policy = httpPolicy();
   const http = new HttpClient(policy, proxy, tlsSettings, undefined, undefined, (req, attempt, reason, delay) =>
     log(safe`${req.service}: ${reason}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${policy.retries + 1}).`),
   );

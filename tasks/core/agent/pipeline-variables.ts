@@ -1,6 +1,7 @@
 /** Pipeline variables, read through the step's agent channel (task-lib in a main step). */
 import { agent } from './agent-channel';
 import { TaskFailure } from '../http/failures';
+import { DEFAULT_POLICY, HttpPolicy } from '../http/http';
 
 export function variable(name: string): string | undefined {
   const v = agent().getVariable(name);
@@ -21,4 +22,13 @@ export function numberVariable(name: string, fallback: number, min: number, max:
     });
   }
   return n;
+}
+
+/** The HTTP policy, with the timeout and retries a pipeline may set (README: Settings every task honours). */
+export function httpPolicy(): HttpPolicy {
+  return {
+    ...DEFAULT_POLICY,
+    timeoutMs: numberVariable('WorkloadIdentity.HttpTimeoutSeconds', DEFAULT_POLICY.timeoutMs / 1000, 1, 600) * 1000,
+    retries: numberVariable('WorkloadIdentity.HttpRetries', DEFAULT_POLICY.retries, 0, 10),
+  };
 }

@@ -22,7 +22,16 @@ export const MULTILINE_KNOB = 'SYSTEM_UNSAFEALLOWMULTILINESECRET';
 const hasLineBreak = (v: string) => /[\r\n]/.test(v);
 
 /** Sets the variables; returns the log lines that say what each became. */
-export function deliverSecrets(values: SecretValue[], mode: MultilineMode, tempDirectory: string, filesState: string): string[] {
+export function deliverSecrets(given: SecretValue[], mode: MultilineMode, tempDirectory: string, filesState: string): string[] {
+  const lines: string[] = [];
+  // One line break at the end (a value written from a file) is not what makes a value multi-line:
+  // it is dropped, as a shell's $(cat file) drops it, and the value stays a secret variable.
+  const values = given.map((v) => {
+    const m = /^([^\r\n]*)(\r?\n)$/.exec(v.value);
+    if (!m) return v;
+    lines.push(safe`  ${v.spec.variable}: the line break at the end of the value was dropped (a secret variable holds one line).`);
+    return { ...v, value: m[1] };
+  });
   const multiline = values.filter((v) => hasLineBreak(v.value));
   const files = new Map<SecretValue, string>();
   if (multiline.length && mode === 'file') {
@@ -41,7 +50,6 @@ export function deliverSecrets(values: SecretValue[], mode: MultilineMode, tempD
       throw e;
     }
   }
-  const lines: string[] = [];
   if (multiline.length && mode === 'variable') {
     // task-lib checks the process's environment, the agent its job variable.
     process.env[MULTILINE_KNOB] = 'true';

@@ -1,9 +1,9 @@
 /**
- * The `secrets` input, as hashicorp/vault-action users write it: one entry per line (or separated
- * by `;`, so a vault-action block pastes as it is):
+ * The `secrets` input, in hashicorp/vault-action's form: one entry per line (or separated by `;`,
+ * so a vault-action block pastes as it is):
  *   <path> <key> | <VARIABLE>   one key of the secret
- *   <path> <key>                the same, the variable named after the key (upper case)
- *   <path> | <VARIABLE>         the whole secret, as one line of JSON
+ *   <path> <key>                the same, the variable named after the key as vault-action names it
+ *   <path> | <VARIABLE>         the whole secret, as one line of JSON (our own form)
  * Blank lines and lines starting with # are skipped. Each entry is checked before any request; a
  * malformed one is an input error naming its line.
  */
@@ -35,9 +35,13 @@ const RESERVED_PREFIX = /^(system|agent|build|release|pipeline|environment|resou
 /** Set by exportToken; never a secret's name. */
 export const VAULT_VARIABLES = ['VAULT_ADDR', 'VAULT_TOKEN', 'VAULT_NAMESPACE', 'VAULT_CACERT'];
 
-/** vault-action's rule for a variable named after its key: letters, digits, '_' kept, the rest '_', upper case. */
+/**
+ * vault-action's name for a variable named after its key (normalizeOutputKey): '.' as '__', '-'
+ * dropped, other characters but letters, digits and '_' dropped, upper case; '_' first where it
+ * would start with a digit, which a variable name may not.
+ */
 export function variableForKey(key: string): string {
-  const name = key.replace(/[^A-Za-z0-9_]/g, '_').toUpperCase();
+  const name = key.replace(/\./g, '__').replace(/[^A-Za-z0-9_]/g, '').toUpperCase();
   return /^[A-Za-z_]/.test(name) ? name : `_${name}`;
 }
 
@@ -51,9 +55,10 @@ export function parseSecretSpecs(raw: string | undefined): SecretSpec[] {
   const byEnv = new Map<string, SecretSpec>();
   (raw ?? '').split(/\r\n|\r|\n/).forEach((lineText, i) => {
     const line = i + 1;
+    if (lineText.trim().startsWith('#')) return;
     for (const piece of lineText.split(';')) {
       const text = piece.trim();
-      if (!text || text.startsWith('#')) continue;
+      if (!text) continue;
       const spec = parseEntry(text, line);
       const env = environmentName(spec.variable);
       const earlier = byEnv.get(env);
@@ -91,8 +96,9 @@ function parseEntry(text: string, line: number): SecretSpec {
   if (!VARIABLE.test(variable)) {
     throw refuse(safe`'${variable}' is not a valid variable name`, 'Use letters, digits, _ . and -, starting with a letter or _, e.g. DB_PASSWORD.');
   }
-  if (RESERVED_PREFIX.test(variable) || VAULT_VARIABLES.includes(variable.toUpperCase())) {
-    throw refuse(safe`the variable name '${variable}' belongs to Azure Pipelines or to exportToken`, 'Choose a name of your own, e.g. APP_DB_PASSWORD: names starting with System, Agent, Build, Release, Pipeline, Environment, Task, Endpoint or Secret, and VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE and VAULT_CACERT, are not taken.');
+  // Checked as a script's environment sees the name too: vault.token is VAULT_TOKEN there.
+  if (RESERVED_PREFIX.test(variable) || RESERVED_PREFIX.test(environmentName(variable)) || VAULT_VARIABLES.includes(environmentName(variable))) {
+    throw refuse(safe`the variable name '${variable}' belongs to Azure Pipelines or to exportToken`, 'Choose a name of your own, e.g. APP_DB_PASSWORD: names starting with System, Agent, Build, Release, Pipeline, Environment, Resources, Task, Endpoint, Secret, VSTS, Input, TF_BUILD or AZURE_HTTP_USER_AGENT, and VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE and VAULT_CACERT (also written with . for _, in any case), are not taken.');
   }
   return { line, text, path, ...(key !== undefined ? { key } : {}), variable };
 }

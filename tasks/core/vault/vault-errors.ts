@@ -57,12 +57,16 @@ export function vaultAdvice(t: VaultTarget): StatusAdvice {
   };
 }
 
+/**
+ * A `vault write` of the role. The JWT plugin sets role_type to oidc on every write that leaves it
+ * out, so each command names it; a write keeps the role's settings it does not name.
+ */
 function roleCommand(t: VaultTarget, role: string, settings: string): string {
-  return `${cliPrefix(t)}vault write auth/${t.authMount}/role/${role} ${settings}`;
+  return `${cliPrefix(t)}vault write auth/${t.authMount}/role/${role} role_type=jwt ${settings}`;
 }
 
 function newRole(t: VaultTarget, role: string, claims: JwtClaims): string {
-  return roleCommand(t, role, `role_type=jwt user_claim=sub bound_audiences=${AZURE_DEVOPS_AUDIENCE} bound_subject='${claims.sub ?? '<sub>'}' token_policies=<policy> token_ttl=15m`);
+  return roleCommand(t, role, `user_claim=sub bound_audiences=${AZURE_DEVOPS_AUDIENCE} bound_subject='${claims.sub ?? '<sub>'}' token_policies=<policy> token_ttl=15m`);
 }
 
 function configCommand(t: VaultTarget, claims: JwtClaims): string {
@@ -87,7 +91,7 @@ export function explainLoginFailure(t: VaultTarget, status: number, body: string
       return fail('No role was given and the auth method has no default_role.', safe`Set the role on the connection or the input role, or set a default: ${cliPrefix(t)}vault write auth/${t.authMount}/config default_role=<role> (with the rest of its config).`, 'VAULT_ROLE_MISSING');
     }
     if (/oidc role_type/.test(text)) {
-      return fail(safe`Role '${role}' is an OIDC (browser) role, which does not accept a JWT.`, safe`Make it a JWT role: ${roleCommand(t, role, 'role_type=jwt')}`, 'VAULT_ROLE_TYPE');
+      return fail(safe`Role '${role}' is an OIDC (browser) role, which does not accept a JWT (a \`vault write\` of the role without role_type=jwt makes it one).`, safe`Make it a JWT role: ${roleCommand(t, role, 'user_claim=sub')}`, 'VAULT_ROLE_TYPE');
     }
     if (/audience|\baud\b/.test(text)) {
       return fail(safe`Role '${role}' does not accept the idToken's audience (${audienceText(claims.aud)}).`, safe`Bind the role to Azure DevOps' audience: ${roleCommand(t, role, `bound_audiences=${AZURE_DEVOPS_AUDIENCE}`)}`, 'VAULT_AUDIENCE');
@@ -96,7 +100,7 @@ export function explainLoginFailure(t: VaultTarget, status: number, body: string
       return fail(safe`Role '${role}' is bound to another subject than the idToken's (${claims.sub ?? '(none)'}). Renaming the organisation, project or service connection changes the subject.`, safe`Bind the role to this subject: ${roleCommand(t, role, `bound_subject='${claims.sub ?? '<sub>'}'`)}`, 'VAULT_SUBJECT');
     }
     if (/bound claim|claim ".*" is missing|claim ".*" does not match/.test(text)) {
-      return fail(safe`A claim of the idToken does not match role '${role}''s bound_claims.`, safe`Compare the role's bound_claims (${cliPrefix(t)}vault read auth/${t.authMount}/role/${role}) with the idToken's claims below; for this connection: ${roleCommand(t, role, `bound_claims_type=string bound_claims='{"sub":"${claims.sub ?? '<sub>'}"}'`)}`, 'VAULT_BOUND_CLAIMS');
+      return fail(safe`A claim of the idToken does not match role '${role}''s bound_claims.`, safe`Compare the role's bound_claims (${cliPrefix(t)}vault read auth/${t.authMount}/role/${role}) with the idToken's claims below, or bind the role to this subject alone: ${roleCommand(t, role, `bound_subject='${claims.sub ?? '<sub>'}'`)} (and remove bound_claims: they are a JSON map, written from a file: vault write ... @role.json).`, 'VAULT_BOUND_CLAIMS');
     }
     if (/issuer|\(iss\)/.test(text)) {
       return fail(safe`The auth method's bound_issuer is not the idToken's issuer (${claims.iss ?? '(none)'}).`, safe`Point the auth method at this organisation's issuer: ${configCommand(t, claims)}`, 'VAULT_ISSUER');
