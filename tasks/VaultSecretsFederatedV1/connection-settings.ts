@@ -36,8 +36,9 @@ export function chooseVaultConnection(): VaultConnectionType {
   }
   const vaultSet = stringInput('vaultConnection') !== undefined;
   const oidcSet = stringInput('oidcConnection') !== undefined;
-  // The agent hands the default (vault) when YAML leaves connectionType out.
-  if (explicit === undefined || (explicit === 'vault' && !vaultSet)) {
+  // The agent hands the default (vault) when YAML leaves connectionType out: with it, the connection
+  // is inferred from the one input that is set, and both set is refused (as connection-choice.ts does).
+  if (explicit === undefined || explicit === 'vault') {
     if (vaultSet && oidcSet) {
       throw new InputError('vaultConnection', 'vaultConnection and oidcConnection are both set; the task logs in with one connection\'s idToken', 'Keep one: vaultConnection (a HashiCorp Vault connection, which holds the Vault settings) or oidcConnection (an OpenID Connect connection whose URL is the Vault address).');
     }

@@ -1,8 +1,8 @@
 /**
- * What the L0 suites of the idToken tasks (AwsAssumeRoleFederated, GcpAuthFederated) share: the
- * test side runs a runner under MockTestRunner with its variables set; the runner side builds a
- * TaskMockRunner for the task's main or post-job entry with a federated connection and a mocked
- * Oidctoken client.
+ * What the L0 suites of the idToken tasks (AwsAssumeRoleFederated, GcpAuthFederated,
+ * VaultSecretsFederated) share: the test side runs a runner under MockTestRunner with its variables
+ * set; the runner side builds a TaskMockRunner for the task's main or post-job entry with a
+ * federated connection and a mocked Oidctoken client.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -12,7 +12,7 @@ import { TaskMockRunner } from 'azure-pipelines-task-lib/mock-run';
 import { agentJob, JobKind, OidcRequestHost } from '../helpers/agent-job';
 
 export const L0_CONNECTION = 'a5500000-0000-4000-8000-0000000000a5';
-/** A connection of the extension's own type (WorkloadIdentityAws/Gcp, scheme None), handed when the test sets L0_OWN. */
+/** A connection of the extension's own type (WorkloadIdentityAws/Gcp/Oidc/Vault, scheme None), handed when the test sets L0_OWN. */
 export const L0_OWN_CONNECTION = 'a5500000-0000-4000-8000-00000000c0aa';
 
 /** L0_OWN: a connection of the task's own type the agent hands, and whether azureSubscription is set too (L0_ARM, default '1'). */
@@ -21,20 +21,35 @@ export interface OwnConnection {
   input: string;
   /** the scheme's parameters an admin set */
   parameters: Record<string, string>;
+  /** the connection's URL (ENDPOINT_URL_<id>), for a type that has one (the Vault address); default '' */
+  url?: string;
 }
 
-/** Runs `runner` for `taskFolder`; every variable the runner reads is set (other L0 suites leave some behind) and removed after. */
-export async function runL0(runner: string, taskFolder: string, inputs: Record<string, string>, env: Record<string, string> = {}): Promise<MockTestRunner> {
-  const keys = ['L0_TEMP', 'L0_INPUTS', 'L0_SCENARIO', 'L0_SCHEME', 'L0_OWN', 'L0_ARM', ...Object.keys(env)];
-  Object.assign(process.env, { L0_TEMP: fs.mkdtempSync(path.join(os.tmpdir(), 'wit-l0-')), L0_INPUTS: JSON.stringify(inputs), L0_SCENARIO: 'main', L0_SCHEME: 'WorkloadIdentityFederation' }, env);
+/** The agent's Node handlers a task.json names; L0_HANDLER picks one (default Node20_1): its target runs on its Node. */
+export type L0Handler = 'Node20_1' | 'Node24';
+
+/** The Node binary of a handler: this Node (20) for Node20_1, the Node 24 of scripts/node24.cjs for Node24. */
+function nodeOf(handler: L0Handler): string {
+  if (handler === 'Node20_1') return process.execPath;
+  return (require(path.resolve(__dirname, '..', '..', '..', 'scripts', 'node24.cjs')) as { ensureNode24(): string }).ensureNode24();
+}
+
+/**
+ * Runs `runner` for `taskFolder`; every variable the runner reads is set (other L0 suites leave some behind) and removed after.
+ * The run's Agent.TempDirectory is `tempDir` (env.L0_TEMP, or a new folder), for a post-job run of the same job.
+ */
+export async function runL0(runner: string, taskFolder: string, inputs: Record<string, string>, env: Record<string, string> = {}): Promise<MockTestRunner & { tempDir: string }> {
+  const keys = ['L0_TEMP', 'L0_INPUTS', 'L0_SCENARIO', 'L0_SCHEME', 'L0_OWN', 'L0_ARM', 'L0_HANDLER', ...Object.keys(env)];
+  const tempDir = env.L0_TEMP ?? fs.mkdtempSync(path.join(os.tmpdir(), 'wit-l0-'));
+  Object.assign(process.env, { L0_TEMP: tempDir, L0_INPUTS: JSON.stringify(inputs), L0_SCENARIO: 'main', L0_SCHEME: 'WorkloadIdentityFederation' }, env);
   const tr = new MockTestRunner(runner, path.resolve(__dirname, '..', '..', '..', 'tasks', taskFolder, 'task.json'));
-  tr.nodePath = process.execPath;
+  tr.nodePath = nodeOf((env.L0_HANDLER as L0Handler | undefined) ?? 'Node20_1');
   try {
     await tr.runAsync();
   } finally {
     for (const k of keys) delete process.env[k];
   }
-  return tr;
+  return Object.assign(tr, { tempDir });
 }
 
 /**
@@ -76,17 +91,26 @@ export function layL0Job(): void {
   Object.assign(process.env, job.env);
 }
 
-/** Runner side: the task's entry (L0_SCENARIO main or post), its connection and an Oidctoken client that returns an idToken with `subject`. */
+/**
+ * Runner side: the task's entry (L0_SCENARIO main or post: the target task.json gives the L0_HANDLER
+ * handler for execution or postjobexecution), its connection and an Oidctoken client that returns an
+ * idToken with `subject`.
+ */
 export function federatedTaskMock(taskFolder: string, subject: string): { tmr: TaskMockRunner; token: string } {
   const scenario = process.env.L0_SCENARIO ?? 'main';
-  const tmr = new TaskMockRunner(path.join(__dirname, '..', '..', 'tasks', taskFolder, scenario === 'post' ? 'post.js' : 'index.js'));
+  const handler = process.env.L0_HANDLER ?? 'Node20_1';
+  const taskJson = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'tasks', taskFolder, 'task.json'), 'utf8')) as Record<string, Record<string, { target: string }> | undefined>;
+  const target = taskJson[scenario === 'post' ? 'postjobexecution' : 'execution']?.[handler]?.target;
+  if (!target) throw new Error(`task.json of ${taskFolder} has no ${handler} handler for ${scenario === 'post' ? 'postjobexecution' : 'execution'}`);
+  console.log(`L0: ${handler} runs ${target} on Node ${process.version}`);
+  const tmr = new TaskMockRunner(path.join(__dirname, '..', '..', 'tasks', taskFolder, target));
   layL0Job();
   process.env[`ENDPOINT_AUTH_${L0_CONNECTION}`] = JSON.stringify({ parameters: { tenantid: 'tenant-1', serviceprincipalid: 'client-1' }, scheme: process.env.L0_SCHEME ?? 'WorkloadIdentityFederation' });
   if ((process.env.L0_ARM ?? '1') === '1') tmr.setInput('connectedServiceNameARM', L0_CONNECTION);
   if (process.env.L0_OWN) {
     // As the agent hands a connection of scheme None (tests/helpers/agent.ts endpointEnv).
     const own = JSON.parse(process.env.L0_OWN) as OwnConnection;
-    process.env[`ENDPOINT_URL_${L0_OWN_CONNECTION}`] = '';
+    process.env[`ENDPOINT_URL_${L0_OWN_CONNECTION}`] = own.url ?? '';
     process.env[`ENDPOINT_AUTH_${L0_OWN_CONNECTION}`] = JSON.stringify({ parameters: own.parameters, scheme: 'None' });
     process.env[`ENDPOINT_AUTH_SCHEME_${L0_OWN_CONNECTION}`] = 'None';
     tmr.setInput(own.input, L0_OWN_CONNECTION);
