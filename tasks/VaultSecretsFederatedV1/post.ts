@@ -32,7 +32,7 @@ function removeFiles(): void {
 
 async function post(): Promise<Outcome> {
   // Read before task-lib loads: it takes task variables out of the environment.
-  const token = agent().getTaskVariable(VAULT_TOKEN_STATE);
+  const token = agent().getTaskVariable(VAULT_TOKEN_STATE, true);
   const session = readSession();
   removeFiles();
   if (!token || !session) {

@@ -21,7 +21,8 @@ export interface AgentChannel {
   warning(message: string): void;
   /** task-lib's setResult: a debug line, an error or warning issue with the message, task.complete. */
   setResult(result: StepResult, message: string): void;
-  getTaskVariable(name: string): string | undefined;
+  /** `secret`: the value is not written to the debug log (task-lib writes every value there). */
+  getTaskVariable(name: string, secret?: boolean): string | undefined;
   /** A public pipeline variable. */
   getVariable(name: string): string | undefined;
 }
@@ -91,9 +92,9 @@ function postJobChannel(): AgentChannel {
       else if (m && r === 'SucceededWithIssues') issue('warning', m);
       write('task.complete', { result: r }, m);
     },
-    getTaskVariable: (n) => {
+    getTaskVariable: (n, secret) => {
       const v = read(`VSTS_TASKVARIABLE_${environmentKey(n)}`)?.trim();
-      debug(`task variable: ${n}=${v}`);
+      debug(`task variable: ${n}=${secret && v ? '***' : v}`);
       return v;
     },
     getVariable: (n) => {
