@@ -28,7 +28,13 @@ export type RouteName =
 
 export type Fault =
   | { kind: 'status'; status: number; body?: string; headers?: Record<string, string> }
+  /** The service's 429 (its own body); Retry-After in seconds, or as the service sends it (Vault: an HTTP date that far ahead, with its X-Ratelimit-* headers). */
   | { kind: '429'; retryAfterSeconds: number }
+  /**
+   * A redirect to the same path and query at another origin, with no body, as a standby Vault node
+   * answers (307 to the active node, `to` its api_addr, e.g. 'https://vault-2.fabrikam.com:8200').
+   */
+  | { kind: 'redirect'; to: string; status?: 301 | 302 | 303 | 307 | 308 }
   | { kind: 'reset' }
   | { kind: 'hang' }
   | { kind: 'invalid-json' }
