@@ -162,6 +162,11 @@ describe('emulator: HashiCorp Vault', function () {
       assert.equal(misdirected.status, 421, host);
     }
     assert.equal(emu.counts().misdirected, 2);
+    // A path another service uses at its own host (Google STS's POST /v1/token) is Vault's here.
+    const token = String(r.json.auth!.client_token);
+    const own = await vault('POST', '/v1/token', { token, json: {} });
+    assert.deepEqual([own.status, own.json], [403, { errors: POLICY_DENIED }]);
+    assert.deepEqual([emu.count('vault.other'), emu.count('gcp.sts.token'), emu.counts().misdirected], [1, 0, 2]);
   });
 
   describe('login (JWT auth method)', function () {
