@@ -4,9 +4,10 @@
 // GcpAuthFederated@1 sends its tokens only to Google's own hosts (sts.googleapis.com,
 // iamcredentials.googleapis.com), which do not lead here: a CONNECT proxy started alongside maps
 // those names to the emulator, and its command sets that proxy as the agent does (Agent.ProxyUrl).
+// The same proxy maps the emulator's HashiCorp Vault address (https://vault.fabrikam.com:8200).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { startEmulator } from './index';
+import { VAULT_ADDRESS, VAULT_AUTHORITY, startEmulator } from './index';
 import { addDemoScenario, agentEnvironment, demoTaskInputs } from './scenario';
 import { proxyToEmulator } from '../helpers/connect-proxy';
 
@@ -21,6 +22,7 @@ interface CliOptions {
 const FEDERATED_ONLY = new Set(['AwsAssumeRoleFederatedV1', 'GcpAuthFederatedV1']);
 /** The public names the mapping proxy leads to the emulator. */
 const GOOGLE_HOSTS = ['sts.googleapis.com', 'iamcredentials.googleapis.com'];
+const MAPPED = [...GOOGLE_HOSTS, VAULT_AUTHORITY];
 
 function parseArgs(argv: string[]): CliOptions {
   const options: CliOptions = { port: 0, proxyPort: 0, connection: 'federated' };
@@ -66,7 +68,7 @@ function dotenvQuote(value: string): string {
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const emu = await startEmulator({ port: options.port, dir: options.dir });
-  const proxy = await proxyToEmulator(emu, GOOGLE_HOSTS, { port: options.proxyPort }).catch(async (e: unknown) => {
+  const proxy = await proxyToEmulator(emu, MAPPED, { port: options.proxyPort }).catch(async (e: unknown) => {
     await emu.stop();
     throw e;
   });
@@ -99,6 +101,7 @@ async function main(): Promise<void> {
   const out: string[] = [
     `# Workload identity emulator listening on ${emu.url}`,
     `# mapping proxy ${proxy.url}: CONNECT to ${GOOGLE_HOSTS.join(' and ')} leads to the emulator (Agent.ProxyUrl of the GcpAuthFederated@1 command)`,
+    `# and CONNECT to ${VAULT_AUTHORITY} to its HashiCorp Vault (${VAULT_ADDRESS}; nothing is configured in it: no auth method, mount or policy)`,
     `# tenant ${demo.tenantId}`,
     `# federated connection ${demo.federated.connectionId} (app ${demo.federated.clientId})`,
     `# secret connection    ${demo.secret.connectionId} (app ${demo.secret.clientId})`,

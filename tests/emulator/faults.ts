@@ -20,6 +20,10 @@ export class FaultQueue {
     if (fault.kind === 'status' && !(Number.isInteger(fault.status) && fault.status >= 100 && fault.status <= 599)) {
       throw new RangeError(`not an HTTP status: ${fault.status}`);
     }
+    if (fault.kind === 'redirect') {
+      if (!/^https?:\/\/[^/?#]+\/?$/.test(String(fault.to))) throw new TypeError(`a redirect goes to an origin (https://host[:port]), got ${JSON.stringify(fault.to)}`);
+      if (fault.status !== undefined && ![301, 302, 303, 307, 308].includes(fault.status)) throw new RangeError(`not a redirect status: ${fault.status}`);
+    }
     const queue = this.queues.get(route) ?? [];
     queue.push({ fault, remaining: times });
     this.queues.set(route, queue);
@@ -53,7 +57,16 @@ export function applyFault(fault: Fault, route: Route, ctx: RequestContext): voi
     }
     case '429': {
       const answer = route.errorAnswer?.(429, ctx) ?? genericError(429);
-      ctx.send({ ...answer, headers: { ...answer.headers, 'Retry-After': String(fault.retryAfterSeconds) } });
+      const wait = route.retryAfterHeaders?.(fault.retryAfterSeconds) ?? { 'Retry-After': String(fault.retryAfterSeconds) };
+      ctx.send({ ...answer, headers: { ...answer.headers, ...wait } });
+      return;
+    }
+    case 'redirect': {
+      // As a standby Vault node sends a client to the active one: the same path and query at another
+      // origin, no body (http/handler.go respondStandby).
+      const location = `${fault.to.replace(/\/+$/, '')}${ctx.url.pathname}${ctx.url.search}`;
+      ctx.res.writeHead(fault.status ?? 307, { Location: location, 'Content-Length': '0' });
+      ctx.res.end();
       return;
     }
     case 'reset':

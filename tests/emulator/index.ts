@@ -1,7 +1,9 @@
 // Local emulator of Azure DevOps (Oidctoken, service endpoints), Microsoft Entra ID, Azure IMDS,
 // Azure Container Registry (its token exchange; /v2/ proxied to a real registry), Azure Resource
 // Manager (subscriptions, permissions, role definitions), Microsoft Graph (applications, service
-// principals) and AWS STS (AssumeRoleWithWebIdentity, GetCallerIdentity) on one HTTPS server, so that tasks can be run end to end exactly as the agent runs them.
+// principals), AWS STS (AssumeRoleWithWebIdentity, GetCallerIdentity), Google STS and IAM Credentials
+// and HashiCorp Vault (JWT login, KV, leases, namespaces) on one HTTPS server, so that tasks can be
+// run end to end exactly as the agent runs them.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -31,6 +33,7 @@ import type {
   PipelineRun,
   SubscriptionRegistration,
   TokenRequestRecord,
+  VaultEmulator,
 } from './types';
 import { EmulatorServer, Router, type Interceptor } from './server';
 import { FaultQueue, applyFault } from './faults';
@@ -46,6 +49,7 @@ import { registerGraph } from './graph';
 import { builtInRoleCopies, checkAssignableScope, findRole } from './roles';
 import { STS_ENDPOINT_ROUTE, registerSts } from './sts';
 import { registerGcp } from './gcp';
+import { VaultHandle, registerVault, vaultRequestDetails } from './vault';
 
 export type {
   AppRegistration,
@@ -75,6 +79,16 @@ export type {
   PipelineRun,
   SubscriptionRegistration,
   TokenRequestRecord,
+  VaultCapability,
+  VaultEmulator,
+  VaultJwtAuthConfig,
+  VaultJwtRole,
+  VaultKvMount,
+  VaultLeaseRecord,
+  VaultMount,
+  VaultPolicyRule,
+  VaultRequestDetails,
+  VaultTokenRecord,
 } from './types';
 export { SECRET_ROTATION_FAILED } from './devops';
 export { DEVOPS_RESOURCE, IDENTITY_AREA } from './devops-org';
@@ -83,6 +97,7 @@ export { ACR_TOKEN_USERNAME, REGISTRY_AUDIENCE, REGISTRY_TOKEN_ISSUER } from './
 export { addDemoScenario, agentEnvironment } from './scenario';
 export { STS_NAMESPACE, stsErrorBody, stsFault } from './sts';
 export { GOOGLE_CLOUD_PLATFORM_SCOPE, gcpPoolPrincipalSet, gcpPrincipal, providerName as gcpProviderName } from './gcp';
+export { VAULT_ADDRESS, VAULT_AUTHORITY, VAULT_HOST } from './vault';
 
 export const ROUTE_NAMES: readonly RouteName[] = [
   'oidctoken',
@@ -109,6 +124,12 @@ export const ROUTE_NAMES: readonly RouteName[] = [
   'sts.getCallerIdentity',
   'gcp.sts.token',
   'gcp.iam.generateAccessToken',
+  'vault.login',
+  'vault.mounts',
+  'vault.read',
+  'vault.lookup-self',
+  'vault.revoke-self',
+  'vault.other',
 ];
 /** counts() key for requests no route matched */
 export const UNMATCHED = 'unmatched';
@@ -134,13 +155,15 @@ const SERVICE_HOSTS: [routePrefix: string, host: RegExp][] = [
   ['sts', /^sts(\.[a-z0-9-]+)?\.amazonaws\.com$/],
   ['gcp.sts.', /^sts\.googleapis\.com$/],
   ['gcp.iam.', /^iamcredentials\.googleapis\.com$/],
+  // Vault's own port is part of its address (https://vault.fabrikam.com:8200).
+  ['vault.', /^vault\.fabrikam\.com:8200$/],
 ];
 
 function isLoopbackHost(host: string): boolean {
   return /^(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/.test(host);
 }
 
-/** Whether `route` may be served at `host` (the request's Host header, lower case, port removed for public names). */
+/** Whether `route` may be served at `host` (the request's Host header, lower case; :443 is dropped, another port is part of the name). */
 export function servedAt(route: string, host: string): boolean {
   if (isLoopbackHost(host)) return true;
   const name = host.replace(/:443$/, '');
@@ -160,6 +183,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const inFlight = { now: 0, max: 0 };
     const record = (route: string, ctx: import('./server').RequestContext) => {
       const entry: RequestRecord = { route, method: ctx.req.method ?? '', host: String(ctx.req.headers.host ?? '').toLowerCase(), path: `${ctx.url.pathname}${ctx.url.search}`, at: Date.now() };
+      if (route.startsWith('vault.')) entry.vault = vaultRequestDetails(world, ctx);
       // The status is known once the head is written, which may be before 'finish' is emitted.
       Object.defineProperty(entry, 'status', { enumerable: true, configurable: true, get: () => (ctx.res.headersSent ? ctx.res.statusCode : undefined) });
       log.push(entry);
@@ -182,6 +206,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     registerArm(router, world);
     registerGraph(router, world);
     registerGcp(router, world);
+    registerVault(router, world);
     registerSts(router, world, intercept, () => counters.set(UNMATCHED, (counters.get(UNMATCHED) ?? 0) + 1));
 
     const routeNames = [...new Set([...ROUTE_NAMES, ...router.names()])].filter((n) => n !== STS_ENDPOINT_ROUTE);
@@ -210,6 +235,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         if (ctx.req.method !== 'POST') counters.set(UNMATCHED, (counters.get(UNMATCHED) ?? 0) + 1);
         return false;
       },
+      servedAt,
       onUnmatched: (ctx) => {
         record(UNMATCHED, ctx);
         counters.set(UNMATCHED, (counters.get(UNMATCHED) ?? 0) + 1);
@@ -246,6 +272,7 @@ class EmulatorImpl implements Emulator {
   readonly projectId = DEFAULT_PROJECT.id;
   readonly planId = crypto.randomUUID();
   readonly jobId = crypto.randomUUID();
+  readonly vault: VaultEmulator;
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -264,6 +291,7 @@ class EmulatorImpl implements Emulator {
     this.host = world.host;
     this.caCertPath = world.pki.caCertPath;
     this.collectionUri = `${world.url}/${ORGANIZATION.name}/`;
+    this.vault = new VaultHandle(world);
   }
 
   get jobAccessToken(): string {
@@ -346,7 +374,7 @@ class EmulatorImpl implements Emulator {
   }
 
   requestLog(): RequestRecord[] {
-    return this.log.map((r) => ({ ...r }));
+    return this.log.map((r) => ({ ...r, ...(r.vault ? { vault: { ...r.vault } } : {}) }));
   }
 
   maxInFlight(): number {

@@ -74,6 +74,7 @@ export const PUBLIC_HOST_NAMES = [
   '*.azurecr.io', '*.azurecr.us', '*.azurecr.cn',
   'sts.amazonaws.com', 'sts.us-east-1.amazonaws.com', 'sts.us-west-2.amazonaws.com', 'sts.eu-west-1.amazonaws.com', 'sts.eu-central-1.amazonaws.com',
   'sts.googleapis.com', 'iamcredentials.googleapis.com',
+  'vault.fabrikam.com',
 ];
 const PUBLIC_SANS = PUBLIC_HOST_NAMES.map((n) => `DNS:${n}`).join(', ');
 
@@ -110,6 +111,13 @@ let generated: Promise<Material> | undefined;
 export async function loadOrCreatePki(dir: string): Promise<Pki> {
   fs.mkdirSync(dir, { recursive: true });
   let material = readCached(dir);
+  if (material && !coversPublicNames(material.serverCertPem)) {
+    // Cached before a service's name was added (a dir reused across runs, the CLI's --dir): a new
+    // server certificate from the same CA, so that whoever trusts the CA still does.
+    material = { ...material, ...(await issueServerCertificate(material.caCertPem, material.caKeyPem)) };
+    writeAtomically(path.join(dir, FILES.serverKeyPem), material.serverKeyPem, 0o600);
+    writeAtomically(path.join(dir, FILES.serverCertPem), material.serverCertPem, 0o644);
+  }
   if (!material) {
     generated ??= generate();
     try {
@@ -187,19 +195,40 @@ function readCached(dir: string): Material | undefined {
   }
 }
 
+/** Whether a server certificate names 127.0.0.1, localhost and every public name (PUBLIC_HOST_NAMES). */
+export function coversPublicNames(serverCertPem: string): boolean {
+  const sans = new Set((new crypto.X509Certificate(serverCertPem).subjectAltName ?? '').split(/,\s*/));
+  return sans.has('IP Address:127.0.0.1') && ['localhost', ...PUBLIC_HOST_NAMES].every((n) => sans.has(`DNS:${n}`));
+}
+
+/** A new TLS key and its certificate for 127.0.0.1, localhost and the public names, signed by the CA. */
+async function issueServerCertificate(caCertPem: string, caKeyPem: string): Promise<Pick<Material, 'serverCertPem' | 'serverKeyPem'>> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-pki-'));
+  try {
+    // The TLS key is EC: an RSA key would add a third of a second to every cold start, and
+    // nothing that talks to the emulator minds an ECDSA server certificate.
+    const serverKeyPem = await generateKeyPem('ec', { namedCurve: 'P-256' });
+    const file = (name: string, content: string) => {
+      const p = path.join(work, name);
+      fs.writeFileSync(p, content, { mode: 0o600 });
+      return p;
+    };
+    const cnf = file('openssl.cnf', OPENSSL_CNF);
+    const serverCertPem = await openssl([
+      'req', '-x509', '-new', '-config', cnf, '-extensions', 'v3_server', '-key', file('server-key.pem', serverKeyPem), '-sha256',
+      '-CA', file('ca.pem', caCertPem), '-CAkey', file('ca-key.pem', caKeyPem), '-days', String(VALIDITY_DAYS), '-subj', '/CN=127.0.0.1',
+    ]);
+    return { serverCertPem, serverKeyPem };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
 async function generate(): Promise<Material> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-pki-'));
   try {
     const rsa = () => generateKeyPem('rsa', { modulusLength: 2048 });
-    // The TLS key is EC: an RSA key would add a third of a second to every cold start, and
-    // nothing that talks to the emulator minds an ECDSA server certificate.
-    const [caKeyPem, devopsKeyPem, entraKeyPem, registryKeyPem, serverKeyPem] = await Promise.all([
-      rsa(),
-      rsa(),
-      rsa(),
-      rsa(),
-      generateKeyPem('ec', { namedCurve: 'P-256' }),
-    ]);
+    const [caKeyPem, devopsKeyPem, entraKeyPem, registryKeyPem] = await Promise.all([rsa(), rsa(), rsa(), rsa()]);
     const cnf = path.join(work, 'openssl.cnf');
     fs.writeFileSync(cnf, OPENSSL_CNF);
     const file = (name: string, content: string) => {
@@ -208,19 +237,14 @@ async function generate(): Promise<Material> {
       return p;
     };
     const caKey = file('ca-key.pem', caKeyPem);
-    const serverKey = file('server-key.pem', serverKeyPem);
     const entraKey = file('entra-key.pem', entraKeyPem);
     const registryKey = file('registry-key.pem', registryKeyPem);
     const caCertPem = await openssl([
       'req', '-x509', '-new', '-config', cnf, '-extensions', 'v3_ca', '-key', caKey, '-sha256',
       '-days', String(VALIDITY_DAYS), '-subj', '/O=Workload Identity Tasks/CN=Workload Identity Tasks Test CA',
     ]);
-    const caCert = file('ca.pem', caCertPem);
-    const [serverCertPem, entraCertPem, registryCertPem] = await Promise.all([
-      openssl([
-        'req', '-x509', '-new', '-config', cnf, '-extensions', 'v3_server', '-key', serverKey, '-sha256',
-        '-CA', caCert, '-CAkey', caKey, '-days', String(VALIDITY_DAYS), '-subj', '/CN=127.0.0.1',
-      ]),
+    const [{ serverCertPem, serverKeyPem }, entraCertPem, registryCertPem] = await Promise.all([
+      issueServerCertificate(caCertPem, caKeyPem),
       openssl([
         'req', '-x509', '-new', '-config', cnf, '-extensions', 'v3_signing', '-key', entraKey, '-sha256',
         '-days', String(VALIDITY_DAYS), '-subj', '/CN=accounts.accesscontrol.windows.net',

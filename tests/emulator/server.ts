@@ -36,6 +36,8 @@ export interface Route {
   errorAnswer?(status: number, ctx: RequestContext): Answer;
   /** the start of a plausible success body, cut short: the invalid-json fault */
   truncatedBody?: string;
+  /** the headers of the service's 429 for a client to wait `seconds` (default: Retry-After in seconds) */
+  retryAfterHeaders?(seconds: number): Record<string, string>;
 }
 
 /** Runs before a matched route's handler; returns true when it has answered (or deliberately will not). */
@@ -52,10 +54,22 @@ export class Router {
     return [...new Set(this.routes.map((r) => r.name))];
   }
 
-  /** A path that matches with another method still names the route, so the attempt is counted there. */
-  match(method: string, pathname: string): { route: Route; params: Record<string, string>; methodAllowed: boolean } | undefined {
+  /**
+   * A path that matches with another method still names the route, so the attempt is counted there.
+   * Routes `preferred` (those served at the request's host) are tried first, so two services may use
+   * the same path at their own hosts; when none of them matches, every route is tried in order.
+   */
+  match(method: string, pathname: string, preferred?: (routeName: string) => boolean): { route: Route; params: Record<string, string>; methodAllowed: boolean } | undefined {
+    if (preferred) {
+      const own = this.matchAmong(this.routes.filter((r) => preferred(r.name)), method, pathname);
+      if (own) return own;
+    }
+    return this.matchAmong(this.routes, method, pathname);
+  }
+
+  private matchAmong(routes: Route[], method: string, pathname: string): { route: Route; params: Record<string, string>; methodAllowed: boolean } | undefined {
     let pathOnly: { route: Route; params: Record<string, string> } | undefined;
-    for (const route of this.routes) {
+    for (const route of routes) {
       const m = route.path.exec(pathname);
       if (!m) continue;
       const params: Record<string, string> = {};
@@ -73,6 +87,8 @@ export interface ServerOptions {
   router: Router;
   intercept: Interceptor;
   onUnmatched(ctx: RequestContext): void;
+  /** whether a route is served at a Host (lower case): its routes are matched first (Router.match) */
+  servedAt?(routeName: string, host: string): boolean;
   /** milliseconds each request waits before it is handled (simulated network latency) */
   latencyMs?(): number;
   /** Called when a request arrives (before any latency) and when its answer is done or the connection closes. */
@@ -140,7 +156,9 @@ export class EmulatorServer {
     const latency = this.options.latencyMs?.() ?? 0;
     if (latency > 0) await new Promise((r) => setTimeout(r, latency));
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
-    const match = this.options.router.match(req.method ?? 'GET', url.pathname);
+    const host = String(req.headers.host ?? '').toLowerCase();
+    const servedAt = this.options.servedAt;
+    const match = this.options.router.match(req.method ?? 'GET', url.pathname, servedAt && ((name) => servedAt(name, host)));
     const ctx = createContext(req, res, url, match?.params ?? {});
     try {
       if (!match) {

@@ -1,4 +1,5 @@
 import { GcpState } from './gcp';
+import { VaultState } from './vault';
 import * as crypto from 'node:crypto';
 import type { Pki } from './pki';
 import type {
@@ -82,6 +83,8 @@ export interface Project {
 /** Everything the service modules share: registrations, issued secrets, the last token request. */
 export class World {
   readonly gcp = new GcpState();
+  /** HashiCorp Vault: namespaces, auth methods, mounts, policies, tokens, leases */
+  readonly vault = new VaultState(`https://vstoken.dev.azure.com/${ORGANIZATION.id}`);
   url = '';
   host = '';
   idTokenLifetimeSeconds = 600;

@@ -24,11 +24,23 @@ export type RouteName =
   | 'sts.assumeRoleWithWebIdentity'
   | 'sts.getCallerIdentity'
   | 'gcp.sts.token'
-  | 'gcp.iam.generateAccessToken';
+  | 'gcp.iam.generateAccessToken'
+  | 'vault.login'
+  | 'vault.mounts'
+  | 'vault.read'
+  | 'vault.lookup-self'
+  | 'vault.revoke-self'
+  | 'vault.other';
 
 export type Fault =
   | { kind: 'status'; status: number; body?: string; headers?: Record<string, string> }
+  /** The service's 429 (its own body); Retry-After in seconds, or as the service sends it (Vault: an HTTP date that far ahead, with its X-Ratelimit-* headers). */
   | { kind: '429'; retryAfterSeconds: number }
+  /**
+   * A redirect to the same path and query at another origin, with no body, as a standby Vault node
+   * answers (307 to the active node, `to` its api_addr, e.g. 'https://vault-2.fabrikam.com:8200').
+   */
+  | { kind: 'redirect'; to: string; status?: 301 | 302 | 303 | 307 | 308 }
   | { kind: 'reset' }
   | { kind: 'hang' }
   | { kind: 'invalid-json' }
@@ -183,6 +195,18 @@ export interface RequestRecord {
   at: number;
   /** the status answered, once answered */
   status?: number;
+  /** for a Vault route: what the request carried */
+  vault?: VaultRequestDetails;
+}
+
+/** What a request to Vault carried, as the emulator recorded it. */
+export interface VaultRequestDetails {
+  /** the X-Vault-Namespace header, as sent; undefined without one (a namespace in the path is in `path`) */
+  namespaceHeader?: string;
+  /** whether it carried a token (X-Vault-Token, or Authorization: Bearer) */
+  tokenPresent: boolean;
+  /** the accessor of that token when the emulator's Vault issued it (revoked or expired ones too) */
+  accessor?: string;
 }
 
 export interface ManagedIdentity {
@@ -348,6 +372,163 @@ export interface GcpAccessToken {
   expiresAt: string;
 }
 
+/** A capability in a Vault ACL policy rule. */
+export type VaultCapability = 'create' | 'read' | 'update' | 'patch' | 'delete' | 'list' | 'sudo' | 'deny';
+
+/**
+ * One `path "..." { capabilities = [...] }` block of a Vault ACL policy. The path is relative to the
+ * policy's namespace; a trailing `*` is a prefix glob, a `+` segment matches any one segment. When
+ * several rules match a request, the most specific one decides (Vault's priority rules); rules for
+ * the same path in several of a token's policies add up, and `deny` wins.
+ */
+export interface VaultPolicyRule {
+  path: string;
+  capabilities: VaultCapability[];
+}
+
+/** Vault's JWT auth method at auth/<mount>, configured with OIDC discovery on the Azure DevOps issuer. */
+export interface VaultJwtAuthConfig {
+  /** the auth method's path; default 'jwt' (auth/jwt) */
+  mount?: string;
+  /** the Vault Enterprise namespace it is enabled in ('team-a', 'team-a/dev'); default the root */
+  namespace?: string;
+  /** bound_issuer: the iss a token must carry; default this emulator's Azure DevOps issuer (https://vstoken.dev.azure.com/<org id>); '' checks none */
+  boundIssuer?: string;
+  /** oidc_discovery_url; default boundIssuer (or the Azure DevOps issuer when that is '') */
+  oidcDiscoveryUrl?: string;
+  /**
+   * 'unreachable': Vault cannot fetch the discovery document (and so the keys): every login answers
+   * 400 "error configuring token validator: keyset configuration error: Get ...". Default 'reachable':
+   * tokens are verified against the emulator's Azure DevOps signing key (devopsJwk).
+   */
+  keys?: 'reachable' | 'unreachable';
+  /** default_role: the role of a login that names none */
+  defaultRole?: string;
+}
+
+/** A role of the JWT auth method (auth/<mount>/role/<name>). Defaults are the emulator's, for the common case. */
+export interface VaultJwtRole {
+  /** default 'jwt' */
+  mount?: string;
+  namespace?: string;
+  name: string;
+  /** default 'jwt'; a login against an 'oidc' role is refused as Vault refuses it */
+  roleType?: 'jwt' | 'oidc';
+  /** default ['api://AzureADTokenExchange'] (Vault's own default is none); [] refuses tokens that carry an aud */
+  boundAudiences?: string[];
+  /** bound_subject: the sub a token must carry */
+  boundSubject?: string;
+  /** bound_claims: each claim must match one of its values (a list: any of them) */
+  boundClaims?: Record<string, string | number | boolean | (string | number | boolean)[]>;
+  /** default 'string'; 'glob' lets values use * (go-glob, strings only) */
+  boundClaimsType?: 'string' | 'glob';
+  /** the claim that names the entity alias (display name jwt-<value>); default 'sub' (Vault requires one to be set) */
+  userClaim?: string;
+  /** token_policies; "default" is added unless tokenNoDefaultPolicy */
+  tokenPolicies: string[];
+  /** token_ttl; default 900 */
+  tokenTtlSeconds?: number;
+  tokenNoDefaultPolicy?: boolean;
+  /** clock_skew_leeway for nbf, exp and iat; default 60 (cap/jwt's); -1: none */
+  clockSkewLeewaySeconds?: number;
+}
+
+/** A KV secrets engine mount. */
+export interface VaultKvMount {
+  /** 'secret', 'kv', 'team/kv' (no trailing slash needed) */
+  path: string;
+  version: 1 | 2;
+  namespace?: string;
+  /** version 1 only: mounted without a version option (`vault secrets enable kv`): options is null in the mount's entry */
+  noVersionOption?: boolean;
+}
+
+/**
+ * A secrets engine that is not KV. 'database' serves GET creds/<role>: a new username and password
+ * under a lease the reading token owns (revoked with it). Other types answer every path as Vault
+ * answers a path its backend does not have.
+ */
+export interface VaultMount {
+  path: string;
+  type: 'database' | (string & {});
+  namespace?: string;
+  /** database: the roles creds/<role> serves; default any name */
+  roles?: string[];
+  /** database: the leases' duration; default 3600 */
+  leaseSeconds?: number;
+}
+
+/** A token the emulator's Vault issued at a login. */
+export interface VaultTokenRecord {
+  /** the client token (hvs.…); it is in issuedTokens() */
+  token: string;
+  accessor: string;
+  /** the namespace it lives in: '' for the root, else 'team-a/' as Vault writes it */
+  namespace: string;
+  /** the auth method's path, e.g. 'auth/jwt/' */
+  mount: string;
+  role: string;
+  /** token_policies, sanitized as Vault does (sorted, "default" added unless the role says not to) */
+  policies: string[];
+  /** the claims of the JWT it logged in with */
+  claims: Record<string, unknown>;
+  /** jwt-<user claim value> */
+  displayName: string;
+  entityId: string;
+  /** ISO 8601 */
+  issuedAt: string;
+  expiresAt: string;
+  revoked: boolean;
+}
+
+/** A lease the emulator's Vault issued (a database engine's credentials). */
+export interface VaultLeaseRecord {
+  /** '<mount>/creds/<role>/<id>' */
+  leaseId: string;
+  namespace: string;
+  /** the accessor of the token that read it */
+  tokenAccessor: string;
+  /** the username the lease holds (its password is in issuedTokens()) */
+  username: string;
+  issuedAt: string;
+  expiresAt: string;
+  revoked: boolean;
+}
+
+/**
+ * The emulator's HashiCorp Vault (with Enterprise namespaces), served only at `address` (reach it
+ * through a mapping proxy: `proxyToEmulator(emu, [VAULT_AUTHORITY])`). Everything is per
+ * namespace; namespaces are given without slashes at the ends ('team-a', 'team-a/dev').
+ */
+export interface VaultEmulator {
+  /** 'https://vault.fabrikam.com:8200' */
+  readonly address: string;
+  /** enables (or reconfigures) the JWT auth method at auth/<mount> */
+  configureJwtAuth(config?: VaultJwtAuthConfig): void;
+  /** adds (or replaces) a role; the auth method must be configured */
+  addJwtRole(role: VaultJwtRole): void;
+  addKvMount(mount: VaultKvMount): void;
+  addMount(mount: VaultMount): void;
+  /** v1: sets the secret; v2: writes a new version. Returns the version (1 for v1). String values are added to issuedTokens(). */
+  putSecret(mount: string, path: string, data: Record<string, unknown>, options?: { namespace?: string; customMetadata?: Record<string, string> }): number;
+  /** v2: soft-deletes the latest version (a read then answers 404 with its metadata) */
+  deleteLatestVersion(mount: string, path: string, options?: { namespace?: string }): void;
+  /** adds (or replaces) an ACL policy; "default" exists in every namespace (lookup-self, revoke-self, ...) */
+  addPolicy(name: string, rules: VaultPolicyRule[], options?: { namespace?: string }): void;
+  /** creates a namespace (and its parents) */
+  addNamespace(path: string): void;
+  /** a sealed Vault answers every request 503 {"errors":["Vault is sealed"]} */
+  setSealed(sealed: boolean): void;
+  /** copies of every token issued, oldest first */
+  tokens(): VaultTokenRecord[];
+  /** copies of every lease issued, oldest first */
+  leases(): VaultLeaseRecord[];
+  /** whether Vault would accept this token now (issued here, not revoked, not expired) */
+  isValid(token: string): boolean;
+  /** makes one token (by token or accessor) or every token expired now; returns how many */
+  expireToken(tokenOrAccessor?: string): number;
+}
+
 export interface EmulatorOptions {
   /** default 0 = ephemeral */
   port?: number;
@@ -472,6 +653,8 @@ export interface Emulator {
   addGcpServiceAccount(account: GcpServiceAccount): void;
   /** copies of the Google access tokens issued, oldest first (their values are in issuedTokens()) */
   gcpTokens(): GcpAccessToken[];
+  /** the HashiCorp Vault (https://vault.fabrikam.com:8200): its configuration, tokens and leases */
+  readonly vault: VaultEmulator;
   /** a self-signed client certificate + unencrypted key (PEM) for the certificate scheme */
   makeClientCertificate(commonName: string): { certificatePem: string; privateKeyPem: string };
   stop(): Promise<void>;

@@ -7,6 +7,8 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { Duplex } from 'node:stream';
 
 export interface ConnectRecord {
   /** host:port as the client asked for it */
@@ -30,7 +32,11 @@ export interface MappingProxy {
 export interface MappingProxyOptions {
   /** Port of the emulator on 127.0.0.1 that every mapped name leads to. */
   targetPort: number;
-  /** Names the proxy maps (exact, or a RegExp); anything else gets 403. */
+  /**
+   * What the proxy maps; anything else gets 403. A name ('sts.googleapis.com', or a RegExp tested on
+   * the name) is mapped at port 443 only; a 'name:port' string ('vault.fabrikam.com:8200') at that
+   * port only.
+   */
   names: (string | RegExp)[];
   /** user:password the proxy demands, or none. */
   credentials?: string;
@@ -66,7 +72,9 @@ export async function startMappingProxy(options: MappingProxyOptions): Promise<M
     if (options.credentials !== undefined && credentials !== options.credentials) return answer(407, 'Proxy Authentication Required', 'Proxy-Authenticate: Basic realm="test"\r\n');
     const m = /^([^:]+):(\d+)$/.exec(authority);
     const name = m?.[1].toLowerCase() ?? '';
-    if (!m || m[2] !== '443' || !options.names.some((n) => (typeof n === 'string' ? n === name : n.test(name)))) return answer(403, 'Forbidden');
+    const port = m?.[2] ?? '';
+    const mapped = (n: string | RegExp) => (typeof n !== 'string' ? port === '443' && n.test(name) : n.includes(':') ? n.toLowerCase() === `${name}:${port}` : port === '443' && n === name);
+    if (!m || !options.names.some(mapped)) return answer(403, 'Forbidden');
     const upstream = net.connect(options.targetPort, '127.0.0.1', () => {
       connects.push({ authority, credentials, status: 200 });
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
@@ -102,6 +110,47 @@ export async function startMappingProxy(options: MappingProxyOptions): Promise<M
 /** A mapping proxy in front of an emulator: the names given lead to it, and only they. */
 export function proxyToEmulator(emu: { host: string }, names: (string | RegExp)[], extra: Omit<MappingProxyOptions, 'targetPort' | 'names'> = {}): Promise<MappingProxy> {
   return startMappingProxy({ targetPort: Number(emu.host.split(':')[1]), names, ...extra });
+}
+
+/**
+ * An https.Agent whose every connection is a CONNECT tunnel through `proxyUrl` (an http:// proxy)
+ * with TLS to the target inside it, verified against `ca`: what a client library is given so that it
+ * reaches the public names only through the mapping proxy (node-vault takes it as its axios
+ * httpsAgent). One tunnel per request.
+ */
+export function tunnelAgent(proxyUrl: string, options: { ca?: string | Buffer; credentials?: string } = {}): https.Agent {
+  return new TunnelAgent(proxyUrl, options);
+}
+
+class TunnelAgent extends https.Agent {
+  constructor(
+    private readonly proxyUrl: string,
+    private readonly tunnelOptions: { ca?: string | Buffer; credentials?: string },
+  ) {
+    super({ keepAlive: false });
+  }
+
+  override createConnection(options: tls.ConnectionOptions & { host?: string; port?: number | string; servername?: string }, callback: (err: Error | null, socket?: Duplex) => void): Duplex | undefined {
+    const p = new URL(this.proxyUrl);
+    const host = String(options.host ?? 'localhost');
+    const authority = `${host}:${options.port ?? 443}`;
+    const headers: Record<string, string> = { Host: authority };
+    if (this.tunnelOptions.credentials) headers['Proxy-Authorization'] = `Basic ${Buffer.from(this.tunnelOptions.credentials).toString('base64')}`;
+    const req = http.request({ host: p.hostname, port: p.port || 80, method: 'CONNECT', path: authority, headers, agent: false });
+    req.once('connect', (res, socket) => {
+      if (res.statusCode !== 200) {
+        socket.destroy();
+        callback(Object.assign(new Error(`the proxy answered CONNECT ${authority} with ${res.statusCode}`), { code: 'PROXY_CONNECT' }));
+        return;
+      }
+      const secure = tls.connect({ socket, host, servername: net.isIP(host) ? undefined : (options.servername || host), ca: this.tunnelOptions.ca ?? options.ca });
+      secure.once('close', () => socket.destroy());
+      callback(null, secure);
+    });
+    req.once('error', (e) => callback(e));
+    req.end();
+    return undefined;
+  }
 }
 
 /**
