@@ -21,7 +21,7 @@ import { TaskRun } from '../helpers/task-process';
 
 const VAULT_HOST = 'vault.fabrikam.com:8200';
 const VAULT = `https://${VAULT_HOST}`;
-const MAPPED = [PUBLIC_COLLECTION_HOST, 'vault.fabrikam.com'];
+const MAPPED = [PUBLIC_COLLECTION_HOST, VAULT_HOST];
 const STEP = path.resolve(__dirname, '..', 'helpers', 'node-vault-step.js');
 const PEM = `-----BEGIN PRIVATE KEY-----\n${crypto.randomBytes(48).toString('base64')}\n${crypto.randomBytes(48).toString('base64')}\n-----END PRIVATE KEY-----\n`;
 const SECRETS = {
@@ -185,7 +185,7 @@ describe('E2E VaultSecretsFederated@1 (bundled task, Vault through the agent pro
     assert.equal(r.variables.VAULT_NAMESPACE.value, 'team-a');
     for (const q of vaultRoutes()) assert.equal(q.vault?.namespaceHeader, 'team-a', q.path);
     assert.ok(vaultRoutes().some((q) => q.path.startsWith('/v1/auth/azure-devops/login')));
-    assert.equal((await nodeVault(r, 'secret/data/ci/db')).data?.data?.password, 'team-a-only');
+    assert.deepEqual((await nodeVault(r, 'secret/data/ci/db')).data?.data, { password: 'team-a-only' });
     await post(r);
   });
 
@@ -220,12 +220,15 @@ describe('E2E VaultSecretsFederated@1 (bundled task, Vault through the agent pro
 
     // A read the policy does not grant: nothing is set, and the token is still revoked at the end.
     const narrow = vaultConnection({}, ['db-only']);
-    const denied = await run([narrow.env], { vaultConnection: narrow.env.id, secrets: 'secret/ci/db password | P\nkv/ci/api token | API_TOKEN' });
+    const denied = await run([narrow.env], { vaultConnection: narrow.env.id, secrets: 'secret/ci/db password | P\nsecret/ci/tls key | TLS_KEY\nkv/ci/api token | API_TOKEN' });
     assert.equal(denied.result, 'Failed');
     const d = denied.errors.join('\n');
-    assert.match(d, /1 of 2 secrets could not be read, so no variable was set/);
-    assert.match(d, /Line 2 .*permission denied reading kv\/ci\/api/);
-    assert.match(d, /path "kv\/ci\/api" \{ capabilities = \["read"\] \}/);
+    assert.match(d, /2 of 3 secrets could not be read, so no variable was set/);
+    // Under a mount the policy grants something: Vault's own permission denied, and the policy line.
+    assert.match(d, /Line 2 .*permission denied reading secret\/data\/ci\/tls: the Vault token's policies \(db-only, default\) lack the read capability/);
+    assert.match(d, /path "secret\/data\/ci\/tls" \{ capabilities = \["read"\] \}/);
+    // Under a mount it grants nothing under: Vault's preflight answers as for no mount at all.
+    assert.match(d, /Line 3 .*no secrets engine is mounted at the start of kv\/ci\/api, or the Vault token's policies \(db-only, default\) grant nothing under it/);
     assert.equal(denied.variables.P, undefined, 'all or nothing');
     const token = denied.taskVariables['WorkloadIdentity.Vault.Token'];
     assert.ok(token && emu.vault.isValid(token));
@@ -238,7 +241,7 @@ describe('E2E VaultSecretsFederated@1 (bundled task, Vault through the agent pro
     const canary = await startCanary();
     try {
       const c = vaultConnection();
-      emu.fault('vault.read', { kind: 'redirect', to: canary.url });
+      emu.inject('vault.read', { kind: 'redirect', to: canary.url });
       const r = await run([c.env], { vaultConnection: c.env.id, secrets: 'secret/ci/db password | P' });
       assert.equal(r.result, 'Failed');
       assert.match(r.errors.join('\n'), /answered HTTP 307, a redirect; it was not followed/);
@@ -248,8 +251,9 @@ describe('E2E VaultSecretsFederated@1 (bundled task, Vault through the agent pro
       await canary.stop();
     }
     emu.clearFaults();
+    emu.resetCounts();
     const c = vaultConnection();
-    emu.fault('vault.login', { kind: '429', retryAfterSeconds: 1 });
+    emu.inject('vault.login', { kind: '429', retryAfterSeconds: 1 });
     const t = await run([c.env], { vaultConnection: c.env.id, secrets: 'secret/ci/db password | P' });
     assert.equal(t.result, 'Succeeded', t.stdout + t.stderr);
     assert.equal(emu.count('vault.login'), 2);

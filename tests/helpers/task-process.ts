@@ -160,7 +160,8 @@ export function taskRunOf(code: number | null, stdout: string, stderr: string, d
  */
 export function findLeaks(run: Pick<TaskRun, 'stdout' | 'stderr'>, secrets: string[]): string[] {
   const leaks: string[] = [];
-  const allowed = (line: string) => /^##vso\[task\.setsecret\]/.test(line) || /^##vso\[task\.setvariable [^\]]*issecret=true[^\]]*\]/.test(line);
+  // A secret task variable (a main step's state for its post-job step, the agent keeps it masked) is allowed as a secret variable is.
+  const allowed = (line: string) => /^##vso\[task\.setsecret\]/.test(line) || /^##vso\[task\.set(task)?variable [^\]]*issecret=true[^\]]*\]/.test(line);
   for (const [stream, text] of [['stdout', run.stdout], ['stderr', run.stderr]] as const) {
     text.split(/\r?\n/).forEach((line, i) => {
       if (stream === 'stdout' && allowed(line)) {

@@ -165,6 +165,7 @@ describe('HTTP layer', () => {
       [' 120 ', 120_000],
       [['7', '9'], 7000],
       ['Sun, 06 Nov 1994 08:49:37 GMT', 30_000], // IMF-fixdate
+      ['Sun, 06 Nov 1994 08:49:37 UTC', 30_000], // as Vault's rate limit quotas write it (Go's RFC1123)
       ['Sunday, 06-Nov-94 08:49:37 GMT', 30_000], // RFC 850
       ['Sun Nov  6 08:49:37 1994', 30_000], // asctime, which is GMT too
       ['Sun, 06 Nov 1994 08:48:37 GMT', 0], // in the past
@@ -180,6 +181,7 @@ describe('HTTP layer', () => {
       ['soon', undefined],
       ['2024-01-01T00:00:00Z', undefined], // ISO 8601 is not an HTTP date
       ['Sun, 06 Nov 1994 08:49:37', undefined], // no zone
+      ['Sun, 06 Nov 1994 08:49:37 CET', undefined], // another zone
       ['Sun, 06 Nov 1994 25:49:37 GMT', undefined],
       ['Sun, 32 Nov 1994 08:49:37 GMT', undefined],
       [undefined, undefined],

@@ -124,7 +124,8 @@ export function explainLoginFailure(t: VaultTarget, status: number, body: string
       return fail(safe`Role '${role}''s user_claim is not a claim of the idToken.`, safe`Use the subject: ${roleCommand(t, role, 'user_claim=sub')}`, 'VAULT_USER_CLAIM');
     }
     if (status === 403) {
-      return fail(safe`Vault denied the login itself: role '${role}' has token_bound_cidrs that exclude this agent, or the namespace${t.namespace ? ` ${t.namespace}` : ''} is not the auth method's, or a Sentinel policy or quota refused it.`, safe`Check the role (${cliPrefix(t)}vault read auth/${t.authMount}/role/${role}) for token_bound_cidrs, and that auth/${t.authMount} is enabled in ${t.namespace ? `namespace ${t.namespace}` : 'the root namespace'} (vault auth list).`, 'VAULT_LOGIN_DENIED');
+      // Vault routes a login without a token only to a mount that exists: any other path needs a token, so an unknown mount or namespace is 403 too.
+      return fail(safe`Vault denied the login: no auth method is enabled at auth/${t.authMount} in ${t.namespace ? `namespace ${t.namespace}` : 'the root namespace'} (Vault answers a login to an unknown mount or namespace with permission denied), or role '${role}' has token_bound_cidrs that exclude this agent, or a Sentinel policy or quota refused it.`, safe`Check the auth method's path and namespace (${cliPrefix(t)}vault auth list) and set authMount and namespace to them; then the role (${cliPrefix(t)}vault read auth/${t.authMount}/role/${role}) for token_bound_cidrs.`, 'VAULT_LOGIN_DENIED');
     }
   }
   if (status === 404 || /no handler for route|unsupported path|route entry not found/.test(text)) {
