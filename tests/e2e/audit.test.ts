@@ -10,10 +10,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startEmulator, Emulator, SECRET_ROTATION_FAILED, ServiceConnection } from '../emulator/index';
-import { ConnectionEnv } from '../helpers/agent';
+import { ConnectionEnv, PUBLIC_COLLECTION_HOST } from '../helpers/agent';
 import { E2eRuns, TENANT } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
-import { chromiumBinary, renderSummaryHtml, screenshot } from '../helpers/screenshot';
+import { chromiumBinary, summaryPicture } from '../helpers/screenshot';
 import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
 import { assertOnlyOwnLinks, renderers, visibleText } from '../helpers/markdown-links';
 
@@ -358,21 +358,29 @@ describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', fu
   });
 
   // npm test writes the picture into build/screenshots; `npm run screenshots` refreshes images/audit-summary.png.
+  // The run addresses Azure DevOps (https://dev.azure.com/contoso/), Entra ID and Microsoft Graph by
+  // their public names through a proxy that maps them to the emulator, so the summary's links and
+  // commands name dev.azure.com as a user's would.
   it('renders the audit summary in headless Chromium (audit-summary.png)', async function () {
     if (!chromiumBinary()) this.skip();
-    const r = await audit({}, { conn: auditor });
-    const md = summary(r);
-    const css = `
-      table:first-of-type { width: auto; min-width: 40%; } table:first-of-type th { width: auto !important; }
-      h3 + table th:nth-child(1) { width: 13%; } h3 + table th:nth-child(2) { width: 6%; } h3 + table th:nth-child(3) { width: 13%; }
-      h3 + table th:nth-child(4) { width: 34%; } h3 + table th:nth-child(5) { width: 34%; } td:nth-child(2) { white-space: normal; }`;
-    const html = await renderSummaryHtml(md, 'Service connection audit', css);
-    const dir = path.resolve(root, process.env.SCREENSHOT_DIR ?? path.join('build', 'screenshots'));
-    fs.mkdirSync(dir, { recursive: true });
-    const tmp = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'wit-shot-out-')), 'audit-summary.png');
-    await screenshot(html, tmp, { width: 1440, height: 1500 });
-    fs.copyFileSync(tmp, path.join(dir, 'audit-summary.png'));
-    fs.rmSync(path.dirname(tmp), { recursive: true, force: true });
-    assert.ok(fs.statSync(path.join(dir, 'audit-summary.png')).size > 10_000);
+    const proxy = await proxyToEmulator(emu, [PUBLIC_COLLECTION_HOST, 'vssps.dev.azure.com', 'login.microsoftonline.com', 'graph.microsoft.com']);
+    try {
+      const r = await e2e.run({
+        task: 'AuditServiceConnectionsV1',
+        conn: { ...auditor, authorityUrl: null },
+        job: { publicHosts: true },
+        env: { AGENT_PROXYURL: proxy.url, WORKLOADIDENTITY_HTTPRETRIES: '1', INPUT_AZUREDEVOPSCONNECTION: auditor.id },
+      });
+      assert.equal(r.variables.auditStatus?.value, 'error', r.stdout);
+      assert.ok(proxy.connects.length > 0 && proxy.connects.every((x) => x.status === 200), 'every service reached by its public name');
+      const md = summary(r);
+      assert.match(md, /--org `https:\/\/dev\.azure\.com\/contoso`/);
+      assert.ok(report(r).rows.filter((x) => x.link).every((x) => x.link!.startsWith('https://dev.azure.com/contoso/')), 'the rows link to dev.azure.com');
+      const file = r.commands.find((c) => c.name === 'task.uploadsummary')!.value;
+      const picture = await summaryPicture(file, 'audit-summary.png', [emu.host]);
+      assert.ok(picture.height > 1000, `the whole summary: ${picture.height} px`);
+    } finally {
+      await proxy.stop();
+    }
   });
 });

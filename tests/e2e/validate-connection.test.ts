@@ -9,10 +9,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startEmulator, Emulator, SECRET_ROTATION_FAILED } from '../emulator/index';
-import { ConnectionEnv } from '../helpers/agent';
+import { ConnectionEnv, PUBLIC_COLLECTION_HOST } from '../helpers/agent';
 import { addFederatedConnection, E2eRuns, TENANT } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
-import { chromiumBinary, renderSummaryHtml, screenshot } from '../helpers/screenshot';
+import { chromiumBinary, summaryPicture } from '../helpers/screenshot';
 import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
 
 const SUB = '6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f';
@@ -317,23 +317,32 @@ describe('E2E ValidateServiceConnection@1 (bundled task against the emulator)', 
   });
 
   // npm test writes the picture into build/screenshots (no tracked file changes); `npm run
-  // screenshots` runs this test with SCREENSHOT_DIR=images to refresh the marketplace picture.
+  // screenshots` runs this test with SCREENSHOT_DIR=images to refresh the marketplace picture. The run
+  // addresses Azure DevOps, Entra ID, Resource Manager and Microsoft Graph by their public names
+  // (through a proxy that maps them to the emulator), so the summary names them as a user's would.
   it('renders a summary in headless Chromium for the marketplace page (validate-summary.png)', async function () {
     if (!chromiumBinary()) assert.fail('chromium is not installed: apt-get install -y chromium (.ci/run does this)');
     const c = addFederatedConnection(emu, 'prod-deploy-2');
     emu.assignRole({ principalId: c.clientId, scope: `/subscriptions/${SUB}`, role: 'Reader' });
     emu.assignRole({ principalId: c.clientId, scope: REGISTRY, role: 'AcrPull' });
-    const r = await validate(conn(c), { scope: REGISTRY, requiredRoles: 'AcrPush' });
-    const html = await renderSummaryHtml(summaryOf(r), 'Service connection');
-    assert.match(html, /<table>/);
-    const dir = path.resolve(root, process.env.SCREENSHOT_DIR ?? path.join('build', 'screenshots'));
-    fs.mkdirSync(dir, { recursive: true });
-    const out = path.join(dir, 'validate-summary.png');
-    const tmp = `${out}.tmp.png`;
-    await screenshot(html, tmp, { width: 1280, height: 760 });
-    const png = fs.readFileSync(tmp);
-    assert.equal(png.subarray(1, 4).toString(), 'PNG');
-    assert.ok(png.length > 20_000, `a real picture, not a blank page (${png.length} bytes)`);
-    fs.renameSync(tmp, out);
+    const proxy = await proxyToEmulator(emu, [PUBLIC_COLLECTION_HOST, 'login.microsoftonline.com', 'management.azure.com', 'graph.microsoft.com']);
+    try {
+      const r = await e2e.run({
+        task: 'ValidateServiceConnectionV1',
+        conn: conn(c, { authorityUrl: null, armUrl: 'https://management.azure.com/' }),
+        inputs: { scope: REGISTRY, requiredRoles: 'AcrPush' },
+        job: { publicHosts: true },
+        env: { AGENT_PROXYURL: proxy.url },
+      });
+      assert.equal(r.variables.validationStatus?.value, 'error', r.stdout);
+      assert.ok(proxy.connects.length > 0 && proxy.connects.every((x) => x.status === 200), 'every service reached by its public name');
+      const file = r.commands.find((x) => x.name === 'task.uploadsummary')?.value;
+      assert.ok(file, 'a summary is uploaded');
+      assert.match(fs.readFileSync(file, 'utf8'), /\(https:\/\/dev\.azure\.com\/contoso\/web\/_settings\/adminservices\?resourceId=/);
+      const picture = await summaryPicture(file, 'validate-summary.png', [emu.host]);
+      assert.ok(picture.height > 500, `the whole summary: ${picture.height} px`);
+    } finally {
+      await proxy.stop();
+    }
   });
 });

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
 import Ajv from 'ajv-draft-04';
 import { readZip, ZipEntry } from '../helpers/zip';
+import { pngSize, PICTURE_WIDTH } from '../helpers/screenshot';
 
 const root = path.resolve(__dirname, '..', '..', '..');
 // The official task.json schema (microsoft/azure-pipelines-task-lib's tasks.schema.json, with the
@@ -24,6 +25,8 @@ const sharedSchemaFile = path.resolve(root, '..', 'shared', 'reference', 'tasks.
 // each folder carries its own task-lib (about 50 KiB packed), so seven take about 1.1 MiB.
 const MAX_VSIX_BYTES = 1152 * 1024;
 const MAX_TASK_FOLDER_PACKED_BYTES = 180 * 1024;
+// The two marketplace pictures (about 44 and 92 KiB today).
+const MAX_PICTURES_BYTES = 160 * 1024;
 const packageScript = path.join(root, 'scripts', 'package.mjs');
 // The namespace of private builds' task GUIDs (scripts/package.mjs): a contract with every private
 // install, whose tasks would be orphaned if it changed.
@@ -77,6 +80,21 @@ describe('the .vsix package', () => {
     const size = fs.statSync(vsix).size;
     assert.ok(size <= MAX_VSIX_BYTES, `${size} bytes`);
     assert.deepEqual(entries.filter((e) => e.name.includes('node_modules/')).map((e) => e.name), []);
+  });
+
+  // npm run screenshots (tests/helpers/screenshot.ts) makes them: each a whole summary as the run's
+  // Extensions tab shows it, 1200 px wide, shrunk to 16 colours by scripts/shrink-images.mjs.
+  it(`carries the marketplace pictures as PNGs ${PICTURE_WIDTH} px wide, at most ${MAX_PICTURES_BYTES / 1024} KiB together`, () => {
+    let total = 0;
+    for (const name of ['images/validate-summary.png', 'images/audit-summary.png']) {
+      const e = entries.find((x) => x.name === name);
+      assert.ok(e, `${name} packed`);
+      const { width, height } = pngSize(e.data);
+      assert.equal(width, PICTURE_WIDTH, name);
+      assert.ok(height >= 400, `${name}: ${height} px high`);
+      total += e.data.length;
+    }
+    assert.ok(total <= MAX_PICTURES_BYTES, `${total} bytes`);
   });
 
   it(`carries each task in a folder of at most ${MAX_TASK_FOLDER_PACKED_BYTES / 1024} KiB packed (what an agent downloads to run it)`, () => {
