@@ -124,7 +124,7 @@ async function main(): Promise<Outcome> {
 
   const verdict = `${needs} of ${result.rows.length} rows need action (${connections} connections audited); status ${result.status}.`;
   if ((failOn === 'warning' && result.status !== 'ok') || (failOn === 'error' && result.status === 'error')) {
-    return { result: 'Failed' as const, message: `${verdict} failOn is ${failOn}. See the summary tab for each fix.` };
+    return { result: 'Failed' as const, message: `${verdict} failOn is ${failOn}. See the summary on the run's Extensions tab for each fix.` };
   }
   log(verdict);
 }

@@ -168,7 +168,7 @@ async function main(): Promise<Outcome> {
   const fails = result.rows.filter((r) => r.status === 'fail').map((r) => r.check);
   const warnings = result.rows.filter((r) => r.status === 'warning').map((r) => r.check);
   if (fails.length) {
-    return { result: 'Failed' as const, message: safe`Service connection '${name}' failed: ${fails.join(', ')}${warnings.length ? `; warnings: ${warnings.join(', ')}` : ''}. See the fixes above and in the run's summary tab.` };
+    return { result: 'Failed' as const, message: safe`Service connection '${name}' failed: ${fails.join(', ')}${warnings.length ? `; warnings: ${warnings.join(', ')}` : ''}. See the fixes above and in the summary on the run's Extensions tab.` };
   }
   if (warnings.length && failOn === 'warning') return { result: 'Failed' as const, message: safe`Service connection '${name}' has warnings (failOn: warning): ${warnings.join(', ')}.` };
   if (warnings.length) return safe`Service connection '${name}' works, with warnings: ${warnings.join(', ')}.`;
@@ -180,7 +180,7 @@ function outcome(name: string, rows: Row[], failOn: 'error' | 'warning'): Outcom
   const fails = rows.filter((r) => r.status === 'fail').map((r) => r.check);
   const warnings = rows.filter((r) => r.status === 'warning').map((r) => r.check);
   if (fails.length) {
-    return { result: 'Failed' as const, message: safe`Service connection '${name}' failed: ${fails.join(', ')}${warnings.length ? `; warnings: ${warnings.join(', ')}` : ''}. See the fixes above and in the run's summary tab.` };
+    return { result: 'Failed' as const, message: safe`Service connection '${name}' failed: ${fails.join(', ')}${warnings.length ? `; warnings: ${warnings.join(', ')}` : ''}. See the fixes above and in the summary on the run's Extensions tab.` };
   }
   if (warnings.length && failOn === 'warning') return { result: 'Failed' as const, message: safe`Service connection '${name}' has warnings (failOn: warning): ${warnings.join(', ')}.` };
   if (warnings.length) return safe`Service connection '${name}' works, with warnings: ${warnings.join(', ')}.`;
