@@ -42,6 +42,7 @@ const VAULT = `https://${VAULT_HOST}`;
 const VAULT_STEP = path.resolve(__dirname, '..', 'helpers', 'node-vault-step.js');
 /** A PEM key as it is stored from a Windows machine: CRLF line breaks, one at the end too. */
 const PEM_CRLF = `-----BEGIN PRIVATE KEY-----\r\n${crypto.randomBytes(48).toString('base64')}\r\n${crypto.randomBytes(48).toString('base64')}\r\n-----END PRIVATE KEY-----\r\n`;
+const CHAIN = `-----BEGIN CERTIFICATE-----\n${crypto.randomBytes(48).toString('base64')}\n-----END CERTIFICATE-----\n`;
 /** libuv's UV_FS_O_EXLOCK: on Windows, open with share mode 0 (no FILE_SHARE_DELETE, nothing shared). */
 const UV_FS_O_EXLOCK = 0x10000000;
 
@@ -389,28 +390,28 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
     }
   });
 
-  it('VaultSecretsFederated, a HashiCorp Vault connection through the agent proxy: a KV v2 secret variable, a CRLF PEM in a file at a Z:\\ path, VAULT_TOKEN that node-vault under Windows Node.js reads with; post-job revokes it and removes the file', async () => {
+  it('VaultSecretsFederated, a HashiCorp Vault connection through the agent proxy: a KV v2 secret variable, a CRLF PEM in a file at a Z:\\ path that cmd reads (a variable name ending in \'.\' too), VAULT_TOKEN that node-vault under Windows Node.js reads with; post-job revokes it and removes the file', async () => {
     const role = 'win-ci';
     const id = crypto.randomUUID();
     const parameters = { authMount: 'jwt', role };
     emu.addServiceConnection({ id, name: 'win-hashicorp', type: 'WorkloadIdentityVault', scheme: 'None', tenantId: '', clientId: '', url: VAULT, parameters });
     emu.vault.configureJwtAuth({});
     emu.vault.addKvMount({ path: 'secret', version: 2 });
-    const secret = { password: `pw-${crypto.randomBytes(8).toString('hex')}`, key: PEM_CRLF };
+    const secret = { password: `pw-${crypto.randomBytes(8).toString('hex')}`, key: PEM_CRLF, chain: CHAIN };
     emu.vault.putSecret('secret', 'ci/win', secret);
     emu.vault.addPolicy('win-read', [{ path: 'secret/data/ci/*', capabilities: ['read'] }]);
     emu.vault.addJwtRole({ name: role, boundSubject: emu.expectedFederation(id).subject, tokenPolicies: ['win-read'] });
-    for (const name of ['DB_PASSWORD', 'TLS_KEY']) e2e.namedVariables.add(name);
-    e2e.extraSecrets.push(secret.password, ...PEM_CRLF.split('\r\n').filter((l) => l.length >= 40));
+    for (const name of ['DB_PASSWORD', 'TLS_KEY', 'TLS_CHAIN.']) e2e.namedVariables.add(name);
+    e2e.extraSecrets.push(secret.password, ...`${PEM_CRLF}${CHAIN}`.split(/\r?\n/).filter((l) => l.length >= 40));
     const proxy = await proxyToEmulator(emu, [PUBLIC_COLLECTION_HOST, VAULT_HOST]);
     try {
       const temp = leg.folder('agent-temp');
       const job = { publicHosts: true, tempDirectory: temp };
       const env = { INPUT_CONNECTIONTYPE: 'vault', AGENT_PROXYURL: proxy.url, ...endpointEnv({ id, url: VAULT, scheme: 'None', parameters }) };
-      const inputs = { vaultConnection: id, exportToken: 'true', multilineValues: 'file', secrets: 'secret/ci/win password | DB_PASSWORD\r\nsecret/ci/win key | TLS_KEY' };
+      const inputs = { vaultConnection: id, exportToken: 'true', multilineValues: 'file', secrets: 'secret/ci/win password | DB_PASSWORD\r\nsecret/ci/win key | TLS_KEY\r\nsecret/ci/win chain | TLS_CHAIN.' };
       const r = await e2e.run({ task: 'VaultSecretsFederatedV1', inputs, job, env });
       assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
-      assert.deepEqual([emu.count('oidctoken'), emu.count('vault.login'), emu.count('vault.mounts'), emu.count('vault.read')], [1, 1, 1, 1]);
+      assert.deepEqual([emu.count('oidctoken'), emu.count('vault.login'), emu.count('vault.mounts'), emu.count('vault.read')], [1, 1, 1, 1], 'one read for the three keys');
       for (const h of emu.requestHosts()) assert.ok([PUBLIC_COLLECTION_HOST, VAULT_HOST].includes(h.host), `${h.route} was asked for at ${h.host}, not through the proxy`);
       const v = r.variables;
       assert.deepEqual([v.DB_PASSWORD.value, v.DB_PASSWORD.secret], [secret.password, true]);
@@ -423,6 +424,16 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
       assert.equal(fs.readFileSync(file, 'latin1'), PEM_CRLF, 'the value exactly, CRLF line breaks and the last one');
       assert.equal(fs.statSync(file).uid, leg.user.uid, 'written by the user the task ran as');
       for (const line of PEM_CRLF.split('\r\n').filter(Boolean)) assert.ok(r.secrets.includes(line), `line masked, without its CR: ${line.slice(0, 20)}`);
+      // A name ending in '.': Windows drops that dot from a path, so the file must be named without it, or a later step's
+      // program (here cmd's type, a Win32 program as PowerShell and the rest are) opens another file, or none.
+      const winChain = v['TLS_CHAIN.'].value;
+      assert.equal(path.win32.dirname(winChain), path.win32.dirname(winFile), 'beside the other value');
+      assert.doesNotMatch(winChain, /\.$/, `no dot at the end of the path: ${winChain}`);
+      const typed = JSON.parse(await nodeScript(leg, `
+        const { execFileSync } = require('child_process');
+        const type = (p) => execFileSync('cmd.exe', ['/d', '/c', 'type', p], { encoding: 'latin1' });
+        require('fs').writeSync(1, JSON.stringify([type(${JSON.stringify(winFile)}), type(${JSON.stringify(winChain)})]));`)) as string[];
+      assert.deepEqual(typed, [PEM_CRLF, CHAIN], 'a later step reads each value at its path');
 
       // The token: exported for later steps, and the one Vault issued for the connection's subject.
       assert.deepEqual([v.VAULT_ADDR.value, v.VAULT_ADDR.secret, v.VAULT_NAMESPACE], [VAULT, false, undefined]);
