@@ -36,6 +36,13 @@ const PROXY_USER = 'build-agent';
 const PROXY_PASSWORD = `Pr0xy-${crypto.randomBytes(6).toString('hex')}`;
 /** A later step with Google's own google-auth-library (run here under Windows node.exe). */
 const GOOGLE_STEP = path.resolve(__dirname, '..', 'helpers', 'google-auth-step.js');
+/** HashiCorp Vault at its public name, which only an agent proxy reaches; and a later step with node-vault (under Windows node.exe). */
+const VAULT_HOST = 'vault.fabrikam.com:8200';
+const VAULT = `https://${VAULT_HOST}`;
+const VAULT_STEP = path.resolve(__dirname, '..', 'helpers', 'node-vault-step.js');
+/** A PEM key as it is stored from a Windows machine: CRLF line breaks, one at the end too. */
+const PEM_CRLF = `-----BEGIN PRIVATE KEY-----\r\n${crypto.randomBytes(48).toString('base64')}\r\n${crypto.randomBytes(48).toString('base64')}\r\n-----END PRIVATE KEY-----\r\n`;
+const CHAIN = `-----BEGIN CERTIFICATE-----\n${crypto.randomBytes(48).toString('base64')}\n-----END CERTIFICATE-----\n`;
 /** libuv's UV_FS_O_EXLOCK: on Windows, open with share mode 0 (no FILE_SHARE_DELETE, nothing shared). */
 const UV_FS_O_EXLOCK = 0x10000000;
 
@@ -296,7 +303,7 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
     proxyUrl.username = PROXY_USER;
     proxyUrl.password = PROXY_PASSWORD;
     const jobVars = Object.fromEntries(['GOOGLE_APPLICATION_CREDENTIALS', 'CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE', 'GOOGLE_CLOUD_PROJECT', 'CLOUDSDK_CORE_PROJECT'].map((k) => [k, v[k].value]));
-    const g = await googleStep(leg, leg.windowsEnv({ ...jobVars, HTTPS_PROXY: proxyUrl.href, NODE_EXTRA_CA_CERTS: emu.caCertPath }));
+    const g = await laterStep<{ token?: string; clientEmail?: string }>(leg, GOOGLE_STEP, [], leg.windowsEnv({ ...jobVars, HTTPS_PROXY: proxyUrl.href, NODE_EXTRA_CA_CERTS: emu.caCertPath }));
     assert.ok(g.token, `google-auth-library under Windows Node.js: ${g.error ?? ''} ${g.output}`);
     const issued = emu.gcpTokens().find((t) => t.token === g.token);
     assert.equal(issued?.principal, `serviceAccount:${GCP_SA}`, 'impersonated through the credentials file');
@@ -383,6 +390,74 @@ describe('Windows leg: the bundled tasks under Windows Node.js 20 through Wine',
     }
   });
 
+  it('VaultSecretsFederated, a HashiCorp Vault connection through the agent proxy: a KV v2 secret variable, a CRLF PEM in a file at a Z:\\ path that cmd reads (a variable name ending in \'.\' too), VAULT_TOKEN that node-vault under Windows Node.js reads with; post-job revokes it and removes the file', async () => {
+    const role = 'win-ci';
+    const id = crypto.randomUUID();
+    const parameters = { authMount: 'jwt', role };
+    emu.addServiceConnection({ id, name: 'win-hashicorp', type: 'WorkloadIdentityVault', scheme: 'None', tenantId: '', clientId: '', url: VAULT, parameters });
+    emu.vault.configureJwtAuth({});
+    emu.vault.addKvMount({ path: 'secret', version: 2 });
+    const secret = { password: `pw-${crypto.randomBytes(8).toString('hex')}`, key: PEM_CRLF, chain: CHAIN };
+    emu.vault.putSecret('secret', 'ci/win', secret);
+    emu.vault.addPolicy('win-read', [{ path: 'secret/data/ci/*', capabilities: ['read'] }]);
+    emu.vault.addJwtRole({ name: role, boundSubject: emu.expectedFederation(id).subject, tokenPolicies: ['win-read'] });
+    for (const name of ['DB_PASSWORD', 'TLS_KEY', 'TLS_CHAIN.']) e2e.namedVariables.add(name);
+    e2e.extraSecrets.push(secret.password, ...`${PEM_CRLF}${CHAIN}`.split(/\r?\n/).filter((l) => l.length >= 40));
+    const proxy = await proxyToEmulator(emu, [PUBLIC_COLLECTION_HOST, VAULT_HOST]);
+    try {
+      const temp = leg.folder('agent-temp');
+      const job = { publicHosts: true, tempDirectory: temp };
+      const env = { INPUT_CONNECTIONTYPE: 'vault', AGENT_PROXYURL: proxy.url, ...endpointEnv({ id, url: VAULT, scheme: 'None', parameters }) };
+      const inputs = { vaultConnection: id, exportToken: 'true', multilineValues: 'file', secrets: 'secret/ci/win password | DB_PASSWORD\r\nsecret/ci/win key | TLS_KEY\r\nsecret/ci/win chain | TLS_CHAIN.' };
+      const r = await e2e.run({ task: 'VaultSecretsFederatedV1', inputs, job, env });
+      assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
+      assert.deepEqual([emu.count('oidctoken'), emu.count('vault.login'), emu.count('vault.mounts'), emu.count('vault.read')], [1, 1, 1, 1], 'one read for the three keys');
+      for (const h of emu.requestHosts()) assert.ok([PUBLIC_COLLECTION_HOST, VAULT_HOST].includes(h.host), `${h.route} was asked for at ${h.host}, not through the proxy`);
+      const v = r.variables;
+      assert.deepEqual([v.DB_PASSWORD.value, v.DB_PASSWORD.secret], [secret.password, true]);
+
+      // The multi-line value: a file under the Windows Agent.TempDirectory, byte for byte (CRLF kept), every line masked.
+      const winFile = v.TLS_KEY.value;
+      assert.equal(v.TLS_KEY.secret, false, 'a path, not a secret');
+      assert.ok(winFile.startsWith(`${toWin(temp)}\\`) && path.win32.basename(winFile) === 'value-TLS_KEY', `a Windows path under Agent.TempDirectory: ${winFile}`);
+      const file = toUnix(winFile);
+      assert.equal(fs.readFileSync(file, 'latin1'), PEM_CRLF, 'the value exactly, CRLF line breaks and the last one');
+      assert.equal(fs.statSync(file).uid, leg.user.uid, 'written by the user the task ran as');
+      for (const line of PEM_CRLF.split('\r\n').filter(Boolean)) assert.ok(r.secrets.includes(line), `line masked, without its CR: ${line.slice(0, 20)}`);
+      // A name ending in '.': Windows drops that dot from a path, so the file must be named without it, or a later step's
+      // program (here cmd's type, a Win32 program as PowerShell and the rest are) opens another file, or none.
+      const winChain = v['TLS_CHAIN.'].value;
+      assert.equal(path.win32.dirname(winChain), path.win32.dirname(winFile), 'beside the other value');
+      assert.doesNotMatch(winChain, /\.$/, `no dot at the end of the path: ${winChain}`);
+      const typed = JSON.parse(await nodeScript(leg, `
+        const { execFileSync } = require('child_process');
+        const type = (p) => execFileSync('cmd.exe', ['/d', '/c', 'type', p], { encoding: 'latin1' });
+        require('fs').writeSync(1, JSON.stringify([type(${JSON.stringify(winFile)}), type(${JSON.stringify(winChain)})]));`)) as string[];
+      assert.deepEqual(typed, [PEM_CRLF, CHAIN], 'a later step reads each value at its path');
+
+      // The token: exported for later steps, and the one Vault issued for the connection's subject.
+      assert.deepEqual([v.VAULT_ADDR.value, v.VAULT_ADDR.secret, v.VAULT_NAMESPACE], [VAULT, false, undefined]);
+      const token = emu.vault.tokens().find((t) => t.token === v.VAULT_TOKEN.value);
+      assert.ok(token && v.VAULT_TOKEN.secret && r.secrets.includes(token.token), 'VAULT_TOKEN: the token Vault issued, secret and masked');
+      assert.equal(r.taskVariables['WorkloadIdentity.Vault.Token'], token.token, 'the post-job step gets the token');
+
+      // A later step: node-vault under Windows node.exe with the exported variables and the agent proxy.
+      const stepEnv = () => leg.windowsEnv({ VAULT_ADDR: v.VAULT_ADDR.value, VAULT_TOKEN: v.VAULT_TOKEN.value, STEP_PROXY: proxy.url, NODE_EXTRA_CA_CERTS: emu.caCertPath });
+      const later = await laterStep<{ data?: { data?: unknown }; status?: number }>(leg, VAULT_STEP, ['secret/data/ci/win'], stepEnv());
+      assert.deepEqual(later.data?.data, secret, `node-vault under Windows Node.js: ${later.error ?? ''} ${later.output}`);
+
+      const post = await e2e.run({ task: 'VaultSecretsFederatedV1', job, env: { ...postJobEnv(r), AGENT_PROXYURL: proxy.url }, entry: 'post.js' });
+      assert.equal(post.result, 'Succeeded', post.stdout + post.stderr);
+      assert.match(post.log, /Revoked the Vault token at https:\/\/vault\.fabrikam\.com:8200/);
+      assert.equal(emu.vault.isValid(token.token), false, 'revoked in Vault');
+      assert.ok(!fs.existsSync(file) && !fs.existsSync(path.dirname(file)), 'the file and its folder are gone');
+      const refused = await laterStep<{ data?: unknown; status?: number }>(leg, VAULT_STEP, ['secret/data/ci/win'], stepEnv());
+      assert.equal(refused.status, 403, `node-vault is refused with the revoked token: ${refused.output}`);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('another process holds the token file open (share mode 0) for 14 s while the refresher is due: the file holds a fresh, valid token within 30 s', async () => {
     // First, that such a holder blocks a replacement under Wine as it does on Windows.
     const probeDir = leg.folder('share-probe');
@@ -461,10 +536,11 @@ function nodeScript(leg: WineLeg, script: string): Promise<string> {
 
 /**
  * A later pipeline step under node.exe as the leg's user: tests/helpers/google-auth-step.ts
- * (google-auth-library reads GOOGLE_APPLICATION_CREDENTIALS). Its one JSON line, and its output.
+ * (google-auth-library reads GOOGLE_APPLICATION_CREDENTIALS) or node-vault-step.ts (node-vault reads
+ * VAULT_ADDR and VAULT_TOKEN). Its one JSON line, and its output.
  */
-function googleStep(leg: WineLeg, env: Record<string, string>): Promise<{ token?: string; clientEmail?: string; error?: string; output: string }> {
-  const child = leg.spawnNode([toWin(GOOGLE_STEP)], env);
+function laterStep<T extends object>(leg: WineLeg, script: string, args: string[], env: Record<string, string>): Promise<Partial<T> & { error?: string; output: string }> {
+  const child = leg.spawnNode([toWin(script), ...args], env);
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -474,9 +550,9 @@ function googleStep(leg: WineLeg, env: Record<string, string>): Promise<{ token?
       clearTimeout(timer);
       const line = out.trim().split(/\r?\n/).filter((l) => l.startsWith('{')).pop() ?? '';
       try {
-        resolve({ ...(JSON.parse(line) as { token?: string; clientEmail?: string; error?: string }), output: out });
+        resolve({ ...(JSON.parse(line) as Partial<T> & { error?: string }), output: out });
       } catch {
-        resolve({ error: 'no JSON from the step', output: out });
+        resolve({ error: 'no JSON from the step', output: out } as Partial<T> & { error?: string; output: string });
       }
     }),
   );

@@ -40,8 +40,10 @@ export function deliverSecrets(given: SecretValue[], mode: MultilineMode, tempDi
     setTaskState(filesState, dir);
     try {
       for (const v of multiline) {
-        // A prefix keeps Windows' device names (CON, NUL, ...) from ever being a file name.
-        const file = path.join(dir, `value-${v.spec.variable}`);
+        // A prefix keeps Windows' device names (CON, NUL, ...) from ever being a file name; '.' as '_' keeps a name
+        // ending in '.' from being one: Windows drops that dot when a later step opens the path, and opens another
+        // file or none. Still one file per variable: names that differ only in '.' and '_' are refused as one.
+        const file = path.join(dir, `value-${v.spec.variable.replace(/\./g, '_')}`);
         writeSecretFile(file, v.value);
         files.set(v, file);
       }
