@@ -1,7 +1,9 @@
 // Packs dist/ into a .vsix with tfx. The publisher and extension id can be overridden for a
 // private install:  npm run package -- --publisher my-org --extension-id wit-private
 //   (or PUBLISHER=my-org EXTENSION_ID=wit-private npm run package); --out-dir DIR writes the
-//   .vsix elsewhere than dist/.
+//   .vsix elsewhere than dist/. --repository-url URL (or REPOSITORY_URL) names the Git repository
+//   that holds the project: the Marketplace page's links and each task's "Learn more" point into it
+//   (scripts/links.cjs); without it they point at the extension's own Marketplace page.
 // A private build gets its own task GUIDs (UUID v5 of publisher, extension id and task name), so it
 // installs next to the public extension. tfx's task.json validation runs on every task, and every
 // warning tfx prints is shown; any warning about a task.json fails the packaging.
@@ -10,6 +12,8 @@ import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
+
+const { docLinks, hasPlaceholder } = createRequire(import.meta.url)('./links.cjs');
 
 // Namespace of the private builds' task GUIDs. Changing it changes every private build's GUIDs,
 // which orphans the tasks of private extensions already installed: keep it.
@@ -34,13 +38,27 @@ for (const [what, v] of [['publisher', publisher], ['extension id', extensionId]
     process.exit(2);
   }
 }
+// The repository: the option, else the manifest's own once it holds a URL instead of the placeholder.
+const committedRepository = manifest.repository?.uri;
+const repositoryUrl = option('repository-url', 'REPOSITORY_URL') ?? (committedRepository && !hasPlaceholder(committedRepository) ? committedRepository : undefined);
+let links;
+try {
+  links = docLinks({ publisher, extensionId, repositoryUrl });
+} catch (err) {
+  console.error(err.message);
+  process.exit(2);
+}
 // The manifest's paths are those of the package: stage the built tasks, images and overview so.
 const dist = path.join(root, 'dist');
 const outDir = path.resolve(option('out-dir', 'VSIX_OUT_DIR') ?? dist);
 fs.mkdirSync(dist, { recursive: true });
 const stage = fs.mkdtempSync(path.join(dist, 'extension-'));
 process.on('exit', () => fs.rmSync(stage, { recursive: true, force: true }));
-for (const f of ['vss-extension.json', 'overview.md', 'LICENSE']) fs.copyFileSync(path.join(root, f), path.join(stage, f));
+for (const f of ['overview.md', 'LICENSE', 'PRIVACY.md', 'CHANGELOG.md']) fs.copyFileSync(path.join(root, f), path.join(stage, f));
+// The manifest with this build's links: no `repository` when none was given (none is invented).
+const staged = { ...manifest };
+if (!links.repository) delete staged.repository;
+fs.writeFileSync(path.join(stage, 'vss-extension.json'), links.resolve(JSON.stringify(staged, null, 2)) + '\n');
 fs.cpSync(path.join(root, 'images'), path.join(stage, 'images'), { recursive: true });
 fs.cpSync(path.join(dist, 'tasks'), path.join(stage, 'tasks'), { recursive: true });
 for (const file of manifest.files) {
@@ -52,6 +70,17 @@ for (const file of manifest.files) {
 const taskJsons = manifest.contributions
   .filter((c) => c.type === 'ms.vss-distributed-task.task')
   .map((c) => path.join(stage, c.properties.name, 'task.json'));
+
+// Each task's help links (helpUrl, "Learn more"): resolved in the text, so that every other byte of
+// task.json stays as built (release/tasks.json records the built folder).
+for (const file of taskJsons) fs.writeFileSync(file, links.resolve(fs.readFileSync(file, 'utf8')));
+for (const file of [path.join(stage, 'vss-extension.json'), ...taskJsons]) {
+  if (hasPlaceholder(fs.readFileSync(file, 'utf8'))) {
+    console.error(`${path.relative(stage, file)} still holds a {docs}, {repository} or {support} placeholder after resolving.`);
+    process.exit(1);
+  }
+}
+console.log(links.repository ? `Links: the repository ${links.repository}` : `Links: the Marketplace page ${links.page} (no --repository-url, so no repository link)`);
 
 // Private build: the public GUIDs stay with the public extension (they are a contract); a private
 // one gets GUIDs of its own, the same on every build for the same publisher and extension id.

@@ -41,10 +41,10 @@ const taskJsons = (entries: ZipEntry[]): Record<string, TaskJson> => Object.from
   }));
 
 /** Packs a private build into a new temp folder: its .vsix's entries and what the script printed. */
-function packPrivate(publisher: string, extensionId: string) {
+function packPrivate(publisher: string, extensionId: string, ...more: string[]) {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'wit-vsix-'));
   try {
-    const r = spawnSync(process.execPath, [packageScript, '--publisher', publisher, '--extension-id', extensionId, '--out-dir', out], { cwd: root, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [packageScript, '--publisher', publisher, '--extension-id', extensionId, '--out-dir', out, ...more], { cwd: root, encoding: 'utf8' });
     assert.equal(r.status, 0, `package.mjs --publisher ${publisher}: ${r.stdout}${r.stderr}`);
     const files = fs.readdirSync(out).filter((f) => f.endsWith('.vsix'));
     assert.equal(files.length, 1, files.join(', '));
@@ -186,7 +186,7 @@ describe('the .vsix package', () => {
     before(() => {
       first = packPrivate('contoso-private', 'wit-private');
       again = packPrivate('contoso-private', 'wit-private');
-      other = packPrivate('fabrikam-private', 'wit-private');
+      other = packPrivate('fabrikam-private', 'wit-private', '--repository-url', OTHER_REPOSITORY);
     });
 
     it('takes another publisher and extension id at package time, with no tfx warning', () => {
@@ -226,6 +226,28 @@ describe('the .vsix package', () => {
       for (const name of Object.keys(a)) {
         assert.match(b[name], UUID_V5);
         assert.notEqual(b[name], a[name], name);
+      }
+    });
+
+    it('with --repository-url, links the page and each task\'s "Learn more" into that repository and names it as the repository (issue 22)', () => {
+      assert.doesNotMatch(other.stdout + other.stderr, /warning/i);
+      const props = vsixProperties(other.entries);
+      assert.equal(props['Microsoft.VisualStudio.Services.Links.GitHub'], OTHER_REPOSITORY, 'the repository');
+      assert.equal(props['Microsoft.VisualStudio.Services.Links.Getstarted'], `${OTHER_REPOSITORY}/blob/HEAD/README.md`);
+      assert.equal(props['Microsoft.VisualStudio.Services.Links.Support'], `${OTHER_REPOSITORY}/issues`);
+      assert.equal(props['Microsoft.VisualStudio.Services.Links.License'], `${OTHER_REPOSITORY}/blob/HEAD/LICENSE`);
+      assert.equal(props['Microsoft.VisualStudio.Services.Links.Privacypolicy'], `${OTHER_REPOSITORY}/blob/HEAD/PRIVACY.md`);
+      for (const t of Object.values(taskJsons(other.entries)) as HelpTaskJson[]) {
+        const docs = `${OTHER_REPOSITORY}/blob/HEAD/README.md#${readmeSlug(`${t.name}@${t.version.Major}`)}`;
+        assert.equal(t.helpUrl, docs, t.name);
+        assert.ok(t.helpMarkDown.includes(`[Learn more](${docs})`), `${t.name}: ${t.helpMarkDown}`);
+      }
+      // A repository the links cannot be built for is refused before anything is packed.
+      for (const bad of ['http://github.com/fabrikam/wit', 'https://user:pw@github.com/fabrikam/wit', 'https://git.example.com/fabrikam/wit', 'not a url']) {
+        const r = spawnSync(process.execPath, [packageScript, '--repository-url', bad, '--out-dir', path.join(os.tmpdir(), 'wit-never-made')], { cwd: root, encoding: 'utf8' });
+        assert.equal(r.status, 2, `${bad}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /repository URL/, bad);
+        assert.ok(!fs.existsSync(path.join(os.tmpdir(), 'wit-never-made')));
       }
     });
   });
@@ -321,6 +343,149 @@ describe('the .vsix package', () => {
     }
   });
 
+  describe('what an organisation admin checks before approving it (issue 22)', () => {
+    let props: Record<string, string>;
+    let packedTasks: HelpTaskJson[];
+    before(() => {
+      props = vsixProperties(entries);
+      packedTasks = Object.values(taskJsons(entries)) as HelpTaskJson[];
+    });
+
+    it('has links to get started, learn, support, the license and the privacy policy; a repository only where one is given', () => {
+      const committed = JSON.parse(fs.readFileSync(path.join(root, 'vss-extension.json'), 'utf8')) as { links: Record<string, { uri: string }>; repository: { type: string; uri: string }; scopes?: unknown };
+      // The manifest reference's keys (getstarted, learn, license, privacypolicy, support), each an
+      // object with `uri`; the committed values are placeholders package.mjs resolves (no address is ours yet).
+      assert.deepEqual(Object.keys(committed.links).sort(), ['getstarted', 'learn', 'license', 'privacypolicy', 'support']);
+      assert.deepEqual(committed.repository, { type: 'git', uri: '{repository}' });
+      assert.equal(committed.scopes, undefined, 'the extension requests no scopes');
+      const page = 'https://marketplace.visualstudio.com/items?itemName=workload-identity-tasks.workload-identity-tasks';
+      for (const key of ['Getstarted', 'Learn', 'License', 'Privacypolicy']) {
+        assert.equal(props[`Microsoft.VisualStudio.Services.Links.${key}`], page, `${key}: the extension's own page, with no repository given`);
+      }
+      assert.equal(props['Microsoft.VisualStudio.Services.Links.Support'], `${page}&ssr=false#qna`);
+      assert.equal(props['Microsoft.VisualStudio.Services.Links.GitHub'], undefined, 'no repository is invented');
+      const placeholders = entries.filter((e) => /(^|\/)(task\.json|extension\.vsixmanifest|extension\.vsomanifest)$/.test(e.name) && /\{(docs|repository|support)\}/.test(e.data.toString('utf8')));
+      assert.deepEqual(placeholders.map((e) => e.name), [], 'every placeholder resolved');
+    });
+
+    it('builds the links for GitHub, GitLab and Azure Repos, and refuses what it cannot link into', () => {
+      const { docLinks } = require(path.join(root, 'scripts', 'links.cjs')) as { docLinks(o: { publisher: string; extensionId: string; repositoryUrl?: string }): { repository?: string; support: string; resolve(t: string): string } };
+      const at = (repositoryUrl: string) => docLinks({ publisher: 'p', extensionId: 'e', repositoryUrl });
+      const github = at('https://github.com/fabrikam/wit.git/');
+      assert.equal(github.repository, 'https://github.com/fabrikam/wit');
+      assert.equal(github.resolve('[Learn more]({docs}/README.md#security)'), '[Learn more](https://github.com/fabrikam/wit/blob/HEAD/README.md#security)');
+      const gitlab = at('https://gitlab.com/fabrikam/tools/wit');
+      assert.equal(gitlab.resolve('{docs}/PRIVACY.md'), 'https://gitlab.com/fabrikam/tools/wit/-/blob/HEAD/PRIVACY.md');
+      assert.equal(gitlab.support, 'https://gitlab.com/fabrikam/tools/wit/-/issues');
+      const azure = at('https://dev.azure.com/fabrikam/tools/_git/wit');
+      assert.equal(azure.resolve('{docs}/README.md#security'), 'https://dev.azure.com/fabrikam/tools/_git/wit?path=/README.md&anchor=security');
+      assert.equal(azure.support, 'https://marketplace.visualstudio.com/items?itemName=p.e&ssr=false#qna', 'Azure Repos has no issues: the Marketplace Q&A');
+      assert.throws(() => docLinks({ publisher: 'p', extensionId: 'e' }).resolve('{repository}'), /no repository URL/);
+      for (const bad of ['http://github.com/a/b', 'https://github.com/a/b?x=1', 'https://bitbucket.org/a/b', 'https://dev.azure.com/a/b']) {
+        assert.throws(() => at(bad), /repository URL/, bad);
+      }
+    });
+
+    it('packs LICENSE (the Marketplace license), PRIVACY.md and CHANGELOG.md; the page has the privacy section', () => {
+      for (const f of ['LICENSE', 'PRIVACY.md', 'CHANGELOG.md']) {
+        const e = entries.find((x) => x.name === f);
+        assert.ok(e, `${f} in the .vsix`);
+        assert.ok(e.data.equals(fs.readFileSync(path.join(root, f))), `${f} as committed`);
+      }
+      const vsixManifest = entries.find((e) => e.name === 'extension.vsixmanifest')!.data.toString('utf8');
+      assert.match(vsixManifest, /<License>LICENSE<\/License>/);
+      assert.match(vsixManifest, /<Asset Type="Microsoft\.VisualStudio\.Services\.Content\.License" d:Source="File" Path="LICENSE" Addressable="true"\/>/);
+      assert.match(entries.find((e) => e.name === '[Content_Types].xml')!.data.toString('utf8'), /<Override ContentType="text\/plain" PartName="\/LICENSE"\/>/);
+      const privacy = fs.readFileSync(path.join(root, 'PRIVACY.md'), 'utf8');
+      assert.match(privacy, /No telemetry/);
+      assert.match(privacy, /No scopes/);
+      // Every place a token may go (tasks/core/http/token-hosts.ts, the README's Security section).
+      for (const host of ['dev.azure.com/<org>/', 'vsrm.dev.azure.com/<org>/', 'vssps.dev.azure.com/<org>/', 'login.microsoftonline.com', 'management.azure.com', 'graph.microsoft.com', '<name>.azurecr.io', 'trustedRegistryHosts', 'sts.<region>.amazonaws.com', 'stsEndpoint', 'sts.googleapis.com', 'iamcredentials.googleapis.com', 'Vault address']) {
+        assert.ok(privacy.includes(host), `PRIVACY.md names ${host}`);
+      }
+      for (const t of packedTasks) assert.ok(privacy.includes(`${t.name}@${t.version.Major}`), `PRIVACY.md covers ${t.name}`);
+      const overview = fs.readFileSync(path.join(root, 'overview.md'), 'utf8');
+      const section = /^## Privacy\n([\s\S]*?)(?=^## |(?![\s\S]))/m.exec(overview)?.[1] ?? '';
+      for (const needle of ['no telemetry', 'no scopes', 'PRIVACY.md']) assert.ok(section.includes(needle), `overview.md's Privacy section: ${needle}`);
+    });
+
+    it('tags and descriptions name every target', () => {
+      const manifest = JSON.parse(fs.readFileSync(path.join(root, 'vss-extension.json'), 'utf8')) as { tags: string[]; description: string };
+      const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { description: string };
+      const tags = new Set(manifest.tags.map((t) => t.toLowerCase()));
+      for (const [target, ...aliases] of TARGETS) {
+        assert.ok(tags.has(target.toLowerCase()), `tag ${target}`);
+        for (const [what, text] of [['vss-extension.json', manifest.description], ['package.json', pkg.description]]) {
+          assert.ok([target, ...aliases].some((n) => text.includes(n)), `${what}'s description names ${target}`);
+        }
+      }
+      const packedTags = /<Tags>([^<]*)<\/Tags>/.exec(entries.find((e) => e.name === 'extension.vsixmanifest')!.data.toString('utf8'))?.[1].split(',') ?? [];
+      assert.deepEqual(packedTags, manifest.tags);
+    });
+
+    it('states on the page the agents every task needs, and the note about agents before 4.274.1', () => {
+      const overview = fs.readFileSync(path.join(root, 'overview.md'), 'utf8');
+      const versions = new Set(packedTasks.map((t) => t.minimumAgentVersion));
+      assert.ok(versions.size >= 1);
+      for (const v of versions) assert.ok(overview.includes(`agent ${v} or later`), `overview.md states minimumAgentVersion ${v}`);
+      // The README's residual risk (Security): agents before 4.274.1 let a step rewrite SystemVssConnection.
+      assert.match(fs.readFileSync(path.join(root, 'README.md'), 'utf8'), /agents before 4\.274\.1/);
+      assert.match(overview, /agents before 4\.274\.1[^.]*task\.setendpoint/i);
+    });
+
+    it('gives every Azure Resource Manager picker an EndpointFilterRule that keeps management-group connections', () => {
+      let pickers = 0;
+      for (const t of packedTasks) {
+        for (const i of t.inputs.filter((x) => /^connectedService:AzureRM$/i.test(x.type))) {
+          pickers++;
+          // A missing or empty rule makes the classic editor apply its default, 'ScopeLevel !=
+          // ManagementGroup'; this non-empty one (AzurePowerShellV5's) lists subscription and
+          // management-group connections, which every task here can use.
+          assert.equal(i.properties?.EndpointFilterRule, ARM_ENDPOINT_FILTER, `${t.name}.${i.name}`);
+        }
+      }
+      assert.ok(pickers >= 6, `${pickers} pickers`);
+    });
+
+    it('links every task\'s help to this project\'s documentation: helpUrl and a "Learn more" in helpMarkDown', () => {
+      const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+      const slugs = new Set([...readme.matchAll(/^#{1,6} (.+)$/gm)].map((m) => readmeSlug(m[1])));
+      const page = 'https://marketplace.visualstudio.com/items?itemName=workload-identity-tasks.workload-identity-tasks';
+      for (const dir of fs.readdirSync(path.join(root, 'tasks')).filter((d) => fs.existsSync(path.join(root, 'tasks', d, 'task.json')))) {
+        const t = JSON.parse(fs.readFileSync(path.join(root, 'tasks', dir, 'task.json'), 'utf8')) as HelpTaskJson;
+        const slug = readmeSlug(`${t.name}@${t.version.Major}`);
+        assert.ok(slugs.has(slug), `README.md has a section ${t.name}@${t.version.Major} (#${slug})`);
+        assert.equal(t.helpUrl, `{docs}/README.md#${slug}`, `${dir}: helpUrl`);
+        assert.ok(t.helpMarkDown.includes(`[Learn more]({docs}/README.md#${slug})`), `${dir}: helpMarkDown's Learn more`);
+      }
+      for (const t of packedTasks) {
+        assert.equal(t.helpUrl, page, `${t.name}: packed helpUrl`);
+        assert.ok(t.helpMarkDown.includes(`[Learn more](${page})`), `${t.name}: packed Learn more`);
+      }
+    });
+
+    it('shows an input in the classic editor only with the choice it depends on (visibleRule)', () => {
+      const rules = Object.fromEntries(packedTasks.map((t) => [t.name, Object.fromEntries(t.inputs.filter((i) => i.visibleRule).map((i) => [i.name, i.visibleRule]))]));
+      for (const [task, expected] of Object.entries(VISIBLE_RULES)) {
+        for (const [input, rule] of Object.entries(expected)) assert.equal(rules[task]?.[input], rule, `${task}.${input}`);
+      }
+      // Every rule names an earlier input of its task and a value that input can take.
+      for (const t of packedTasks) {
+        t.inputs.forEach((i, n) => {
+          if (!i.visibleRule) return;
+          for (const clause of i.visibleRule.split(/\s*(?:\|\||&&)\s*/)) {
+            const m = /^(\w+) (=|!=) (\S+)$/.exec(clause);
+            assert.ok(m, `${t.name}.${i.name}: '${clause}'`);
+            const on = t.inputs.slice(0, n).find((x) => x.name === m[1]);
+            assert.ok(on, `${t.name}.${i.name} depends on ${m[1]}, an earlier input`);
+            const values = on.type === 'boolean' ? ['true', 'false'] : Object.keys(on.options ?? {});
+            assert.ok(values.includes(m[3]), `${t.name}.${i.name}: ${m[1]} can be ${m[3]}`);
+          }
+        });
+      }
+    });
+  });
+
   it('keeps its copy of the official schema the same as the project\'s shared reference', function () {
     if (!fs.existsSync(sharedSchemaFile)) {
       console.log(`      (skipped: ${path.relative(root, sharedSchemaFile)} is not beside this clone; the copy in tests/packaging is used)`);
@@ -331,3 +496,51 @@ describe('the .vsix package', () => {
 });
 
 const BUILTINS = new Set(require('node:module').builtinModules as string[]);
+
+/** A repository for the links of a private build (a test name: nothing is fetched from it). */
+const OTHER_REPOSITORY = 'https://github.com/fabrikam-private/workload-identity-tasks';
+/** What each Azure Resource Manager picker filters by (see the test). */
+const ARM_ENDPOINT_FILTER = 'ScopeLevel != AzureMLWorkspace';
+/** Every service the extension reaches: a tag each, and the name (or a short form) in the descriptions. */
+const TARGETS: string[][] = [['Azure'], ['Azure Container Registry', 'ACR'], ['AWS'], ['Google Cloud'], ['HashiCorp Vault']];
+/** The inputs that only matter with another input's value (all seven tasks, input by input). */
+const VISIBLE_RULES: Record<string, Record<string, string>> = {
+  FetchOidcToken: {
+    connectedServiceNameARM: 'connectionType = azureResourceManager', awsConnection: 'connectionType = aws', gcpConnection: 'connectionType = gcp', oidcConnection: 'connectionType = oidc', genericConnection: 'connectionType = generic',
+    accessTokenScope: 'connectionType = azureResourceManager', exportTerraformEnv: 'connectionType = azureResourceManager', exportAzureIdentityEnv: 'connectionType = azureResourceManager',
+    keepTokenFileFresh: 'exportAzureIdentityEnv = true || writeTokenFile = true',
+  },
+  AcrLoginFederated: {},
+  ValidateServiceConnection: {
+    connectedServiceNameARM: 'connectionType = azureResourceManager', awsConnection: 'connectionType = aws', gcpConnection: 'connectionType = gcp', oidcConnection: 'connectionType = oidc',
+    scope: 'connectionType = azureResourceManager', requiredRoles: 'connectionType = azureResourceManager', secretExpiryWarningDays: 'connectionType = azureResourceManager',
+  },
+  AwsAssumeRoleFederated: {
+    connectedServiceNameARM: 'connectionType = azureResourceManager', awsConnection: 'connectionType = aws',
+    roleArn: 'connectionType = azureResourceManager', region: 'connectionType = azureResourceManager', stsEndpoint: 'connectionType = azureResourceManager',
+    keepTokenFileFresh: 'exportWebIdentityFile = true',
+  },
+  GcpAuthFederated: {
+    connectedServiceNameARM: 'connectionType = azureResourceManager', gcpConnection: 'connectionType = gcp',
+    workloadIdentityProvider: 'connectionType = azureResourceManager', serviceAccount: 'connectionType = azureResourceManager',
+    keepTokenFileFresh: 'createCredentialsFile = true', accessTokenLifetime: 'tokenFormat = access_token', accessTokenScopes: 'tokenFormat = access_token',
+  },
+  VaultSecretsFederated: { vaultConnection: 'connectionType = vault', oidcConnection: 'connectionType = oidc', vaultAddress: 'connectionType = pipeline' },
+  AuditServiceConnections: { projects: 'scope = organization', secretExpiryWarningDays: 'checkSecretExpiry = true' },
+};
+
+type HelpTaskJson = TaskJson & {
+  helpUrl: string; helpMarkDown: string; minimumAgentVersion: string; version: { Major: number; Minor: number; Patch: number };
+  inputs: { name: string; type: string; visibleRule?: string; options?: Record<string, string>; properties?: Record<string, string> }[];
+};
+
+/** The vsixmanifest's Metadata properties (links, repository), by id. */
+function vsixProperties(entries: ZipEntry[]): Record<string, string> {
+  const xml = entries.find((e) => e.name === 'extension.vsixmanifest')!.data.toString('utf8');
+  return Object.fromEntries([...xml.matchAll(/<Property Id="([^"]+)" Value="([^"]*)"\/>/g)].map((m) => [m[1], m[2].replace(/&amp;/g, '&')]));
+}
+
+/** The anchor GitHub gives a heading: lower case, punctuation but '-' and '_' dropped, spaces as '-'. */
+function readmeSlug(heading: string): string {
+  return heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+}
