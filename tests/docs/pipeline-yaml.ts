@@ -15,6 +15,7 @@ import { agentJob, environmentName } from '../helpers/agent-job';
 interface TaskInput {
   name: string;
   type: string;
+  label?: string;
   aliases?: string[];
   options?: Record<string, string>;
   properties?: Record<string, string>;

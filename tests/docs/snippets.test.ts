@@ -325,4 +325,34 @@ describe('Docs: every snippet copied from the docs runs', function () {
     const e2e = [...DOCUMENTED_VARIABLES].filter((v) => !outputs.has(v) && v !== 'SYSTEM_UNSAFEALLOWMULTILINESECRET');
     assert.deepEqual([...table].sort(), e2e.sort(), 'JOB_VARIABLES (tests/docs/pipeline-yaml.ts) and DOCUMENTED_VARIABLES (tests/helpers/e2e.ts)');
   });
+
+  it('every table that gives the classic editor\'s label names it as the task.json does', () => {
+    const problems: string[] = [];
+    for (const file of ['README.md', 'overview.md']) {
+      const text = fs.readFileSync(path.join(REPO, file), 'utf8');
+      // A table headed "| YAML name | Classic label | ..." under the task's "## <Task>@<major>" heading.
+      let task: string | undefined;
+      let labelColumn = -1;
+      text.split('\n').forEach((line, i) => {
+        const heading = /^## (\w+)@\d+/.exec(line);
+        if (heading) task = heading[1];
+        const cells = line.split('|').map((c) => c.trim());
+        if (/^\|/.test(line) && cells.some((c) => /^classic (editor )?label$/i.test(c))) {
+          labelColumn = cells.findIndex((c) => /^classic (editor )?label$/i.test(c));
+          return;
+        }
+        if (!/^\|/.test(line)) {
+          labelColumn = -1;
+          return;
+        }
+        const name = /^`(\w+)`$/.exec(cells[1] ?? '')?.[1];
+        if (labelColumn < 0 || !name || !task) return;
+        const t = tasks.get(task);
+        const input = t?.inputs.find((x) => x.name === name || (x.aliases ?? []).includes(name));
+        if (!input) problems.push(`${file}:${i + 1}: ${task} has no input ${name}`);
+        else if (cells[labelColumn] !== input.label) problems.push(`${file}:${i + 1}: ${name} is labelled '${cells[labelColumn]}', task.json says '${input.label}'`);
+      });
+    }
+    assert.deepEqual(problems, []);
+  });
 });
