@@ -418,20 +418,20 @@ describe('E2E no logging-command injection (every bundled task, outside text car
       assertInert(r, [`bound_subject='sc://contoso/web/${INJECT_SHOWN} ${CREATOR_SHOWN}'`, `sub: sc://contoso/web/${INJECT_SHOWN} ${CREATOR_SHOWN}`]);
     });
 
-    // [entry, what the message shows of it, whether it passes the input's checks and reaches Vault]
+    // [entry, what the message shows of it (the entry quoted, and the part refused), whether it passes the input's checks and reaches Vault]
     const ENTRIES: [string, string, boolean][] = [
-      ['secret/ci/db password | x ##vso[task.setvariable variable=INJECTED]1', `'${INJECT_SHOWN}' is not one variable name`, false],
+      ['secret/ci/db password | x ##vso[task.setvariable variable=INJECTED]1', `line 1 ('secret/ci/db password | ${INJECT_SHOWN}'): '${INJECT_SHOWN}' is not one variable name`, false],
       ['secret/ci/x ##vso[task.setvariable variable=INJECTED]1 | P', `line 1 ('secret/ci/${INJECT_SHOWN} | P'): has 3 words`, false],
-      ['secret/ci/##vso[task.setvariable%20variable=INJECTED]x password | P', "'secret/ci/##vso%5Btask.setvariable%20variable=INJECTED]x' is not a secret's path", false],
-      ['secret/ci/db password | ##vso[task.prependpath]/tmp/evil', "'##vso%5Btask.prependpath]/tmp/evil' is not a valid variable name", false],
+      ['secret/ci/##vso[task.setvariable%20variable=INJECTED]x password | P', "line 1 ('secret/ci/##vso%5Btask.setvariable%20variable=INJECTED]x password | P'): 'secret/ci/##vso%5Btask.setvariable%20variable=INJECTED]x' is not a secret's path", false],
+      ['secret/ci/db password | ##vso[task.prependpath]/tmp/evil', "line 1 ('secret/ci/db password | ##vso%5Btask.prependpath]/tmp/evil'): '##vso%5Btask.prependpath]/tmp/evil' is not a valid variable name", false],
       ['secret/ci/db pass;##vso[task.prependpath]/tmp/evil | P', "line 1 ('##vso%5Btask.prependpath]/tmp/evil | P'): '##vso%5Btask.prependpath]/tmp/evil' is not a secret's path", false],
       ['secret/ci/db password | P\rsecret/ci/db ##vso[task.setvariable variable=INJECTED]1', "line 2 ('secret/ci/db ##vso%5Btask.setvariable variable=INJECTED]1'): has 3 words", false],
-      ['secret/ci/db password | P%0A##vso[task.prependpath]/tmp/evil', "'P%0A##vso%5Btask.prependpath]/tmp/evil' is not a valid variable name", false],
-      ['secret/ci/db password | P\u2028##vso[task.prependpath]/tmp/evil', "'P\\u{2028}##vso%5Btask.prependpath]/tmp/evil' is not one variable name", false],
+      ['secret/ci/db password | P%0A##vso[task.prependpath]/tmp/evil', "line 1 ('secret/ci/db password | P%0A##vso%5Btask.prependpath]/tmp/evil'): 'P%0A##vso%5Btask.prependpath]/tmp/evil' is not a valid variable name", false],
+      ['secret/ci/db password | P\u2028##vso[task.prependpath]/tmp/evil', "line 1 ('secret/ci/db password | P\\u{2028}##vso%5Btask.prependpath]/tmp/evil'): 'P\\u{2028}##vso%5Btask.prependpath]/tmp/evil' is not one variable name", false],
       ['secret/ci/db password | P\r\ntoo/many | words | here%0A##vso[task.prependpath]/tmp/evil', "line 2 ('too/many | words | here%0A##vso%5Btask.prependpath]/tmp/evil'): has more than one |", false],
-      [`secret/ci/db password | P${HIDDEN[1][0]}`, `'P${HIDDEN[1][1]}' is not a valid variable name`, false],
+      [`secret/ci/db password | P${HIDDEN[1][0]}`, `line 1 ('secret/ci/db password | P${HIDDEN[1][1]}'): 'P${HIDDEN[1][1]}' is not a valid variable name`, false],
       [`secret/ci/db ${HIDDEN[0][0]} | P`, `line 1 ('secret/ci/db ${HIDDEN[0][1]} | P'): has 3 words`, false],
-      [`secret/ci/db password | ${HIDDEN[3][0]}`, "'##%5Bgroup]forged' is not a valid variable name", false],
+      [`secret/ci/db password | ${HIDDEN[3][0]}`, "line 1 ('secret/ci/db password | \\u{FEFF}##%5Bgroup]forged'): '##%5Bgroup]forged' is not a valid variable name", false],
       // U+2029 is white space to the split: a key the input's checks accept, which the secret does not have.
       ['secret/ci/db\u2029##vso[task.prependpath]/tmp/evil | P', "Line 1 ('secret/ci/db\\u{2029}##vso%5Btask.prependpath]/tmp/evil | P'): the secret secret/data/ci/db has no key '##vso%5Btask.prependpath]/tmp/evil'", true],
     ];
