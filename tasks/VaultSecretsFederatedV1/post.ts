@@ -40,7 +40,8 @@ async function post(): Promise<Outcome> {
     return;
   }
   const policy = httpPolicy();
-  const later = `It stays valid ${session.expiresOn ? `until ${session.expiresOn}` : 'until revoked (it has no TTL)'}${session.accessor ? safe`; to revoke it now: vault token revoke -accessor ${session.accessor}` : ''}.`;
+  // The state is text from the environment (a pipeline variable of its name sets it where the main step did not): one inert line.
+  const later = `It stays valid ${session.expiresOn ? safe`until ${session.expiresOn}` : 'until revoked (it has no TTL)'}${session.accessor ? safe`; to revoke it now: vault token revoke -accessor ${session.accessor}` : ''}.`;
   // Only a step that has a token to revoke loads the agent's proxy and CA settings (and task-lib with them).
   const { readProxy, readTls } = await import('../core/agent/pipeline-context');
   const { HttpClient } = await import('../core/http/http');

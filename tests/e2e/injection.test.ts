@@ -1,7 +1,8 @@
 /**
  * No logging-command injection: every bundled task, main and post-job step, run with logging
  * commands hidden in what comes from outside (the connection's name and creator, a subscription's
- * name, Entra, AWS STS, ACR, Google STS and IAM Credentials error texts, echoed inputs), some
+ * name, Entra, AWS STS, ACR, Google STS and IAM Credentials error texts, HashiCorp Vault's error
+ * texts, warnings, keys, values and tokens, a post-job step's state, echoed inputs), some
  * behind characters the agent's culture-sensitive match ignores. The output is parsed exactly as
  * the agent parses it (see task-process.ts); the scan in afterEach (e2e.ts) fails on any command
  * the tasks did not mean.
@@ -13,8 +14,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startEmulator, Emulator, gcpPrincipal, stsFault } from '../emulator/index';
-import { ConnectionEnv } from '../helpers/agent';
-import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
+import { ConnectionEnv, endpointEnv, EndpointEnv, PUBLIC_COLLECTION_HOST } from '../helpers/agent';
+import { MappingProxy, proxyToEmulator, startCanary } from '../helpers/connect-proxy';
 import { E2eRuns, postJobEnv, TENANT, unintendedOutput, trustInAws } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
 
@@ -92,7 +93,7 @@ describe('E2E no logging-command injection (every bundled task, outside text car
 
   /** Checked here as well as in the scan, so each test names what it proves. */
   function assertInert(r: TaskRun, shown: string[]): void {
-    assert.deepEqual(unintendedOutput(r), [], 'no command the tasks did not mean');
+    assert.deepEqual(unintendedOutput(r, e2e.namedVariables), [], 'no command the tasks did not mean');
     assert.equal(r.variables.INJECTED, undefined, 'no variable INJECTED');
     assert.ok(!r.commands.some((c) => c.name === 'task.prependpath'), 'no task.prependpath');
     const seen = [r.log, ...r.errors, ...r.warnings, ...summaries].join('\n');
@@ -332,5 +333,326 @@ describe('E2E no logging-command injection (every bundled task, outside text car
         assert.equal(proxy.connects.length, connects, 'no tunnel to Google either');
       });
     }
+  });
+
+  describe('VaultSecretsFederated@1', () => {
+    // Azure DevOps and Vault by their public names, reached only through the agent's proxy, which
+    // maps them to the emulator (as in vault-secrets.test.ts).
+    const VAULT_HOST = 'vault.fabrikam.com:8200';
+    const VAULT = `https://${VAULT_HOST}`;
+    const SESSION = 'VSTS_TASKVARIABLE_WORKLOADIDENTITY_VAULT_SESSION';
+    const TASK = 'VaultSecretsFederatedV1';
+    let proxy: MappingProxy;
+    // Each value is unique to this run (the leak scan looks for it whole, and for each long line).
+    const tag = crypto.randomBytes(4).toString('hex');
+    const PREPEND_KEY = '##vso[task.prependpath]/tmp/evil';
+    const VALUES = {
+      inline: `v-${tag} ${INJECT}`,
+      cr: `c-${tag}\r##vso[task.prependpath]/tmp/evil`,
+      multi: `m-${tag}\n##vso[task.setvariable variable=INJECTED]1 m-${tag}\n${HIDDEN[0][0]} m-${tag}\n\u2028##vso[task.prependpath]/tmp/evil m-${tag}\n`,
+    };
+    const HOSTILE: Record<string, string> = {
+      [INJECT]: `k1-${tag}`,
+      [CREATOR]: `k2-${tag}`,
+      [HIDDEN[1][0]]: `k3-${tag}`,
+      [PREPEND_KEY]: `k4-${tag}`,
+      [`k${LINE}`]: `k5-${tag}`,
+      ...VALUES,
+    };
+
+    before(async () => {
+      proxy = await proxyToEmulator(emu, [PUBLIC_COLLECTION_HOST, VAULT_HOST]);
+      emu.vault.configureJwtAuth({});
+      emu.vault.addKvMount({ path: 'secret', version: 2 });
+      emu.vault.putSecret('secret', 'ci/db', { password: `pw-${tag}` });
+      emu.vault.putSecret('secret', 'ci/hostile', HOSTILE);
+      emu.vault.addPolicy('ci-read', [{ path: 'secret/data/ci/*', capabilities: ['read'] }]);
+      for (const v of ['P', 'K', 'CR', 'M', 'ALL']) e2e.namedVariables.add(v);
+    });
+    after(async () => proxy?.stop());
+    afterEach(() => {
+      proxy.connects.length = 0;
+    });
+
+    /** A HashiCorp Vault connection as the agent hands it; a role bound to its subject unless its settings are refused anyway. */
+    function vaultConnection(name = `vault-${crypto.randomBytes(3).toString('hex')}`, parameters: Record<string, string> = {}, url = VAULT): EndpointEnv {
+      const id = crypto.randomUUID();
+      const role = `ci-${crypto.randomBytes(3).toString('hex')}`;
+      const all = { authMount: 'jwt', role, ...parameters };
+      emu.addServiceConnection({ id, name, type: 'WorkloadIdentityVault', scheme: 'None', tenantId: '', clientId: '', url: VAULT, parameters: all });
+      if (!Object.keys(parameters).length) emu.vault.addJwtRole({ name: role, boundSubject: emu.expectedFederation(id).subject, tokenPolicies: ['ci-read'] });
+      return { id, url, scheme: 'None', parameters: all };
+    }
+    const vault = (c: EndpointEnv | undefined, inputs: Record<string, string>, env: Record<string, string> = {}) =>
+      e2e.run({
+        task: TASK,
+        inputs: { ...(c ? { vaultConnection: c.id } : {}), ...inputs },
+        job: { publicHosts: true, tempDirectory: fs.mkdtempSync(path.join(os.tmpdir(), 'wit-inject-')) },
+        // As the agent hands a YAML step: connectionType, multilineValues and exportToken at their defaults.
+        env: { INPUT_CONNECTIONTYPE: 'vault', INPUT_MULTILINEVALUES: 'file', INPUT_EXPORTTOKEN: 'false', AGENT_PROXYURL: proxy.url, ...(c ? endpointEnv(c) : {}), ...env },
+      });
+    const post = (r: TaskRun, env: Record<string, string> = {}) =>
+      e2e.run({ task: TASK, entry: 'post.js', job: { publicHosts: true, tempDirectory: r.agentTempDirectory }, env: { ...postJobEnv(r), AGENT_PROXYURL: proxy.url, ...env } });
+    const vaultRequests = () => emu.requestLog().filter((q) => q.route.startsWith('vault.') || q.route === 'oidctoken').length;
+    const vaultError = (status: number, body: object) => ({ kind: 'status' as const, status, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+
+    // A line break too: the subject is quoted on its line of the log, where only its own neutralisation keeps it one line.
+    for (const [payload, shown] of [...ALL, [`n${LINE}`, 'n\\n##vso%5Btask.setvariable variable=INJECTED]1']]) {
+      it(`a HashiCorp Vault connection named ${JSON.stringify(payload)} (in the subject claim Vault binds), and its post-job step`, async () => {
+        const c = vaultConnection(payload);
+        const r = await vault(c, { secrets: 'secret/ci/db password | P' });
+        assert.equal(r.result, 'Succeeded', r.stdout);
+        assert.equal(r.variables.P.value, `pw-${tag}`);
+        assertInert(r, [`Subject (sub):  sc://contoso/web/${shown}`]);
+        const p = await post(r);
+        assert.equal(p.result, 'Succeeded', p.stdout);
+        assert.equal(emu.count('vault.revoke-self'), 1);
+        assertInert(p, []);
+      });
+    }
+
+    it('a refused login of a connection named with commands: the fix command quotes the subject, Vault the role', async () => {
+      const r = await vault(vaultConnection(`${INJECT} ${CREATOR}`, { role: 'no-such-role' }), { secrets: 'secret/ci/db password | P' });
+      assert.equal(r.result, 'Failed', r.stdout);
+      assert.match(r.errors.join('\n'), /has no role 'no-such-role'/);
+      assertInert(r, [`bound_subject='sc://contoso/web/${INJECT_SHOWN} ${CREATOR_SHOWN}'`, `sub: sc://contoso/web/${INJECT_SHOWN} ${CREATOR_SHOWN}`]);
+    });
+
+    // [entry, what the message shows of it (the entry quoted, and the part refused), whether it passes the input's checks and reaches Vault]
+    const ENTRIES: [string, string, boolean][] = [
+      ['secret/ci/db password | x ##vso[task.setvariable variable=INJECTED]1', `line 1 ('secret/ci/db password | ${INJECT_SHOWN}'): '${INJECT_SHOWN}' is not one variable name`, false],
+      ['secret/ci/x ##vso[task.setvariable variable=INJECTED]1 | P', `line 1 ('secret/ci/${INJECT_SHOWN} | P'): has 3 words`, false],
+      ['secret/ci/##vso[task.setvariable%20variable=INJECTED]x password | P', "line 1 ('secret/ci/##vso%5Btask.setvariable%20variable=INJECTED]x password | P'): 'secret/ci/##vso%5Btask.setvariable%20variable=INJECTED]x' is not a secret's path", false],
+      ['secret/ci/db password | ##vso[task.prependpath]/tmp/evil', "line 1 ('secret/ci/db password | ##vso%5Btask.prependpath]/tmp/evil'): '##vso%5Btask.prependpath]/tmp/evil' is not a valid variable name", false],
+      ['secret/ci/db pass;##vso[task.prependpath]/tmp/evil | P', "line 1 ('##vso%5Btask.prependpath]/tmp/evil | P'): '##vso%5Btask.prependpath]/tmp/evil' is not a secret's path", false],
+      ['secret/ci/db password | P\rsecret/ci/db ##vso[task.setvariable variable=INJECTED]1', "line 2 ('secret/ci/db ##vso%5Btask.setvariable variable=INJECTED]1'): has 3 words", false],
+      ['secret/ci/db password | P%0A##vso[task.prependpath]/tmp/evil', "line 1 ('secret/ci/db password | P%0A##vso%5Btask.prependpath]/tmp/evil'): 'P%0A##vso%5Btask.prependpath]/tmp/evil' is not a valid variable name", false],
+      ['secret/ci/db password | P\u2028##vso[task.prependpath]/tmp/evil', "line 1 ('secret/ci/db password | P\\u{2028}##vso%5Btask.prependpath]/tmp/evil'): 'P\\u{2028}##vso%5Btask.prependpath]/tmp/evil' is not one variable name", false],
+      ['secret/ci/db password | P\r\ntoo/many | words | here%0A##vso[task.prependpath]/tmp/evil', "line 2 ('too/many | words | here%0A##vso%5Btask.prependpath]/tmp/evil'): has more than one |", false],
+      [`secret/ci/db password | P${HIDDEN[1][0]}`, `line 1 ('secret/ci/db password | P${HIDDEN[1][1]}'): 'P${HIDDEN[1][1]}' is not a valid variable name`, false],
+      [`secret/ci/db ${HIDDEN[0][0]} | P`, `line 1 ('secret/ci/db ${HIDDEN[0][1]} | P'): has 3 words`, false],
+      [`secret/ci/db password | ${HIDDEN[3][0]}`, "line 1 ('secret/ci/db password | \\u{FEFF}##%5Bgroup]forged'): '##%5Bgroup]forged' is not a valid variable name", false],
+      // U+2029 is white space to the split: a key the input's checks accept, which the secret does not have.
+      ['secret/ci/db\u2029##vso[task.prependpath]/tmp/evil | P', "Line 1 ('secret/ci/db\\u{2029}##vso%5Btask.prependpath]/tmp/evil | P'): the secret secret/data/ci/db has no key '##vso%5Btask.prependpath]/tmp/evil'", true],
+    ];
+    for (const [entry, shown, reaches] of ENTRIES) {
+      it(`the secrets entry ${JSON.stringify(entry)} is refused, quoted defused${reaches ? '' : ', before any request'}`, async () => {
+        const r = await vault(vaultConnection(), { secrets: entry });
+        assert.equal(r.result, 'Failed', r.stdout);
+        assertInert(r, [shown]);
+        assert.equal(r.variables.P, undefined);
+        if (!reaches) assert.equal(vaultRequests(), 0, 'no idToken and no Vault request with a bad entry');
+      });
+    }
+
+    it('a command after a CR in secrets starts a line of its own, which starts with # and so is a comment: skipped, never printed', async () => {
+      const r = await vault(vaultConnection(), { secrets: `secret/ci/db password | P\r${INJECT.slice(2)}\r${HIDDEN[3][0]}` });
+      assert.equal(r.result, 'Succeeded', r.stdout);
+      assert.equal(r.variables.P.value, `pw-${tag}`);
+      assertInert(r, ['P (secret) = secret/data/ci/db key password']);
+      await post(r);
+    });
+
+    it('the keys of a secret carrying commands: listed defused when a key is missing, quoted defused when one is taken', async () => {
+      const c = vaultConnection();
+      const missing = await vault(c, { secrets: 'secret/ci/hostile nokey | P' });
+      assert.equal(missing.result, 'Failed', missing.stdout);
+      assert.match(missing.errors.join('\n'), /the secret secret\/data\/ci\/hostile has no key 'nokey'; its keys: /);
+      assertInert(missing, [`its keys: ${INJECT_SHOWN}, ${CREATOR_SHOWN}, ${HIDDEN[1][1]}, ##vso%5Btask.prependpath]/tmp/evil, k\\n##vso%5Btask.setvariable variable=INJECTED]1, inline, cr, multi.`]);
+      const taken = await vault(c, { secrets: `secret/ci/hostile ${PREPEND_KEY} | K` });
+      assert.equal(taken.result, 'Succeeded', taken.stdout);
+      assert.equal(taken.variables.K.value, `k4-${tag}`);
+      assertInert(taken, ['K (secret) = secret/data/ci/hostile key ##vso%5Btask.prependpath]/tmp/evil']);
+      await post(taken);
+    });
+
+    /**
+     * The value a variable is set to, as the agent reads it: one task.setvariable command whose line
+     * starts with it, its data everything after the first ']' (properties escape theirs), unescaped
+     * as the agent does; characters the agent's match ignores are kept in data.
+     */
+    function setOnce(r: TaskRun, name: string): string {
+      const set = r.commands.filter((c) => c.name === 'task.setvariable' && c.properties.variable === name);
+      assert.equal(set.length, 1, `one task.setvariable of ${name}`);
+      const line = set[0].line;
+      assert.ok(line.startsWith(`##vso[task.setvariable variable=${name};`), line);
+      return line.slice(line.indexOf(']') + 1).replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%5D/g, ']').replace(/%3B/g, ';').replace(/%AZP25/g, '%');
+    }
+
+    it('values carrying commands, after a CR, a LF and U+2028 (multilineValues file): secret variables whose data task-lib escapes, multi-line ones in files; every line masked', async () => {
+      const c = vaultConnection();
+      const r = await vault(c, { secrets: `secret/ci/hostile inline | P\nsecret/ci/hostile cr | CR\nsecret/ci/hostile multi | M\nsecret/ci/hostile | ALL` });
+      assert.equal(r.result, 'Succeeded', r.stdout);
+      assert.deepEqual([setOnce(r, 'P'), r.variables.P.secret], [VALUES.inline, true]);
+      assert.deepEqual([JSON.parse(setOnce(r, 'ALL')), r.variables.ALL.secret], [HOSTILE, true]);
+      for (const [name, value] of [['CR', VALUES.cr], ['M', VALUES.multi]]) {
+        const file = setOnce(r, name);
+        assert.equal(r.variables[name].secret, false, 'a path');
+        assert.ok(file.startsWith(r.agentTempDirectory!), file);
+        assert.equal(fs.readFileSync(file, 'utf8'), value);
+      }
+      // Each line whole, as the data of a task.setsecret command (the characters the agent's match ignores kept).
+      const masked = r.stdout.split('\n').filter((l) => l.startsWith('##vso[task.setsecret]')).map((l) => l.slice(21));
+      for (const line of [VALUES.inline, ...VALUES.cr.split('\r'), ...VALUES.multi.split('\n').filter(Boolean)]) assert.ok(masked.includes(line), `masked: ${JSON.stringify(line)}`);
+      assertInert(r, ['P (secret) = secret/data/ci/hostile key inline', 'M = the path of a 0600 file holding secret/data/ci/hostile key multi']);
+      const p = await post(r);
+      assert.equal(p.result, 'Succeeded', p.stdout);
+      assert.equal(fs.existsSync(r.variables.M.value), false, 'removed');
+      assertInert(p, []);
+    });
+
+    it('the same values with multilineValues variable: one setvariable line each, its line breaks escaped; SYSTEM_UNSAFEALLOWMULTILINESECRET first', async () => {
+      const r = await vault(vaultConnection(), { secrets: `secret/ci/hostile inline | P\nsecret/ci/hostile cr | CR\nsecret/ci/hostile multi | M`, multilineValues: 'variable' });
+      assert.equal(r.result, 'Succeeded', r.stdout);
+      for (const [name, value] of [['P', VALUES.inline], ['CR', VALUES.cr], ['M', VALUES.multi]]) {
+        assert.deepEqual([setOnce(r, name), r.variables[name].secret], [value, true]);
+      }
+      assert.ok(r.stdout.includes(`m-${tag}%0A##vso[task.setvariable variable=INJECTED]1 m-${tag}%0A`), 'the line breaks of M written as %0A');
+      assert.ok(r.stdout.includes(`c-${tag}%0D##vso[task.prependpath]`), 'the CR of CR written as %0D');
+      const knob = r.commands.findIndex((x) => x.name === 'task.setvariable' && x.properties.variable === 'SYSTEM_UNSAFEALLOWMULTILINESECRET');
+      assert.ok(knob >= 0 && knob < r.commands.findIndex((x) => x.name === 'task.setvariable' && x.properties.variable === 'CR'));
+      assertInert(r, ['M (secret) = secret/data/ci/hostile key multi']);
+      await post(r);
+    });
+
+    it('Vault\'s error texts carrying commands, after a CR and a LF: at the login (a known refusal and an unknown one), the mount lookup and the read', async () => {
+      const c = vaultConnection();
+      const secrets = 'secret/ci/db password | P';
+      emu.inject('vault.login', vaultError(400, { errors: [`role "ci" could not be found ${INJECT} ${CREATOR}${LINE}`] }));
+      const role = await vault(c, { secrets });
+      assert.equal(role.result, 'Failed', role.stdout);
+      assert.match(role.errors.join('\n'), /has no role/);
+      // Vault's white space, line breaks too, read as one space: the whole text is quoted, on one line.
+      assertInert(role, [`Vault said: role "ci" could not be found ${INJECT_SHOWN} Mallory ##vso%5Btask.prependpath]/tmp/evil ##vso%5Btask.setvariable variable=INJECTED]1`]);
+
+      emu.inject('vault.login', vaultError(400, { errors: [`Odd ${HIDDEN[0][0]}`, HIDDEN[2][0]] }));
+      const odd = await vault(c, { secrets });
+      assert.equal(odd.result, 'Failed', odd.stdout);
+      assertInert(odd, [`Odd ${HIDDEN[0][1]}`]);
+
+      emu.inject('vault.mounts', vaultError(403, { errors: [`1 error occurred:\n\t* permission denied ${INJECT}\r${CREATOR}\n\n`] }));
+      const mounts = await vault(c, { secrets });
+      assert.equal(mounts.result, 'Failed', mounts.stdout);
+      assertInert(mounts, [`Vault said: 1 error occurred: * permission denied ${INJECT_SHOWN} Mallory ##vso%5Btask.prependpath]/tmp/evil`]);
+
+      emu.inject('vault.read', vaultError(403, { errors: [`permission denied ${HIDDEN[1][0]}${LINE}`] }));
+      const read = await vault(c, { secrets });
+      assert.equal(read.result, 'Failed', read.stdout);
+      assertInert(read, [`Vault said: permission denied ${HIDDEN[1][1]} ##vso%5Btask.setvariable variable=INJECTED]1`]);
+
+      emu.inject('vault.read', vaultError(418, { errors: [`teapot ${INJECT}${LINE}`] }));
+      const other = await vault(c, { secrets });
+      assert.equal(other.result, 'Failed', other.stdout);
+      assertInert(other, [`teapot ${INJECT_SHOWN}`]);
+      for (const r of [role, odd, mounts, read, other]) assert.ok(!r.log.includes('/tmp/evil') || r.log.includes('##vso%5Btask.prependpath]/tmp/evil'), r.log);
+    });
+
+    it('Vault\'s warnings carrying commands after a CR and a LF (a 404 of a KV version 2 mount): quoted defused, each line break visible', async () => {
+      emu.inject('vault.read', vaultError(404, { errors: [], warnings: [`Invalid path for a versioned K/V secrets engine. ${INJECT}${LINE}`, CREATOR, HIDDEN[3][0]] }));
+      const r = await vault(vaultConnection(), { secrets: 'secret/ci/db password | P' });
+      assert.equal(r.result, 'Failed', r.stdout);
+      assert.match(r.errors.join('\n'), /is not one of its data paths/);
+      assertInert(r, [`Vault said: Invalid path for a versioned K/V secrets engine. ${INJECT_SHOWN}\\n##vso%5Btask.setvariable variable=INJECTED]1 ${CREATOR_SHOWN} ${HIDDEN[3][1]}`]);
+    });
+
+    for (const [payload, shown] of ALL) {
+      it(`the role, namespace, auth method and URL of a HashiCorp Vault connection ${JSON.stringify(payload)} are refused, quoted defused, before any request`, async () => {
+        for (const c of [vaultConnection(undefined, { role: payload }), vaultConnection(undefined, { namespace: payload }), vaultConnection(undefined, { authMount: payload }), vaultConnection(undefined, {}, `${VAULT}/${payload}`)]) {
+          const r = await vault(c, { secrets: 'secret/ci/db password | P' });
+          assert.equal(r.result, 'Failed', `${JSON.stringify(c.parameters)} ${c.url}: ${r.stdout}`);
+          assert.match(r.errors.join('\n'), new RegExp(`service connection '${c.id}'`));
+          assertInert(r, [fromPrefix(shown)]);
+        }
+        assert.equal(vaultRequests(), 0, 'no idToken and no Vault request');
+        assert.equal(proxy.connects.length, 0, 'no tunnel either');
+      });
+
+      it(`the inputs connectionType, vaultAddress, role, namespace, authMount, multilineValues and exportToken ${JSON.stringify(payload)} are echoed defused, before any request`, async () => {
+        const pipeline = { connectionType: 'pipeline', vaultAddress: VAULT, secrets: 'secret/ci/db password | P' };
+        for (const inputs of <Record<string, string>[]>[{ connectionType: payload }, { vaultAddress: payload }, { vaultAddress: `${VAULT}/${payload}` }, { role: payload }, { namespace: payload }, { authMount: payload }, { multilineValues: payload }, { exportToken: payload }]) {
+          const r = await vault(undefined, { ...pipeline, ...inputs });
+          assert.equal(r.result, 'Failed', `${JSON.stringify(inputs)}: ${r.stdout}`);
+          assertInert(r, [fromPrefix(shown)]);
+        }
+        assert.equal(vaultRequests(), 0, 'no idToken and no Vault request');
+      });
+    }
+
+    it('a Vault token carrying commands (Vault answering the login with it): masked, never printed; a role, accessor and policies carrying commands quoted defused; the post-job step too', async () => {
+      const token = `hvs.${tag}${INJECT}`;
+      const login = (client_token: string) => vaultError(200, { auth: { client_token, accessor: `acc-${tag} ${CREATOR}`, policies: [`ci ${INJECT}`], token_policies: [`ci ${INJECT}`], metadata: { role: `r ${HIDDEN[1][0]}` }, lease_duration: 600, renewable: true } });
+      e2e.extraSecrets.push(token);
+      emu.inject('vault.login', login(token));
+      const r = await vault(vaultConnection(), { secrets: 'secret/ci/db password | P' });
+      // Vault does not know the token: the read is refused, and the token kept for the post-job step.
+      assert.equal(r.result, 'Failed', r.stdout);
+      assert.ok(r.secrets.includes(token), 'the whole token masked: the data of one task.setsecret');
+      assert.equal(r.taskVariables['WorkloadIdentity.Vault.Token'], token);
+      assertInert(r, [`Logged in to Vault as role r ${HIDDEN[1][1]} with policies ci ${INJECT_SHOWN};`]);
+      const p = await post(r);
+      assert.equal(emu.count('vault.revoke-self'), 1);
+      assert.equal(p.result, 'SucceededWithIssues', p.stdout);
+      assertInert(p, [`vault token revoke -accessor acc-${tag} ${CREATOR_SHOWN}`]);
+
+      // A token with a CR in it cannot be masked (the agent masks line by line): the step fails, printing none of it.
+      const cr = `hvs.${tag}\r##vso[task.setvariable variable=INJECTED]1`;
+      e2e.extraSecrets.push(cr);
+      emu.inject('vault.login', login(cr));
+      const refused = await vault(vaultConnection(), { secrets: 'secret/ci/db password | P' });
+      assert.equal(refused.result, 'Failed', refused.stdout);
+      assert.ok(!refused.stdout.includes(`hvs.${tag}`), refused.stdout);
+      assertInert(refused, []);
+    });
+
+    it('the post-job step with a session state that is not https, not JSON, or carrying commands sends the token nowhere and prints none of it raw', async () => {
+      const canary = await startCanary();
+      try {
+        const r = await vault(vaultConnection(), { secrets: 'secret/ci/db password | P' });
+        assert.equal(r.result, 'Succeeded', r.stdout);
+        const token = r.taskVariables['WorkloadIdentity.Vault.Token'];
+        const http = canary.url.replace(/^https:/, 'http:');
+        const sessions = [
+          JSON.stringify({ address: http }),
+          JSON.stringify({ address: `http://${VAULT_HOST}` }),
+          JSON.stringify({ address: `HTTPS://${canary.host}` }),
+          JSON.stringify({ address: ` https://${canary.host}` }),
+          JSON.stringify({ address: `${http} ${INJECT}\r${CREATOR}${LINE}` }),
+          JSON.stringify({ address: [`https://${canary.host}`] }),
+          `${INJECT}\r${CREATOR}${LINE} ${HIDDEN[3][0]}`,
+          `{"address": "https://${canary.host}"`,
+        ];
+        for (const session of sessions) {
+          const p = await post(r, { [SESSION]: session });
+          assert.equal(p.result, 'Succeeded', `${session}: ${p.stdout}`);
+          assertInert(p, []);
+          // Only the debug line of the task variable (task-lib's format, its data escaped) holds the state as it is.
+          for (const line of p.stdout.split('\n').filter((l) => /INJECTED|evil|forged/.test(l))) assert.match(line, /^##vso\[task\.debug\]task variable: WorkloadIdentity\.Vault\.Session=/, line);
+        }
+        assert.equal(emu.count('vault.revoke-self'), 0, 'no revoke anywhere');
+        assert.equal(canary.connections(), 0, 'nothing reached the canary');
+        assert.ok(proxy.connects.every((x) => x.authority === `${PUBLIC_COLLECTION_HOST}:443` || x.authority === VAULT_HOST), JSON.stringify(proxy.connects));
+        assert.ok(emu.vault.isValid(token), 'the token was sent nowhere');
+
+        // The Vault address of the main step, with hostile details beside it: a refused revoke quotes them defused.
+        emu.inject('vault.revoke-self', vaultError(403, { errors: [`permission denied ${INJECT}${LINE}`] }));
+        const state = JSON.parse(r.taskVariables['WorkloadIdentity.Vault.Session']) as Record<string, string>;
+        const hostile = await post(r, { [SESSION]: JSON.stringify({ ...state, expiresOn: `2999-01-01T00:00:00Z${LINE}`, accessor: `acc ${CREATOR}${LINE}` }) });
+        assert.equal(hostile.result, 'SucceededWithIssues', hostile.stdout);
+        assertInert(hostile, [`HTTP 403: permission denied ${INJECT_SHOWN}`, `until 2999-01-01T00:00:00Z\\n##vso%5Btask.setvariable variable=INJECTED]1; to revoke it now: vault token revoke -accessor acc ${CREATOR_SHOWN}\\n##vso%5Btask.setvariable variable=INJECTED]1.`]);
+        // A namespace that would split the request's headers: no request is sent at all.
+        const split = await post(r, { [SESSION]: JSON.stringify({ ...state, namespace: `team-a\r\nX-Injected: ${INJECT}` }) });
+        assert.equal(split.result, 'SucceededWithIssues', split.stdout);
+        assert.match(split.warnings.join('\n'), /Invalid character in header content \["X-Vault-Namespace"\] \(ERR_INVALID_CHAR\)/);
+        assertInert(split, []);
+        assert.equal(emu.count('vault.revoke-self'), 1, 'only the revoke at the main step\'s address');
+        assert.ok(emu.vault.isValid(token));
+        // The main step's own state: revoked there.
+        const own = await post(r);
+        assert.equal(own.result, 'Succeeded', own.stdout);
+        assert.equal(emu.vault.isValid(token), false);
+      } finally {
+        await canary.stop();
+      }
+    });
   });
 });

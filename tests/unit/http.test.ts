@@ -152,6 +152,16 @@ describe('HTTP layer', () => {
     await assert.rejects(client({ retries: 1 }).request({ method: 'GET', url, service: 'test' }), (e: unknown) => e instanceof TaskFailure && e.code === 'ECONNREFUSED');
   });
 
+  it('fails at once where Node refuses to send the request (a line break in a header value), and its timer never fires later', async () => {
+    const s = await serve((_q, res) => res.end('ok'));
+    try {
+      await assert.rejects(client({ timeoutMs: 100, retries: 0 }).request({ method: 'GET', url: s.url, service: 'test', headers: { 'X-Test': 'a\r\nX-Injected: 1' } }), (e: unknown) => e instanceof TaskFailure && e.code === 'ERR_INVALID_CHAR');
+      // Past the per-attempt timeout: a timer left behind would throw now, failing this test.
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(s.hits(), 0);
+    } finally { await s.close(); }
+  });
+
   it('classifies statuses', () => {
     assert.ok(isRetryableStatus(429) && isRetryableStatus(503) && isRetryableStatus(500));
     assert.ok(!isRetryableStatus(400) && !isRetryableStatus(401) && !isRetryableStatus(404) && !isRetryableStatus(501));

@@ -289,6 +289,7 @@ export class HttpClient {
       let settled = false;
       // What the request waits for, for the message when it times out: the tunnel stands already.
       let stage: StallStage = tunnel ? 'answer' : 'connect';
+      let r: http.ClientRequest | undefined;
       const finish = (err: Error | undefined, value?: Omit<HttpResponse, 'attempts'>) => {
         if (settled) return;
         settled = true;
@@ -297,12 +298,12 @@ export class HttpClient {
         tunnel?.destroy();
         if (err) {
           // Destroys the request's socket too (or the one it is about to get), so nothing keeps the process alive.
-          r.destroy();
+          r?.destroy();
           reject(err);
         } else resolve(value!);
       };
       const timer = setTimeout(() => finish(timeoutError(this.policy.timeoutMs, stage)), remaining);
-      const r = mod.request(options, (res) => {
+      const onResponse = (res: http.IncomingMessage) => {
         // An announced size over the cap fails before a byte is read; chunked or unannounced
         // answers are counted as they arrive, and reading stops (the socket destroyed) at the cap.
         const announced = Number(res.headers['content-length']);
@@ -318,7 +319,14 @@ export class HttpClient {
         res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), url: req.url }));
         res.on('error', (e) => finish(e));
         res.on('aborted', () => finish(Object.assign(new Error('the response was cut off'), { code: 'ECONNRESET' })));
-      });
+      };
+      try {
+        r = mod.request(options, onResponse);
+      } catch (e) {
+        // Node refuses some requests before sending anything (a line break in a header value:
+        // ERR_INVALID_CHAR): settled here, so the timer cannot fire later on a request never made.
+        return finish(e as Error);
+      }
       r.on('error', (e) => finish(e));
       r.on('socket', (socket) => {
         // A kept-alive socket (or the tunnel) is connected already; a new one connects, then shakes hands.
