@@ -10,14 +10,18 @@ import { isOwnJobFolder } from '../core/agent/variables';
 import { httpPolicy } from '../core/agent/pipeline-variables';
 import { removeSecretPath } from '../core/files/secret-files';
 import { TaskFailure } from '../core/http/failures';
+import { asInput, parseNamespace, parseVaultAddress } from '../core/vault/vault-target';
 import { VAULT_FILES_STATE, VAULT_SESSION_STATE, VAULT_TOKEN_STATE, VaultSession } from './state';
 
+/** The main step's record, held to the main step's own rules for an address and a namespace; anything else is no record. */
 function readSession(): VaultSession | undefined {
   const raw = agent().getTaskVariable(VAULT_SESSION_STATE);
   if (!raw) return undefined;
   try {
     const s = JSON.parse(raw) as VaultSession;
-    return typeof s?.address === 'string' && s.address.startsWith('https://') ? s : undefined;
+    if (typeof s?.address !== 'string' || parseVaultAddress(s.address, asInput('session')) !== s.address) return undefined;
+    if (s.namespace !== undefined && (typeof s.namespace !== 'string' || parseNamespace(s.namespace, asInput('session')) !== s.namespace)) return undefined;
+    return s;
   } catch {
     return undefined;
   }
@@ -35,9 +39,13 @@ async function post(): Promise<Outcome> {
   const token = agent().getTaskVariable(VAULT_TOKEN_STATE, true);
   const session = readSession();
   removeFiles();
-  if (!token || !session) {
+  if (!token) {
     debug('No Vault token to revoke.');
     return;
+  }
+  if (!session) {
+    // The record is missing or malformed (a pipeline variable of its name may have replaced it): no request is made.
+    return 'The job\'s Vault token was not revoked: the main step\'s record of the Vault it came from is missing or unreadable, so the token is sent nowhere. It expires by itself at the end of its TTL (the role\'s token_ttl).';
   }
   const policy = httpPolicy();
   // The state is text from the environment (a pipeline variable of its name sets it where the main step did not): one inert line.

@@ -623,7 +623,9 @@ describe('E2E no logging-command injection (every bundled task, outside text car
         ];
         for (const session of sessions) {
           const p = await post(r, { [SESSION]: session });
-          assert.equal(p.result, 'Succeeded', `${session}: ${p.stdout}`);
+          // Reported, not hidden: the token is left to expire, and the step says so.
+          assert.equal(p.result, 'SucceededWithIssues', `${session}: ${p.stdout}`);
+          assert.match(p.warnings.join('\n'), /The job's Vault token was not revoked: the main step's record of the Vault it came from is missing or unreadable, so the token is sent nowhere/);
           assertInert(p, []);
           // Only the debug line of the task variable (task-lib's format, its data escaped) holds the state as it is.
           for (const line of p.stdout.split('\n').filter((l) => /INJECTED|evil|forged/.test(l))) assert.match(line, /^##vso\[task\.debug\]task variable: WorkloadIdentity\.Vault\.Session=/, line);
@@ -639,10 +641,10 @@ describe('E2E no logging-command injection (every bundled task, outside text car
         const hostile = await post(r, { [SESSION]: JSON.stringify({ ...state, expiresOn: `2999-01-01T00:00:00Z${LINE}`, accessor: `acc ${CREATOR}${LINE}` }) });
         assert.equal(hostile.result, 'SucceededWithIssues', hostile.stdout);
         assertInert(hostile, [`HTTP 403: permission denied ${INJECT_SHOWN}`, `until 2999-01-01T00:00:00Z\\n##vso%5Btask.setvariable variable=INJECTED]1; to revoke it now: vault token revoke -accessor acc ${CREATOR_SHOWN}\\n##vso%5Btask.setvariable variable=INJECTED]1.`]);
-        // A namespace that would split the request's headers: no request is sent at all.
+        // A namespace that would split the request's headers: not a namespace, so no request is sent at all.
         const split = await post(r, { [SESSION]: JSON.stringify({ ...state, namespace: `team-a\r\nX-Injected: ${INJECT}` }) });
         assert.equal(split.result, 'SucceededWithIssues', split.stdout);
-        assert.match(split.warnings.join('\n'), /Invalid character in header content \["X-Vault-Namespace"\] \(ERR_INVALID_CHAR\)/);
+        assert.match(split.warnings.join('\n'), /record of the Vault it came from is missing or unreadable/);
         assertInert(split, []);
         assert.equal(emu.count('vault.revoke-self'), 1, 'only the revoke at the main step\'s address');
         assert.ok(emu.vault.isValid(token));

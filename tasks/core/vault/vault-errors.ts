@@ -152,5 +152,8 @@ export function explainVaultStatus(t: VaultTarget, status: number, body: string,
       code: 'VAULT_REDIRECT',
     });
   }
-  return explainHttpStatus(VAULT_SERVICE, url, status, body, contentType, { connectionName: t.address }, retryAfterTooLong, vaultAdvice(t));
+  const f = explainHttpStatus(VAULT_SERVICE, url, status, body, contentType, { connectionName: t.address }, retryAfterTooLong, vaultAdvice(t));
+  // The caller's evidence (a refused login's claims) stays with the generic explanation.
+  const extra = evidence.filter((e) => !(f.details.evidence ?? []).includes(e) && !e.startsWith('  Vault said:'));
+  return extra.length ? new TaskFailure({ ...f.details, evidence: [...(f.details.evidence ?? []), ...extra] }) : f;
 }
