@@ -11,11 +11,12 @@ import { splitList } from '../core/acr/registries';
 import { checkAzureDevOpsUrl } from '../core/http/token-hosts';
 import { setOutput } from '../core/agent/variables';
 import { Outcome, runTask } from '../core/agent/task-runner';
-import { endGroup, group, log, safe } from '../core/agent/output';
+import { endGroup, group, log, safe, warn } from '../core/agent/output';
+import { variable } from '../core/agent/pipeline-variables';
 import { Gates, Pool } from '../core/devops/throttle';
 import { DEVOPS_SCOPE, OrganizationReader } from '../core/devops/organization';
-import { ACTION_TITLES, GraphAccess, runAudit } from '../core/devops/audit';
-import { auditLogLines, countsByAction, needingAction, writeReports } from '../core/devops/audit-report';
+import { ACTION_TITLES, GraphAccess, reachOf, runAudit } from '../core/devops/audit';
+import { auditLogLines, countsByAction, needingAction, Publication, writeReports } from '../core/devops/audit-report';
 
 /** Requests in flight at once: enough to hide latency, few enough not to be throttled. */
 export const CONCURRENCY = 8;
@@ -36,6 +37,29 @@ function typesInput(): string[] | undefined {
   return types;
 }
 
+/** Letters, digits, '.', '_' and '-' (no ';' or ']' that could end a logging command's property, no path separator), not ending with '.'. */
+const ARTIFACT_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9_-])?$/;
+
+/**
+ * Where the reports are published (README: AuditServiceConnections@1, Reports). The agent sets the
+ * input's default (service-connection-audit) when a pipeline leaves it out, so an empty value is
+ * one the pipeline set: not published. Only a build job (YAML jobs, deployment jobs and classic
+ * builds: System.HostType build) takes artifact.upload; the agent refuses it in a classic release or
+ * deployment group job, where the files go to the job's log download instead. A re-run of a job
+ * (System.JobAttempt 2 or more) publishes under <name>-attempt<N>: the first attempt's artifact
+ * already has the name, and the service refuses a second artifact of the same name in a run.
+ */
+function publicationOf(hostType: string): Publication {
+  const name = stringInput('reportArtifactName');
+  if (name === undefined) return { kind: 'none' };
+  if (!ARTIFACT_NAME.test(name)) {
+    throw new InputError('reportArtifactName', safe`'${name}' is not an artifact name`, 'Use letters, digits, dots, dashes and underscores (at most 100, not ending with a dot), e.g. service-connection-audit; leave it empty to not publish the reports.');
+  }
+  if (hostType.toLowerCase() !== 'build') return { kind: 'log' };
+  const attempt = Number(variable('System.JobAttempt') ?? '1');
+  return { kind: 'artifact', name: Number.isInteger(attempt) && attempt > 1 ? `${name}-attempt${attempt}` : name };
+}
+
 async function main(): Promise<Outcome> {
   const ctx = readPipelineContext();
   const scope = choiceInput('scope', ['project', 'organization'] as const, 'project');
@@ -46,6 +70,7 @@ async function main(): Promise<Outcome> {
   const secretExpiryWarningDays = daysInput('secretExpiryWarningDays', 30, 0);
   const checkSecretExpiry = boolInput('checkSecretExpiry', true);
   const failOn = choiceInput('failOn', ['none', 'warning', 'error'] as const, 'none');
+  const publication = publicationOf(ctx.hostType);
   if (!ctx.tempDirectory) {
     throw new TaskFailure({
       what: 'The pipeline variable Agent.TempDirectory is not set, so the task has nowhere to write its reports.',
@@ -65,6 +90,7 @@ async function main(): Promise<Outcome> {
 
   let token: string;
   let identity: string;
+  let identityKind: 'job' | 'connection';
   let graph: GraphAccess;
   if (tl.getInput('azureDevOpsConnection', false)?.trim()) {
     const conn = readConnection('azureDevOpsConnection');
@@ -72,6 +98,7 @@ async function main(): Promise<Outcome> {
     const assertions = conn.scheme === 'WorkloadIdentityFederation' ? { fetch: () => oidc.fetch() } : undefined;
     token = (await acquireAccessToken(ctx, conn, DEVOPS_SCOPE, assertions)).token;
     identity = `service connection ${conn.id} (app ${conn.clientId || 'managed identity'})`;
+    identityKind = 'connection';
     const base = graphUrl(conn.cloud);
     if (!checkSecretExpiry) graph = { enabled: false, reason: 'checkSecretExpiry is false' };
     else if (!base) graph = { enabled: false, reason: `no Microsoft Graph host is known for the cloud ${conn.cloud.name}` };
@@ -82,6 +109,7 @@ async function main(): Promise<Outcome> {
   } else {
     token = ctx.jobAccessToken();
     identity = 'the job\'s access token';
+    identityKind = 'job';
     graph = {
       enabled: false,
       reason: checkSecretExpiry
@@ -92,9 +120,10 @@ async function main(): Promise<Outcome> {
 
   const reader = new OrganizationReader(ctx, token, new Pool(CONCURRENCY), new Gates(ctx.policy.maxRetryAfterMs));
   const started = Date.now();
-  const result = await runAudit(ctx, reader, { scope, projects, types, unusedDays, secretExpiryWarningDays, graph, now: Date.now() });
-  const requests = Object.values(reader.requests).reduce((a, b) => a + b, 0);
   const organization = ctx.collectionUri.replace(/\/+$/, '').split('/').pop() ?? ctx.collectionUri;
+  const reach = reachOf(identityKind, organization, ctx.teamProject || ctx.teamProjectId);
+  const result = await runAudit(ctx, reader, { scope, projects, types, unusedDays, secretExpiryWarningDays, graph, now: Date.now(), reach });
+  const requests = Object.values(reader.requests).reduce((a, b) => a + b, 0);
   const header = {
     organization,
     scope: scope === 'project' ? `project ${ctx.teamProject || ctx.teamProjectId}` : projects.length ? `projects ${projects.join(', ')}` : 'every project',
@@ -103,7 +132,7 @@ async function main(): Promise<Outcome> {
     generatedAt: new Date().toISOString(),
     requests,
   };
-  const files = writeReports(ctx.tempDirectory, header, result);
+  const files = writeReports(ctx.tempDirectory, header, result, publication);
 
   const connections = result.rows.filter((r) => r.id).length;
   const needs = needingAction(result.rows).length;
@@ -112,21 +141,44 @@ async function main(): Promise<Outcome> {
   endGroup();
   for (const [action, n] of countsByAction(result.rows)) if (n) log(`${String(n).padStart(5)}  ${ACTION_TITLES[action]}`);
   log(`${requests} requests (${Object.entries(reader.requests).map(([k, v]) => `${k} ${v}`).join(', ')}) in ${((Date.now() - started) / 1000).toFixed(1)} s${reader.gates.totalPauses() ? `; throttled ${reader.gates.totalPauses()} time(s), requests paused as asked` : ''}.`);
+  // What the audit covered; each gap is a warning on the run. Project names in them are outside text.
+  log(safe`${result.coverage.statement}`);
+  for (const w of result.coverage.warnings) warn(safe`${w}`);
 
   tl.uploadSummary(files.markdown);
   tl.addAttachment('WorkloadIdentity.Audit', 'service-connection-audit.csv', files.csv);
   tl.addAttachment('WorkloadIdentity.Audit', 'service-connection-audit.json', files.json);
+  publish(publication, files);
   setOutput('auditStatus', result.status);
+  setOutput('auditCoverage', result.coverage.extent);
   setOutput('connectionsAudited', String(connections));
   setOutput('connectionsNeedingAction', String(needs));
   setOutput('reportJsonPath', files.json);
   setOutput('reportCsvPath', files.csv);
+  setOutput('reportArtifactName', publication.kind === 'artifact' ? publication.name : '');
 
-  const verdict = `${needs} of ${result.rows.length} rows need action (${connections} connections audited); status ${result.status}.`;
+  const verdict = `${needs} of ${result.rows.length} rows need action (${connections} connections audited); coverage ${result.coverage.extent}; status ${result.status}.`;
   if ((failOn === 'warning' && result.status !== 'ok') || (failOn === 'error' && result.status === 'error')) {
     return { result: 'Failed' as const, message: `${verdict} failOn is ${failOn}. See the summary on the run's Extensions tab for each fix.` };
   }
+  // An audit that covered nothing is not a success: the run shows it (partially succeeded).
+  if (result.coverage.extent === 'empty') return `${verdict} The audit covered nothing: see the warnings.`;
   log(verdict);
+}
+
+/** Publishes the report folder (the CSV, the JSON and the summary's markdown) as the run's artifact, or the two reports with the job's log. */
+function publish(p: Publication, files: { dir: string; csv: string; json: string }): void {
+  if (p.kind === 'artifact') {
+    // The artifact name is the input's (checked above, never outside text): task-lib escapes the properties and the path anyway.
+    tl.uploadArtifact(p.name, files.dir, p.name);
+    log(`Reports: published as the artifact '${p.name}' of this run (the run's page: Related > Published; az pipelines runs artifact download --run-id <run> --artifact-name ${p.name} --path <folder>; a later job: download: current, artifact: ${p.name}).`);
+  } else if (p.kind === 'log') {
+    tl.uploadFile(files.csv);
+    tl.uploadFile(files.json);
+    log('Reports: a classic release or deployment group job cannot publish an artifact (the agent refuses artifact.upload there), so the CSV and JSON reports are attached to this job\'s log: the release\'s Logs > Download all logs.');
+  } else {
+    log('Reports: not published (reportArtifactName is empty); they are on the agent at reportCsvPath and reportJsonPath until the job ends.');
+  }
 }
 
 void runTask('AuditServiceConnections', main);

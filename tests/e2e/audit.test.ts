@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startEmulator, Emulator, SECRET_ROTATION_FAILED, ServiceConnection } from '../emulator/index';
 import { ConnectionEnv, PUBLIC_COLLECTION_HOST } from '../helpers/agent';
-import { E2eRuns, TENANT } from '../helpers/e2e';
+import { AUDIT_ARTIFACT, E2eRuns, TENANT, unintendedOutput } from '../helpers/e2e';
 import { TaskRun } from '../helpers/task-process';
 import { chromiumBinary, summaryPicture } from '../helpers/screenshot';
 import { MappingProxy, proxyToEmulator } from '../helpers/connect-proxy';
@@ -21,6 +21,19 @@ const root = path.resolve(__dirname, '..', '..', '..');
 const DAY = 86_400_000;
 const iso = (days: number) => new Date(Date.now() + days * DAY).toISOString();
 const DEVOPS_ROUTES = /^(devops\.|serviceendpoint$|oidctoken$)/;
+
+interface CoverageJson {
+  extent: string;
+  statement: string;
+  warnings: string[];
+  named: string[];
+  projectsVisible?: number;
+  projectsRead: string[];
+  projectsNotFound: string[];
+  projectsUnreadable: string[];
+  connectionsRead: number;
+  connectionsUnread: number;
+}
 
 interface AuditRowJson {
   project: string;
@@ -104,18 +117,54 @@ describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', fu
     emu.projectPageSize = 100;
     emu.endpointPageSize = 100;
     emu.identityServiceUrl = undefined;
+    emu.visibleProjects = undefined;
   });
 
+  /** As the agent runs it: reportArtifactName is the task.json default unless the test gives one (the agent passes every input's default). */
   function audit(inputs: Record<string, string> = {}, options: { conn?: ConnectionEnv; env?: Record<string, string>; job?: Parameters<E2eRuns['run']>[0]['job'] } = {}): Promise<TaskRun> {
     const env: Record<string, string> = { AGENT_PROXYURL: graphProxy.url, AGENT_PROXYBYPASSLIST: JSON.stringify(['^https://127\\.0\\.0\\.1[:/]']), WORKLOADIDENTITY_HTTPRETRIES: '1', ...(options.env ?? {}) };
     if (options.conn) env.INPUT_AZUREDEVOPSCONNECTION = options.conn.id;
-    return e2e.run({ task: 'AuditServiceConnectionsV1', conn: options.conn, inputs, env, job: options.job });
+    if (inputs.reportArtifactName) e2e.namedArtifacts.add(inputs.reportArtifactName);
+    return e2e.run({ task: 'AuditServiceConnectionsV1', conn: options.conn, inputs: { reportArtifactName: AUDIT_ARTIFACT, ...inputs }, env, job: options.job });
   }
 
-  function report(r: TaskRun): { rows: AuditRowJson[]; requests: number; status: string } {
+  function report(r: TaskRun): { rows: AuditRowJson[]; requests: number; status: string; coverage: CoverageJson } {
     const file = r.variables.reportJsonPath?.value;
     assert.ok(file, `reportJsonPath is set:\n${r.stdout}\n${r.stderr}`);
     return JSON.parse(fs.readFileSync(file, 'utf8'));
+  }
+  /** The CSV's rows as objects (RFC 4180, quoted fields with "" inside). */
+  function csvRows(r: TaskRun): Record<string, string>[] {
+    const text = fs.readFileSync(r.variables.reportCsvPath.value, 'utf8');
+    const records: string[][] = [];
+    let field = '';
+    let record: string[] = [];
+    let quoted = false;
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (quoted) {
+        if (c === '"' && text[i + 1] === '"') (field += '"'), i++;
+        else if (c === '"') quoted = false;
+        else field += c;
+      } else if (c === '"') quoted = true;
+      else if (c === ',') record.push(field), (field = '');
+      else if (c === '\r' && text[i + 1] === '\n') record.push(field), records.push(record), (record = []), (field = ''), i++;
+      else field += c;
+    }
+    const [head, ...rest] = records;
+    return rest.map((x) => Object.fromEntries(head.map((h, i) => [h, x[i]])));
+  }
+  /** The one artifact.upload of a run: its properties exactly, and the folder it names, which holds the reports when the task has ended. */
+  function artifactOf(r: TaskRun, name: string): string {
+    const uploads = r.commands.filter((c) => c.name === 'artifact.upload');
+    assert.equal(uploads.length, 1, r.stdout);
+    assert.deepEqual(uploads[0].properties, { containerfolder: name, artifactname: name });
+    const dir = uploads[0].value;
+    assert.equal(path.dirname(r.variables.reportCsvPath.value), dir, 'the folder of the reports');
+    assert.ok(!path.relative(r.agentTempDirectory!, dir).startsWith('..'), 'under Agent.TempDirectory, which the agent empties only after the job');
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['service-connection-audit.csv', 'service-connection-audit.json', 'service-connection-audit.md']);
+    assert.equal(r.variables.reportArtifactName.value, name);
+    return dir;
   }
   const byName = (rows: AuditRowJson[], name: string) => {
     const row = rows.find((x) => x.name === name);
@@ -174,8 +223,16 @@ describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', fu
     assertReadOnly(false);
     // The reports and the summary.
     const csv = fs.readFileSync(r.variables.reportCsvPath.value, 'utf8');
-    assert.equal(csv.trim().split('\r\n').length, 12);
+    assert.equal(csv.trim().split('\r\n').length, 13, 'the header, the coverage row, a row per connection');
+    assert.deepEqual(Object.entries(csvRows(r)[0]).filter(([k]) => ['project', 'name', 'action', 'severity'].includes(k)), [['project', '(coverage)'], ['name', '(this audit)'], ['action', 'none'], ['severity', 'ok']]);
+    assert.match(csvRows(r)[0].why, /^Coverage full: projects: the pipeline's project 'web'; connections: 11 connections read \(types: azurerm, dockerregistry\)\.$/);
+    const { coverage } = report(r);
+    assert.deepEqual([coverage.extent, coverage.connectionsRead, coverage.connectionsUnread, coverage.warnings], ['full', 11, 0, []]);
+    assert.equal(r.variables.auditCoverage.value, 'full');
     assert.ok(r.commands.filter((c) => c.name === 'task.addattachment').length === 2);
+    // Published as the run's artifact (a build job), the folder intact after the task ended.
+    artifactOf(r, 'service-connection-audit');
+    assert.match(r.log, /Reports: published as the artifact 'service-connection-audit' of this run/);
     const md = summary(r);
     assert.match(md, /^## Service connection audit: contoso$/m);
     const countsAt = md.indexOf('| Action | Connections |');
@@ -198,6 +255,14 @@ describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', fu
     assert.match(forbidden.permission ?? '', /Reader on the project's service connections/);
     const broken = byName(rows.filter((x) => x.project === 'broken'), '(project)');
     assert.match(broken.why, /HTTP 500 after 2 attempts/);
+    // Coverage: the projects the identity's list showed, the two whose connections could not be listed.
+    const { coverage } = report(r);
+    assert.equal(coverage.extent, 'partial');
+    assert.equal(r.variables.auditCoverage.value, 'partial');
+    assert.equal(coverage.projectsVisible, 5);
+    assert.deepEqual(coverage.projectsUnreadable, ['broken', 'forbidden']);
+    assert.match(coverage.statement, /^Coverage partial: projects: 5 projects visible to the identity, 3 read; projects the identity cannot see are not in its list and not covered; connections: \d+ connections read .* The identity of azureDevOpsConnection sees a project where it has View project-level information/);
+    assert.deepEqual(r.warnings.filter((w) => /could not be listed/.test(w)), ["The service connections of 2 projects could not be listed, and are not covered: 'broken', 'forbidden' (their rows give the reason and the permission)."]);
     assert.equal(byName(rows, 'api-fed').project, 'api');
     assert.equal(byName(rows, 'data-vstoken').action, 'convert-issuer');
     // Shared: one row, in its own project.
@@ -225,12 +290,110 @@ describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', fu
   });
 
   it('organization scope with listed projects: no project list, one request per listed project', async () => {
-    const r = await audit({ scope: 'organization', projects: 'api, data' }, { conn: auditor, env: { INPUT_CHECKSECRETEXPIRY: 'false' } });
+    const r = await audit({ scope: 'organization', projects: 'api, data', reportArtifactName: 'audit-api-data' }, { conn: auditor, env: { INPUT_CHECKSECRETEXPIRY: 'false' } });
     assert.equal(r.result, 'Succeeded', r.stdout);
-    const { rows } = report(r);
+    const { rows, coverage } = report(r);
     assert.deepEqual(rows.map((x) => x.name).sort(), ['api-fed', 'data-vstoken', 'fed-entra']);
+    assert.equal(coverage.statement, 'Coverage full: projects: 2 of 2 named projects read; connections: 3 connections read (types: azurerm, dockerregistry).');
+    artifactOf(r, 'audit-api-data');
     assert.equal(byName(rows, 'fed-entra').project, 'web', 'shared into api, shown in its own project');
     assert.deepEqual(devopsCounts(), { projects: 0, endpoints: 2, history: 3, area: 1, identities: 1, graph: 0 });
+  });
+
+  it('an identity that sees no project: coverage empty, auditStatus warning with the reason and the permission that gives sight, partially succeeded', async () => {
+    emu.visibleProjects = [];
+    const r = await audit({ scope: 'organization' });
+    assert.equal(r.result, 'SucceededWithIssues', r.stdout);
+    assert.equal(r.variables.auditStatus.value, 'warning');
+    assert.equal(r.variables.auditCoverage.value, 'empty');
+    assert.equal(r.variables.connectionsAudited.value, '0');
+    const warning = "No project of the organization is visible to the identity: the audit covers nothing. The job's token sees what the pipeline's build service identity may see: 'web Build Service (contoso)' when the job authorization scope is limited to the current project";
+    assert.equal(r.warnings.filter((w) => w.startsWith(warning)).length, 1, r.warnings.join('\n'));
+    assert.match(r.warnings.join('\n'), /'Project Collection Build Service \(contoso\)' when it is not\. It sees a project where it has View project-level information/);
+    const { coverage, status } = report(r);
+    assert.deepEqual([status, coverage.extent, coverage.projectsVisible, coverage.projectsRead, coverage.connectionsRead], ['warning', 'empty', 0, [], 0]);
+    assert.equal(coverage.statement, 'Coverage empty: projects: 0 projects visible to the identity, 0 read; projects the identity cannot see are not in its list and not covered; connections: 0 connections read (types: azurerm, dockerregistry).');
+    const first = csvRows(r)[0];
+    assert.deepEqual([first.project, first.action, first.severity], ['(coverage)', 'cannot-read', 'warning']);
+    assert.ok(first.why.includes(warning), first.why);
+    const md = summary(r);
+    assert.match(md, /\*\*⚠ No row needs action, but the audit did not cover everything it was asked to \(coverage empty, 0 connections audited\)\.\*\*/);
+    assert.match(md, /^- ⚠ No project of the organization is visible to the identity: the audit covers nothing\./m);
+    assert.match(r.log, /Coverage empty: projects: 0 projects visible/);
+    // Still published: an empty audit's report says so.
+    artifactOf(r, 'service-connection-audit');
+    // failOn warning fails it.
+    const failing = await audit({ scope: 'organization', failOn: 'warning' });
+    assert.equal(failing.result, 'Failed');
+    assert.match(failing.errors.join('\n'), /coverage empty; status warning\. failOn is warning/);
+  });
+
+  it('named projects partly invisible: a warning names them, the others are audited; an org-wide audit says how many projects the identity sees', async () => {
+    emu.visibleProjects = ['web', 'api'];
+    const r = await audit({ scope: 'organization', projects: 'api, data, nowhere' }, { env: { INPUT_CHECKSECRETEXPIRY: 'false' } });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    const named = r.warnings.filter((w) => /named project/.test(w));
+    assert.equal(named.length, 1, r.warnings.join('\n'));
+    assert.match(named[0], /^2 of 3 named projects were not found or are not visible to the identity, and not audited: 'data', 'nowhere'\. Check the names in the input projects\. The job's token sees what the pipeline's build service identity may see/);
+    const { coverage, rows, status } = report(r);
+    assert.deepEqual([coverage.extent, coverage.projectsRead, coverage.projectsNotFound, status], ['partial', ['api'], ['data', 'nowhere'], 'warning']);
+    assert.equal(r.variables.auditCoverage.value, 'partial');
+    assert.deepEqual(rows.filter((x) => x.name !== '(project)').map((x) => x.name).sort(), ['api-fed', 'fed-entra']);
+    assert.match(summary(r), /- ⚠ 2 of 3 named projects were not found or are not visible to the identity, and not audited: 'data', 'nowhere'\./);
+    assert.match(csvRows(r)[0].why, /not found or not visible to the identity: 'data', 'nowhere'/);
+
+    // The whole organisation, as this identity sees it: two projects, said plainly, with how it sees more.
+    const org = await audit({ scope: 'organization' }, { env: { INPUT_CHECKSECRETEXPIRY: 'false' } });
+    const c = report(org).coverage;
+    assert.deepEqual([c.extent, c.projectsVisible, c.projectsRead], ['full', 2, ['api', 'web']]);
+    assert.match(org.log, /Coverage full: projects: 2 projects visible to the identity, 2 read; projects the identity cannot see are not in its list and not covered; connections: \d+ connections read \(types: azurerm, dockerregistry\)\. The job's token sees what the pipeline's build service identity may see/);
+    assert.deepEqual(org.warnings, []);
+  });
+
+  it("the pipeline's project not visible, or a project without connections: coverage empty, a warning each", async () => {
+    emu.visibleProjects = ['api'];
+    const hidden = await audit();
+    assert.equal(hidden.result, 'SucceededWithIssues', hidden.stdout);
+    assert.equal(hidden.variables.auditCoverage.value, 'empty');
+    assert.match(hidden.warnings.join('\n'), /The pipeline's project 'web' was not found or is not visible to the identity: the audit covers nothing\. The job's token/);
+    emu.visibleProjects = undefined;
+    emu.addProject({ name: 'bare' });
+    const bare = await audit({ scope: 'organization', projects: 'bare' });
+    assert.equal(bare.result, 'SucceededWithIssues', bare.stdout);
+    assert.equal(bare.variables.auditStatus.value, 'warning');
+    // The gap, and the step's result (partially succeeded) saying the audit covered nothing.
+    assert.deepEqual(bare.warnings, [
+      "No service connection was read in the 1 project read: it holds none of the types audited (azurerm, dockerregistry), or the identity may not view its connections (Reader on the project's service connections: Project settings > Service connections > Security).",
+      '0 of 0 rows need action (0 connections audited); coverage empty; status warning. The audit covered nothing: see the warnings.',
+    ]);
+  });
+
+  it('reportArtifactName empty: nothing published, the reports stay on the agent', async () => {
+    const r = await audit({ scope: 'organization', projects: 'api', reportArtifactName: '' });
+    assert.equal(r.result, 'Succeeded', r.stdout);
+    assert.deepEqual(r.commands.filter((c) => c.name === 'artifact.upload' || c.name === 'task.uploadfile'), []);
+    assert.equal(r.variables.reportArtifactName.value, '');
+    assert.ok(fs.existsSync(r.variables.reportCsvPath.value));
+    assert.match(r.log, /Reports: not published \(reportArtifactName is empty\)/);
+  });
+
+  it("the scan after each test lets through only the audit's own artifact and log files", () => {
+    const run = (name: string, properties: Record<string, string>, value: string) => ({ commands: [{ name, properties, value, line: '' }], stderrCommands: [], stdout: '', stderr: '' }) as unknown as TaskRun;
+    const folder = path.join(os.tmpdir(), 'agent-temp', 'service-connection-audit-Ab12Cd');
+    const ok = (name: string, p: Record<string, string>, v: string, named: string[] = []) => unintendedOutput(run(name, p, v), new Set(), new Set(named));
+    assert.deepEqual(ok('artifact.upload', { containerfolder: AUDIT_ARTIFACT, artifactname: AUDIT_ARTIFACT }, folder), []);
+    assert.deepEqual(ok('artifact.upload', { containerfolder: `${AUDIT_ARTIFACT}-attempt3`, artifactname: `${AUDIT_ARTIFACT}-attempt3` }, folder), []);
+    assert.deepEqual(ok('artifact.upload', { containerfolder: 'weekly', artifactname: 'weekly' }, folder, ['weekly']), []);
+    assert.deepEqual(ok('task.uploadfile', {}, path.join(folder, 'service-connection-audit.csv')), []);
+    for (const [name, p, v] of [
+      ['artifact.upload', { containerfolder: 'evil', artifactname: 'evil' }, folder],
+      ['artifact.upload', { containerfolder: 'other', artifactname: AUDIT_ARTIFACT }, folder],
+      ['artifact.upload', { containerfolder: AUDIT_ARTIFACT, artifactname: AUDIT_ARTIFACT, artifacttype: 'filepath' }, folder],
+      ['artifact.upload', { containerfolder: AUDIT_ARTIFACT, artifactname: AUDIT_ARTIFACT }, '/etc'],
+      ['task.uploadfile', {}, '/etc/passwd'],
+    ] as [string, Record<string, string>, string][]) {
+      assert.equal(ok(name, p, v).length, 1, `${name} ${JSON.stringify(p)} ${v}`);
+    }
   });
 
   it('throttling: a 429 with Retry-After 2 pauses every request to Azure DevOps until the time has passed', async () => {
@@ -330,13 +493,18 @@ describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', fu
   it('names and texts with logging commands: inert in the log, the summary and the reports', async () => {
     const payload = 'evil##vso[task.setvariable variable=INJECTED]1\r\n##[group]x\u200B##vso[task.complete result=Failed]';
     add(payload, { scheme: 'ServicePrincipal', projectName: 'inject', isReady: false, operationStatus: { state: 'Failed', statusMessage: `rotation ##vso[task.setvariable variable=INJECTED]1\n##vso[task.uploadsummary]/etc/passwd` }, createdBy: { displayName: '##vso[task.setvariable variable=INJECTED]1', inactive: true } });
-    const r = await audit({ scope: 'organization', projects: 'inject' });
+    // A named project that does not exist, its name made to end the artifact command's properties and start another: in the coverage's warnings.
+    const project = 'x;artifactname=evil]##vso[artifact.upload containerfolder=evil;artifactname=evil]etc';
+    const r = await audit({ scope: 'organization', projects: `inject\n${project}` });
     assert.equal(r.result, 'Succeeded', r.stdout);
     assert.match(r.stdout, /evil##vso%5Btask\.setvariable variable=INJECTED\]1\\r\\n##%5Bgroup\]x\\u\{200B\}##vso%5Btask\.complete/);
     const md = summary(r);
     assert.ok(!/##vso\[|##\[/.test(md), md);
     const row = byName(report(r).rows, payload);
     assert.equal(row.action, 'fix-rotation');
+    assert.ok(r.warnings.some((w) => w.includes("not audited: 'x;artifactname=evil]##vso%5Bartifact.upload containerfolder=evil;artifactname=evil]etc'")), r.warnings.join('\n'));
+    // One artifact command, its properties the input's name only, its folder the reports'.
+    artifactOf(r, 'service-connection-audit');
   });
 
   it('outside text shaped like links (e-mail addresses, domains, URLs) in every field: the summary links only to connection pages (GFM and markdown-it linkify)', async () => {

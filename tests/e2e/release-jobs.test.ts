@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { startEmulator, Emulator, gcpPrincipal } from '../emulator/index';
 import { ConnectionEnv, JobOptions, PUBLIC_COLLECTION_HOST } from '../helpers/agent';
 import { JobKind, OidcRequestHost } from '../helpers/agent-job';
-import { addFederatedConnection, E2eRuns, FederatedConnection, isAlive, postJobEnv, TENANT, wif, trustInAws } from '../helpers/e2e';
+import { addFederatedConnection, AUDIT_ARTIFACT, E2eRuns, FederatedConnection, isAlive, postJobEnv, TENANT, wif, trustInAws } from '../helpers/e2e';
 import { Canary, MappingProxy, proxyToEmulator, startCanary } from '../helpers/connect-proxy';
 import { TaskRun } from '../helpers/task-process';
 
@@ -138,9 +138,13 @@ describe('E2E in every kind of job: build, YAML deployment, classic release and 
       assert.match(gcp.log, release ? /for release 'Release-\d+' of 'web-deploy', stage 'Production'\./ : /for pipeline 'web-ci', run 20261207\.\d\./, gcp.log);
       succeeded(await e2e.run({ task: 'GcpAuthFederatedV1', conn: c, job: jobOf(l), env: { ...env, ...postJobEnv(gcp) }, entry: 'post.js' }), 'GcpAuthFederated post-job');
 
-      const audit = await e2e.run({ task: 'AuditServiceConnectionsV1', job: jobOf(l), env: { ...env, WORKLOADIDENTITY_HTTPRETRIES: '0' } });
+      // reportArtifactName as the agent passes it (its default): an artifact in a build job; in a classic release or deployment group job, where the agent refuses artifact.upload, the job's log.
+      const audit = await e2e.run({ task: 'AuditServiceConnectionsV1', inputs: { reportArtifactName: AUDIT_ARTIFACT }, job: jobOf(l), env: { ...env, WORKLOADIDENTITY_HTTPRETRIES: '0' } });
       succeeded(audit, 'AuditServiceConnections');
       assert.ok(Number(audit.variables.connectionsAudited.value) >= 1);
+      const published = audit.commands.filter((x) => x.name === 'artifact.upload' || x.name === 'task.uploadfile').map((x) => `${x.name} ${path.basename(x.value)}`);
+      const folder = path.basename(path.dirname(audit.variables.reportCsvPath.value));
+      assert.deepEqual(published, release ? ['task.uploadfile service-connection-audit.csv', 'task.uploadfile service-connection-audit.json'] : [`artifact.upload ${folder}`]);
       // The audit reads the organization at the collection with the job's token.
       assert.ok(emu.requestLog().some((r) => r.route === 'devops.endpoints' && r.host === PUBLIC_COLLECTION_HOST && r.status === 200));
 

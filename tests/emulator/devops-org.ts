@@ -62,9 +62,15 @@ function guard(ctx: RequestContext, world: World): boolean {
   return true;
 }
 
-/** The project a request names, answering 404 or the project's fault when there is one. */
+/** Whether the identity reading the organisation may see the project (World.visibleProjects). */
+function visible(world: World, p: Project): boolean {
+  return !world.visibleProjects || world.visibleProjects.some((n) => n.toLowerCase() === p.name.toLowerCase() || n.toLowerCase() === p.id.toLowerCase());
+}
+
+/** The project a request names, answering 404 (as for one that does not exist when the identity may not see it) or the project's fault when there is one. */
 function projectOf(ctx: RequestContext, world: World): Project | undefined {
-  const project = world.findProject(ctx.params.project);
+  const found = world.findProject(ctx.params.project);
+  const project = found && visible(world, found) ? found : undefined;
   if (!project) {
     sendProjectNotFound(ctx);
     return undefined;
@@ -83,7 +89,7 @@ function projectOf(ctx: RequestContext, world: World): Project | undefined {
 
 function projects(ctx: RequestContext, world: World): void {
   if (!guard(ctx, world)) return;
-  const all = world.projectList();
+  const all = world.projectList().filter((p) => visible(world, p));
   const top = Math.max(1, Math.min(Number(ctx.query('$top') ?? world.projectPageSize) || world.projectPageSize, world.projectPageSize));
   const skip = Number(ctx.query('continuationToken') ?? 0) || 0;
   const page = all.slice(skip, skip + top);

@@ -353,6 +353,15 @@ class EmulatorImpl implements Emulator {
     this.world.endpointPageSize = value;
   }
 
+  /** The projects the identity reading the organisation may see (undefined: every project); see World.visibleProjects. */
+  get visibleProjects(): string[] | undefined {
+    return this.world.visibleProjects;
+  }
+
+  set visibleProjects(value: string[] | undefined) {
+    this.world.visibleProjects = value && [...value];
+  }
+
   get identityServiceUrl(): string | undefined {
     return this.world.identityServiceUrl;
   }

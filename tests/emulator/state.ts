@@ -93,6 +93,12 @@ export class World {
   latencyMs = 0;
   projectPageSize = 100;
   endpointPageSize = 100;
+  /**
+   * The projects (names, any case) the identity reading the organisation may see; undefined: every
+   * project. Like Azure DevOps, the project list leaves the others out and a read about one answers
+   * 404, as for a project that does not exist.
+   */
+  visibleProjects: string[] | undefined;
   identityServiceUrl: string | undefined;
   lastTokenRequest: TokenRequestRecord | undefined;
 

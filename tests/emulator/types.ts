@@ -592,6 +592,12 @@ export interface Emulator {
    */
   endpointPageSize: number;
   /**
+   * The projects (names or ids, any case) the identity reading the organisation may see; undefined
+   * (the default): every project. GET _apis/projects leaves the others out, and a project read about
+   * one of them answers 404 TF200016, as Azure DevOps answers for a project that does not exist.
+   */
+  visibleProjects: string[] | undefined;
+  /**
    * The identity service's locationUrl the resource-area lookup answers; default the collection
    * URL at the host the request came to (same origin as the collection).
    */

@@ -67,10 +67,25 @@ export const DOCUMENTED_VARIABLES: ReadonlySet<string> = new Set([
   'VAULT_ADDR', 'VAULT_NAMESPACE', 'VAULT_TOKEN', 'VAULT_CACERT', 'SYSTEM_UNSAFEALLOWMULTILINESECRET',
 ]);
 
+/** AuditServiceConnections@1's report artifact by default (its task.json), the only artifact a task publishes. */
+export const AUDIT_ARTIFACT: string = (JSON.parse(fs.readFileSync(path.join(TASKS_DIR, 'AuditServiceConnectionsV1', 'task.json'), 'utf8')) as { inputs: { name: string; defaultValue?: string }[] }).inputs.find((i) => i.name === 'reportArtifactName')!.defaultValue!;
+/** The files AuditServiceConnections@1 attaches to the job's log in a classic release job. */
+const AUDIT_REPORT_FILES = /[\\/]service-connection-audit-[^\\/]+[\\/]service-connection-audit\.(csv|json)$/;
+
 /** Why a command is not one the product means to write, or undefined if it is. */
-function unintended(c: VsoCommand, named: ReadonlySet<string>): string | undefined {
+function unintended(c: VsoCommand, named: ReadonlySet<string>, artifacts: ReadonlySet<string>): string | undefined {
   const p = (k: string) => Object.entries(c.properties).find(([key]) => key.toLowerCase() === k.toLowerCase())?.[1];
   switch (c.name) {
+    case 'artifact.upload': {
+      // The audit's report folder, under the artifact name the test gave (or the default), in a container folder of that name; a re-run's name ends -attempt<N>.
+      const name = p('artifactname') ?? '';
+      const keys = Object.keys(c.properties).map((k) => k.toLowerCase()).sort().join(',');
+      const base = name.replace(/-attempt\d+$/, '');
+      if (keys !== 'artifactname,containerfolder' || p('containerfolder') !== name || !(base === AUDIT_ARTIFACT || artifacts.has(base))) return `an artifact the audit does not publish: ${JSON.stringify(c.properties)}`;
+      return /[\\/]service-connection-audit-[^\\/]+$/.test(c.value) ? undefined : `an artifact of a folder the audit does not write: ${c.value}`;
+    }
+    case 'task.uploadfile':
+      return AUDIT_REPORT_FILES.test(c.value) ? undefined : `a file the audit does not upload: ${c.value}`;
     case 'task.setsecret':
     case 'task.debug':
     case 'task.uploadsummary':
@@ -94,10 +109,10 @@ function unintended(c: VsoCommand, named: ReadonlySet<string>): string | undefin
  * Every command the agent would read from a run, and every formatting line, that the product did
  * not mean to write: the output parsed as the agent parses it (see task-process.ts).
  */
-export function unintendedOutput(run: TaskRun, named: ReadonlySet<string> = new Set()): string[] {
+export function unintendedOutput(run: TaskRun, named: ReadonlySet<string> = new Set(), artifacts: ReadonlySet<string> = new Set()): string[] {
   const found: string[] = [];
   for (const c of run.commands) {
-    const why = unintended(c, named);
+    const why = unintended(c, named, artifacts);
     if (why) found.push(`stdout: ${why}: ${JSON.stringify(c.line).slice(0, 200)}`);
     if (c.name === 'task.prependpath') found.push(`stdout: task.prependpath: ${JSON.stringify(c.line).slice(0, 200)}`);
     if (Object.values(c.properties).includes('INJECTED')) found.push(`stdout: a variable INJECTED: ${JSON.stringify(c.line).slice(0, 200)}`);
@@ -122,6 +137,8 @@ export class E2eRuns {
   readonly extraSecrets: string[] = [];
   /** Variables a test's inputs name (VaultSecretsFederated@1's `secrets`): the user's, so not a command the task did not mean. */
   readonly namedVariables = new Set<string>();
+  /** Artifact names a test's inputs give AuditServiceConnections@1 (reportArtifactName), besides its default. */
+  readonly namedArtifacts = new Set<string>();
 
   constructor(private readonly emu: () => Emulator, private readonly launch: TaskLauncher = runTaskProcess) {}
 
@@ -166,7 +183,7 @@ export class E2eRuns {
     }
     for (const run of this.runs.splice(0)) {
       assert.deepEqual(findLeaks(run, secrets), [], `secrets leaked in "${testTitle}"`);
-      assert.deepEqual(unintendedOutput(run, this.namedVariables), [], `output the agent would read as a command the tasks did not mean, in "${testTitle}"`);
+      assert.deepEqual(unintendedOutput(run, this.namedVariables, this.namedArtifacts), [], `output the agent would read as a command the tasks did not mean, in "${testTitle}"`);
     }
   }
 }

@@ -73,7 +73,7 @@ describe('Audit reads (scripted Azure DevOps)', () => {
       }
       return { status: 404, body: {} };
     });
-    const result = await runAudit(ctx, r, { scope: 'project', projects: [], unusedDays: 90, secretExpiryWarningDays: 30, graph: { enabled: false, reason: 'off' }, now: Date.now() });
+    const result = await runAudit(ctx, r, { scope: 'project', projects: [], unusedDays: 90, secretExpiryWarningDays: 30, graph: { enabled: false, reason: 'off' }, now: Date.now(), reach: 'reach' });
     const byCreator = new Map(result.rows.map((row) => [row.creator, row]));
     const failedBatch = byCreator.get('user 0')!;
     assert.match(failedBatch.creatorState, /^unknown: /);

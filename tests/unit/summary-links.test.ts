@@ -8,7 +8,7 @@
 import * as assert from 'node:assert/strict';
 import { renderSummary } from '../../tasks/core/agent/summary';
 import { renderAuditSummary } from '../../tasks/core/devops/audit-report';
-import type { AuditRow } from '../../tasks/core/devops/audit';
+import { assessCoverage, type AuditRow } from '../../tasks/core/devops/audit';
 import type { Row } from '../../tasks/core/azure/validation';
 import { assertOnlyOwnLinks, Renderer, renderers, visibleText } from '../helpers/markdown-links';
 
@@ -117,11 +117,17 @@ describe('Summaries: no link from outside text (GFM and markdown-it linkify)', (
       fix: `Convert it (Project settings > Service connections > ${h} > Convert), or az devops service-endpoint delete --id x --org ${ORG} --project "proj ${h}" --yes.`,
       link: i % 3 ? `${ORG}${encodeURIComponent(`proj ${h}`)}/_settings/adminservices?resourceId=${i}` : undefined,
     }));
-    const md = renderAuditSummary({ organization: `contoso ${ALL}`, scope: `organization ${ALL}`, identity: `service connection ${ALL}`, projectsAudited: 3, generatedAt: '2026-07-01T06:00:00.000Z', requests: 40 }, { rows, projectsAudited: 3, status: 'error' });
+    // Named projects not visible, not listed, listed in part: the coverage says their names too.
+    const coverage = assessCoverage(
+      { scope: 'organization', named: [...HOSTILE, 'web'], projectsRead: ['web'], projectsNotFound: HOSTILE.map((h) => `gone ${h}`), projectsUnreadable: HOSTILE.map((h) => `denied ${h}`), projectsIncomplete: ['web'], types: ['azurerm'], connectionsRead: 2, connectionsUnread: 1 },
+      'Add the identity to each project.',
+    );
+    const md = renderAuditSummary({ organization: `contoso ${ALL}`, scope: `organization ${ALL}`, identity: `service connection ${ALL}`, projectsAudited: 3, generatedAt: '2026-07-01T06:00:00.000Z', requests: 40 }, { rows, projectsAudited: 3, status: 'error', coverage });
     const html = assertOnlyOwnLinks(all, md, rows.flatMap((r) => (r.link ? [r.link] : [])));
     for (const [name, h] of html) {
       const text = visibleText(h);
       for (const payload of HOSTILE) assert.ok(text.includes(`its creator ${payload} is no longer active`), `${name}: ${JSON.stringify(payload)} shown as it is`);
+      for (const payload of HOSTILE) assert.ok(text.includes(`'gone ${payload}'`) && text.includes(`'denied ${payload}'`), `${name}: ${JSON.stringify(payload)} shown as it is in the coverage`);
     }
   });
 });

@@ -8,7 +8,7 @@ import fs = require('node:fs');
 import path = require('node:path');
 import { cell, link } from '../agent/summary';
 import { neutralize } from '../agent/output';
-import { Action, ACTIONS, ACTION_TITLES, AuditResult, AuditRow } from './audit';
+import { Action, ACTIONS, ACTION_TITLES, AuditResult, AuditRow, Coverage } from './audit';
 
 export interface AuditHeader {
   organization: string;
@@ -21,6 +21,24 @@ export interface AuditHeader {
 
 const ICON: Record<AuditRow['severity'], string> = { error: '✖', warning: '⚠', ok: '✔' };
 
+/**
+ * Where the reports go besides the agent's disk: a build artifact of the run (artifact.upload), the
+ * job's log download (task.uploadfile, in a classic release or deployment group job, where the agent
+ * refuses artifact.upload), or nowhere (reportArtifactName empty).
+ */
+export type Publication = { kind: 'artifact'; name: string } | { kind: 'log' } | { kind: 'none' };
+
+function publicationText(p: Publication): string {
+  switch (p.kind) {
+    case 'artifact':
+      return `The CSV and JSON reports (every row) are published as the artifact ${p.name} of this run (the run's page: Related > Published); on the agent their paths are in the outputs reportCsvPath and reportJsonPath until the job ends.`;
+    case 'log':
+      return 'A classic release job cannot publish an artifact: the CSV and JSON reports (every row) are attached to this job\'s log (Download all logs); on the agent their paths are in the outputs reportCsvPath and reportJsonPath until the job ends.';
+    default:
+      return 'reportArtifactName is empty, so the CSV and JSON reports (every row) are not published: they are on the agent (outputs reportCsvPath and reportJsonPath) until the job ends.';
+  }
+}
+
 export function countsByAction(rows: AuditRow[]): Map<Action, number> {
   const counts = new Map<Action, number>();
   for (const a of ACTIONS) counts.set(a, 0);
@@ -32,16 +50,22 @@ export function needingAction(rows: AuditRow[]): AuditRow[] {
   return rows.filter((r) => r.action !== 'none');
 }
 
-export function renderAuditSummary(h: AuditHeader, result: AuditResult): string {
+export function renderAuditSummary(h: AuditHeader, result: AuditResult, publication: Publication = { kind: 'none' }): string {
   const rows = result.rows;
   const connections = rows.filter((r) => r.id);
   const needs = needingAction(rows);
+  const coverage = result.coverage;
   const verdict =
     result.status === 'ok'
       ? `✔ No connection needs action (${connections.length} audited).`
-      : `${ICON[result.status]} ${needs.length} of ${rows.length} rows need action (${connections.length} connections audited).`;
+      : needs.length
+        ? `${ICON[result.status]} ${needs.length} of ${rows.length} rows need action (${connections.length} connections audited).`
+        : `⚠ No row needs action, but the audit did not cover everything it was asked to (coverage ${coverage.extent}, ${connections.length} connections audited).`;
   const out = [`## Service connection audit: ${cell(h.organization)}`, '', `**${verdict}**`, ''];
   out.push(`**Scope:** ${cell(h.scope)} · **Projects:** ${h.projectsAudited} · **As:** ${cell(h.identity)} · **Requests:** ${h.requests} · **At:** ${cell(h.generatedAt)}`, '');
+  out.push(`${coverage.extent === 'full' ? '✔' : '⚠'} ${cell(coverage.statement)}`, '');
+  for (const w of coverage.warnings) out.push(`- ⚠ ${cell(w)}`);
+  if (coverage.warnings.length) out.push('');
   out.push('| Action | Connections |', '| --- | ---: |');
   for (const [action, n] of countsByAction(rows)) if (n) out.push(`| ${cell(ACTION_TITLES[action])} | ${n} |`);
   out.push('');
@@ -69,7 +93,7 @@ export function renderAuditSummary(h: AuditHeader, result: AuditResult): string 
     }
     out.push('');
   }
-  out.push('The CSV and JSON reports with every row are attached to the run (and their paths are in the outputs reportCsvPath and reportJsonPath).', '');
+  out.push(cell(publicationText(publication)), '');
   return out.join('\n');
 }
 
@@ -93,12 +117,27 @@ function csvField(v: unknown): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-export function renderCsv(rows: AuditRow[]): string {
-  return [CSV_COLUMNS.join(','), ...rows.map((r) => CSV_COLUMNS.map((c) => csvField(r[c])).join(','))].join('\r\n') + '\r\n';
+/**
+ * The CSV's first row: what the audit covered (a CSV has no header of its own to say it). Project
+ * '(coverage)', name '(this audit)'; 'Nothing to do' when the coverage is full, else 'Could not be
+ * read' with the warnings.
+ */
+export function coverageRow(c: Coverage): AuditRow {
+  const full = c.extent === 'full';
+  return {
+    project: '(coverage)', sharedWith: [], id: '', name: '(this audit)', type: '', scheme: '', issuer: '', environment: '', operationStatus: '', creationMode: '', creator: '', creatorState: '', lastUse: '', credentialEnd: '',
+    action: full ? 'none' : 'cannot-read', severity: full ? 'ok' : 'warning', why: [c.statement, ...c.warnings].join(' '),
+    fix: full ? '' : 'Give the auditing identity sight of what was not covered (the warnings say what and how), or correct the input projects; then re-run the audit.',
+  };
+}
+
+export function renderCsv(rows: AuditRow[], coverage?: Coverage): string {
+  const all = coverage ? [coverageRow(coverage), ...rows] : rows;
+  return [CSV_COLUMNS.join(','), ...all.map((r) => CSV_COLUMNS.map((c) => csvField(r[c])).join(','))].join('\r\n') + '\r\n';
 }
 
 export function renderJson(h: AuditHeader, result: AuditResult): string {
-  return JSON.stringify({ ...h, status: result.status, counts: Object.fromEntries(countsByAction(result.rows)), rows: result.rows }, null, 2);
+  return JSON.stringify({ ...h, status: result.status, coverage: result.coverage, counts: Object.fromEntries(countsByAction(result.rows)), rows: result.rows }, null, 2);
 }
 
 export interface ReportFiles {
@@ -108,13 +147,17 @@ export interface ReportFiles {
   json: string;
 }
 
-/** Writes the three files into a new folder under `tempDirectory` (Agent.TempDirectory). */
-export function writeReports(tempDirectory: string, h: AuditHeader, result: AuditResult): ReportFiles {
+/**
+ * Writes the three files into a new folder under `tempDirectory` (Agent.TempDirectory). The agent
+ * empties that folder only when the job ends, after the step's artifact upload and the job's file
+ * uploads have finished (azure-pipelines-agent StepsRunner.cs, JobRunner.cs CompleteJobAsync).
+ */
+export function writeReports(tempDirectory: string, h: AuditHeader, result: AuditResult, publication: Publication = { kind: 'none' }): ReportFiles {
   fs.mkdirSync(tempDirectory, { recursive: true });
   const dir = fs.mkdtempSync(path.join(tempDirectory, 'service-connection-audit-'));
   const files = { dir, markdown: path.join(dir, 'service-connection-audit.md'), csv: path.join(dir, 'service-connection-audit.csv'), json: path.join(dir, 'service-connection-audit.json') };
-  fs.writeFileSync(files.markdown, renderAuditSummary(h, result));
-  fs.writeFileSync(files.csv, renderCsv(result.rows));
+  fs.writeFileSync(files.markdown, renderAuditSummary(h, result, publication));
+  fs.writeFileSync(files.csv, renderCsv(result.rows, result.coverage));
   fs.writeFileSync(files.json, renderJson(h, result));
   return files;
 }

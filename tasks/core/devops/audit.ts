@@ -109,12 +109,108 @@ export interface AuditOptions {
   secretExpiryWarningDays: number;
   graph: GraphAccess;
   now: number;
+  /** How the auditing identity is given sight of more projects (reachOf): said wherever a project is not visible. */
+  reach: string;
 }
 
 export interface AuditResult {
   rows: AuditRow[];
   projectsAudited: number;
+  /** the worst of the rows, and at least 'warning' when the coverage is not full */
   status: Severity;
+  coverage: Coverage;
+}
+
+/**
+ * What an audit covered. The identity sees only what it may see: Azure DevOps answers a project it
+ * may not see as one that does not exist (HTTP 404), leaves it out of the project list, and lists only
+ * the connections it may view. So the audit compares with what it was asked for (the pipeline's
+ * project, the projects named), and for the whole organisation says how many projects the identity
+ * saw and that those it cannot see are not covered.
+ */
+export interface CoverageFacts {
+  scope: 'project' | 'organization';
+  /** the projects named in the input projects (organization scope), or the pipeline's project (project scope) */
+  named: string[];
+  /** organization scope without names: the projects the identity's project list showed; undefined when the list failed */
+  projectsVisible?: number;
+  /** organization scope without names: the project list could not be read */
+  listFailed?: string;
+  /** projects whose connections were listed (all of them or in part) */
+  projectsRead: string[];
+  /** projects Azure DevOps answered 404 for: not found, or not visible to the identity */
+  projectsNotFound: string[];
+  /** projects whose connections could not be listed (any other failure) */
+  projectsUnreadable: string[];
+  /** projects whose list of connections stopped early */
+  projectsIncomplete: string[];
+  /** connection types audited (lower case), undefined for every type */
+  types?: string[];
+  /** connections audited, each with the reads it needs */
+  connectionsRead: number;
+  /** connections listed that could not be read: listed without an id, or whose last use could not be read */
+  connectionsUnread: number;
+}
+
+export interface Coverage extends CoverageFacts {
+  /** full; partial: something asked for or listed was not read; empty: no project or no connection read */
+  extent: 'full' | 'partial' | 'empty';
+  /** what the audit covered, for the log, the summary and the reports (outside names in it as they are: neutralise where shown) */
+  statement: string;
+  /** one sentence per gap; none when the coverage is full */
+  warnings: string[];
+}
+
+/** How the identity that reads the organisation gets to see a project (README: AuditServiceConnections@1, Coverage). */
+export function reachOf(identity: 'job' | 'connection', organization: string, project: string): string {
+  return identity === 'job'
+    ? `The job's token sees what the pipeline's build service identity may see: '${project} Build Service (${organization})' when the job authorization scope is limited to the current project (Organization or Project settings > Pipelines > Settings), which usually sees this project only; 'Project Collection Build Service (${organization})' when it is not. It sees a project where it has View project-level information (Project settings > Permissions, e.g. the Readers group); or set azureDevOpsConnection to an identity that is a member of every project to audit.`
+    : `The identity of azureDevOpsConnection sees a project where it has View project-level information: add it to each project to audit (Project settings > Permissions, e.g. the Readers group), or to Project Collection Administrators for every project.`;
+}
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+/** The extent of an audit, what it says about it and its warnings, from what was read. */
+export function assessCoverage(f: CoverageFacts, reach: string): Coverage {
+  const warnings: string[] = [];
+  const names = (list: string[]) => list.map((n) => `'${n}'`).join(', ');
+  const connections = f.connectionsRead + f.connectionsUnread;
+  const types = f.types ? f.types.join(', ') : 'every type';
+  let projects: string;
+  if (f.scope === 'project') {
+    const name = f.named[0] ?? '(this project)';
+    projects = f.projectsNotFound.length ? `the pipeline's project '${name}', not found or not visible to the identity` : f.projectsUnreadable.length ? `the pipeline's project '${name}', whose connections could not be listed` : `the pipeline's project '${name}'`;
+    if (f.projectsNotFound.length) warnings.push(`The pipeline's project '${name}' was not found or is not visible to the identity: the audit covers nothing. ${reach}`);
+  } else if (f.named.length) {
+    projects = `${f.projectsRead.length} of ${plural(f.named.length, 'named project')} read`;
+    if (f.projectsNotFound.length) {
+      projects += `; not found or not visible to the identity: ${names(f.projectsNotFound)}`;
+      warnings.push(`${f.projectsNotFound.length} of ${plural(f.named.length, 'named project')} ${f.projectsNotFound.length === 1 ? 'was' : 'were'} not found or ${f.projectsNotFound.length === 1 ? 'is' : 'are'} not visible to the identity, and not audited: ${names(f.projectsNotFound)}. Check the names in the input projects. ${reach}`);
+    }
+  } else if (f.listFailed !== undefined) {
+    projects = "the organization's project list could not be read: no project audited";
+    warnings.push(`The organization's project list could not be read (${f.listFailed}): the audit covers nothing.`);
+  } else {
+    projects = `${plural(f.projectsVisible ?? 0, 'project')} visible to the identity, ${f.projectsRead.length} read; projects the identity cannot see are not in its list and not covered`;
+    if (!f.projectsVisible) warnings.push(`No project of the organization is visible to the identity: the audit covers nothing. ${reach}`);
+  }
+  if (f.scope === 'organization' && f.projectsUnreadable.length) {
+    warnings.push(`The service connections of ${plural(f.projectsUnreadable.length, 'project')} could not be listed, and are not covered: ${names(f.projectsUnreadable)} (their rows give the reason and the permission).`);
+  } else if (f.projectsUnreadable.length) {
+    warnings.push(`The service connections of the pipeline's project could not be listed: the audit covers nothing (its row gives the reason and the permission).`);
+  }
+  if (f.projectsIncomplete.length) warnings.push(`The service connections of ${plural(f.projectsIncomplete.length, 'project')} were listed only in part: ${names(f.projectsIncomplete)} (their rows say why).`);
+  if (f.connectionsUnread) warnings.push(`${plural(f.connectionsUnread, 'connection')} could not be read (their rows give the reason and the permission).`);
+  if (f.projectsRead.length && !connections) {
+    warnings.push(`No service connection was read in the ${plural(f.projectsRead.length, 'project')} read: ${f.projectsRead.length === 1 ? 'it holds' : 'they hold'} none of the types audited (${types}), or the identity may not view ${f.projectsRead.length === 1 ? 'its' : 'their'} connections (Reader on the project's service connections: Project settings > Service connections > Security).`);
+  }
+  const empty = !f.projectsRead.length || !f.connectionsRead;
+  const extent = empty ? 'empty' : warnings.length ? 'partial' : 'full';
+  const conns = `${plural(f.connectionsRead, 'connection')} read${f.connectionsUnread ? `, ${f.connectionsUnread} could not be read` : ''} (types: ${types})`;
+  // The whole organisation: the identity's list is all there is to compare with, so say how it sees more (once: a warning says it when it sees none).
+  const seesSome = f.scope === 'organization' && !f.named.length && f.listFailed === undefined && !!f.projectsVisible;
+  const statement = `Coverage ${extent}: projects: ${projects}; connections: ${conns}.${seesSome ? ` ${reach}` : ''}`;
+  return { ...f, extent, statement, warnings };
 }
 
 const DAY = 86_400_000;
@@ -130,17 +226,26 @@ export async function runAudit(ctx: PipelineContext, reader: OrganizationReader,
   const rows: AuditRow[] = [];
   const identityUrl = reader.identityServiceUrl();
 
+  const facts: CoverageFacts = {
+    scope: o.scope, named: [], projectsRead: [], projectsNotFound: [], projectsUnreadable: [], projectsIncomplete: [], types: o.types, connectionsRead: 0, connectionsUnread: 0,
+  };
   let projects: ProjectRef[];
-  if (o.scope === 'project') projects = [{ id: ctx.teamProjectId || ctx.teamProject, name: ctx.teamProject || ctx.teamProjectId }];
-  else if (o.projects.length) projects = o.projects.map((name) => ({ id: name, name }));
-  else {
+  if (o.scope === 'project') {
+    projects = [{ id: ctx.teamProjectId || ctx.teamProject, name: ctx.teamProject || ctx.teamProjectId }];
+    facts.named = [projects[0].name];
+  } else if (o.projects.length) {
+    projects = o.projects.map((name) => ({ id: name, name }));
+    facts.named = [...o.projects];
+  } else {
     const listed = await reader.projects();
     if (!listed.ok) {
       rows.push(unreadableRow('(organization)', '(all projects)', `The organization's projects could not be listed: ${listed.reason}.`, listed.permission ?? 'View instance-level information (members of Project Collection Valid Users have it)'));
       await identityUrl;
-      return finish(rows, 0);
+      facts.listFailed = listed.reason;
+      return finish(rows, 0, assessCoverage(facts, o.reach));
     }
     projects = listed.value;
+    facts.projectsVisible = projects.length;
   }
 
   // One request per project (per page of its list); each connection's history starts as soon as a list shows it.
@@ -150,11 +255,14 @@ export async function runAudit(ctx: PipelineContext, reader: OrganizationReader,
     projects.map(async (p) => {
       const list = await reader.endpoints(p.id, typeParam);
       if (!list.ok) {
+        (list.status === 404 ? facts.projectsNotFound : facts.projectsUnreadable).push(p.name);
         rows.push(unreadableRow(p.name, '(project)', `The project's service connections could not be read: ${list.reason}.`, list.permission ?? 'Reader on the project\'s service connections, once the service answers again'));
         return;
       }
       const { endpoints, incomplete } = list.value;
+      facts.projectsRead.push(p.name);
       if (incomplete) {
+        facts.projectsIncomplete.push(p.name);
         rows.push(unreadableRow(p.name, '(project)', `Not all of the project's service connections could be read: ${incomplete.reason}; the connections on the pages read are audited.`, incomplete.permission ?? 'Reader on the project\'s service connections, once the service answers again'));
       }
       for (const ep of endpoints) {
@@ -162,6 +270,7 @@ export async function runAudit(ctx: PipelineContext, reader: OrganizationReader,
         if (o.types && !o.types.includes(type)) continue;
         if (typeof ep.id !== 'string' || !ep.id) {
           rows.push(unreadableRow(p.name, ep.name ?? '(unnamed)', 'Azure DevOps listed a connection without an id.', 'none: report it'));
+          facts.connectionsUnread++;
           continue;
         }
         const key = ep.id.toLowerCase();
@@ -178,15 +287,24 @@ export async function runAudit(ctx: PipelineContext, reader: OrganizationReader,
 
   for (const e of entries) {
     const history = await e.history;
-    rows.push(connectionRow(ctx, e, history, identities, credentials, o));
+    const row = connectionRow(ctx, e, history, identities, credentials, o);
+    if (row.action === 'cannot-read') facts.connectionsUnread++;
+    else facts.connectionsRead++;
+    rows.push(row);
   }
-  return finish(rows, projects.length);
+  for (const list of [facts.projectsRead, facts.projectsNotFound, facts.projectsUnreadable, facts.projectsIncomplete]) list.sort((a, b) => a.localeCompare(b));
+  return finish(rows, projects.length, assessCoverage(facts, o.reach));
 }
 
-function finish(rows: AuditRow[], projectsAudited: number): AuditResult {
+/** The status of an audit: its worst row, and at least a warning when it did not cover everything it was asked to. */
+export function auditStatus(rows: AuditRow[], coverage: Coverage): Severity {
+  const worst: Severity = rows.some((r) => r.severity === 'error') ? 'error' : rows.some((r) => r.severity === 'warning') ? 'warning' : 'ok';
+  return worst === 'ok' && coverage.extent !== 'full' ? 'warning' : worst;
+}
+
+function finish(rows: AuditRow[], projectsAudited: number, coverage: Coverage): AuditResult {
   rows.sort((a, b) => ACTIONS.indexOf(a.action) - ACTIONS.indexOf(b.action) || a.project.localeCompare(b.project) || a.name.localeCompare(b.name));
-  const status: Severity = rows.some((r) => r.severity === 'error') ? 'error' : rows.some((r) => r.severity === 'warning') ? 'warning' : 'ok';
-  return { rows, projectsAudited, status };
+  return { rows, projectsAudited, status: auditStatus(rows, coverage), coverage };
 }
 
 /** `unread`: the ids of batches that failed, with why (their state is unknown, not inactive). */
