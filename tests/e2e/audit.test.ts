@@ -537,9 +537,12 @@ describe('E2E AuditServiceConnections@1 (bundled task against the emulator)', fu
         task: 'AuditServiceConnectionsV1',
         conn: { ...auditor, authorityUrl: null },
         job: { publicHosts: true },
+        // As the agent runs it: reportArtifactName at its task.json default.
+        inputs: { reportArtifactName: AUDIT_ARTIFACT },
         env: { AGENT_PROXYURL: proxy.url, WORKLOADIDENTITY_HTTPRETRIES: '1', INPUT_AZUREDEVOPSCONNECTION: auditor.id },
       });
       assert.equal(r.variables.auditStatus?.value, 'error', r.stdout);
+      assert.equal(r.variables.reportArtifactName?.value, AUDIT_ARTIFACT, 'the picture shows the reports published');
       assert.ok(proxy.connects.length > 0 && proxy.connects.every((x) => x.status === 200), 'every service reached by its public name');
       const md = summary(r);
       assert.match(md, /--org `https:\/\/dev\.azure\.com\/contoso`/);
