@@ -32,7 +32,8 @@ const QUICK = process.env.BENCH_QUICK === '1';
 /** BENCH_PROFILE=1: CPU profiles instead of the timed runs (tests/bench/profile.ts); judges no budget. */
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const MIN_RUNS = 20;
-const BUDGET = { ratio: 1.5, rssMiB: 80, vsixBytes: 1024 * 1024 };
+// The .vsix budget is tests/packaging/vsix.test.ts's: 1 MiB held six tasks, seven take about 1.1 MiB.
+const BUDGET = { ratio: 1.5, rssMiB: 80, vsixBytes: 1152 * 1024 };
 // The organisation-scale audit: 100 projects x 20 connections, 20 ms per request.
 const AUDIT = { projects: 100, perProject: 20, latencyMs: 20, creators: 150, runs: QUICK ? 1 : 3, budgetMs: 20_000, budgetRssMiB: 150 };
 const CHILD_TIMEOUT_MS = 60_000;
@@ -566,7 +567,7 @@ async function main(): Promise<void> {
     return exit(0);
   }
   if (failures.length) return exit(1, `\nbench FAILED, over budget:\n  ${failures.map((f) => f.text).join('\n  ')}`);
-  console.log('\nAll budgets met: every main step within 1.5x of its dependency-free baseline and every post-job step within 1.5x of its post-job script on Node 20 and Node 24, exact request counts, peak RSS at most 80 MiB, .vsix at most 1 MiB, the organisation audit under 20 s and 150 MiB with the minimum of requests.');
+  console.log(`\nAll budgets met: every main step within 1.5x of its dependency-free baseline and every post-job step within 1.5x of its post-job script on Node 20 and Node 24, exact request counts, peak RSS at most 80 MiB, .vsix at most ${BUDGET.vsixBytes / 1024} KiB, the organisation audit under 20 s and 150 MiB with the minimum of requests.`);
   return exit(0);
 }
 
