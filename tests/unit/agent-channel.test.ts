@@ -161,6 +161,16 @@ ${post ? '' : "process.stdout.write('task-lib loaded: ' + Object.keys(require.ca
     assert.deepEqual(JSON.parse(r.stdout.trim().split(os.EOL).pop() ?? ''), { taskLib: [], crypto: false });
   });
 
+  it('what a post-job step imports to remove its files loads neither task-lib nor the HTTP layer (node:http, node:https, node:tls, node:crypto)', () => {
+    const core = path.resolve(__dirname, '..', '..', 'tasks', 'core');
+    const modules = ['agent/task-runner.js', 'agent/output.js', 'agent/variables.js', 'agent/pipeline-variables.js', 'files/secret-files.js', 'files/fresh-token-file.js'].map((m) => path.join(core, m));
+    const script = path.join(temp, 'post-imports.js');
+    fs.writeFileSync(script, `${modules.map((m) => `require(${JSON.stringify(m)});`).join('\n')}\nrequire(${JSON.stringify(channelModule)}).usePostJobChannel();\nrequire(${JSON.stringify(path.join(core, 'agent/pipeline-variables.js'))}).httpPolicy();\nprocess.stdout.write(JSON.stringify({ taskLib: Object.keys(require.cache).filter((k) => /azure-pipelines-task-lib[\\\\/](task|internal|vault)\\.js$/.test(k)), builtins: ['http', 'https', 'tls', 'crypto'].filter((m) => process.moduleLoadList.includes('NativeModule ' + m)) }) + '\\n');`);
+    const r = spawnSync(process.execPath, [script], { env: { PATH: process.env.PATH ?? '', AGENT_TEMPDIRECTORY: temp }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout.trim().split(os.EOL).pop() ?? ''), { taskLib: [], builtins: [] });
+  });
+
   it('a post-job step\'s error outside its awaited chain still ends the step as failed, neutralised, nothing on stderr', () => {
     const runner = path.resolve(__dirname, '..', '..', 'tasks', 'core', 'agent', 'task-runner.js');
     const script = path.join(temp, 'late-error.js');

@@ -10,7 +10,7 @@
 import fs = require('node:fs');
 import { agent } from './agent-channel';
 import { mask } from './variables';
-import { ProxySettings, TlsSettings } from '../http/http';
+import type { ProxySettings, TlsSettings } from '../http/http';
 import { TaskFailure } from '../http/failures';
 import { safe, warn } from './output';
 
