@@ -35,7 +35,6 @@ function removeFiles(): void {
 }
 
 async function post(): Promise<Outcome> {
-  // Read before task-lib loads: it takes task variables out of the environment.
   const token = agent().getTaskVariable(VAULT_TOKEN_STATE, true);
   const session = readSession();
   removeFiles();
@@ -50,8 +49,9 @@ async function post(): Promise<Outcome> {
   const policy = httpPolicy();
   // The state is text from the environment (a pipeline variable of its name sets it where the main step did not): one inert line.
   const later = `It stays valid ${session.expiresOn ? safe`until ${session.expiresOn}` : 'until revoked (it has no TTL)'}${session.accessor ? safe`; to revoke it now: vault token revoke -accessor ${session.accessor}` : ''}.`;
-  // Only a step that has a token to revoke loads the agent's proxy and CA settings (and task-lib with them).
-  const { readProxy, readTls } = await import('../core/agent/pipeline-context');
+  // Only a step that has a token to revoke loads the HTTP client. The agent's proxy and CA settings
+  // are read through the post-job channel with task-lib's rules: task-lib is never loaded.
+  const { readProxy, readTls } = await import('../core/agent/agent-settings');
   const { HttpClient } = await import('../core/http/http');
   const { VaultClient } = await import('../core/vault/vault-client');
   const { vaultErrors } = await import('../core/vault/vault-errors');

@@ -10,7 +10,10 @@
  *                          credentials and token files (INPUT_WORKLOADIDENTITYPROVIDER);
  *   AuditServiceConnections at project scope with the job token: the identity service's resource
  *                          area, the project's connections, each one's last use, the creators, and
- *                          the reports (no connection input).
+ *                          the reports (no connection input);
+ *   VaultSecretsFederated  the Vault login with the idToken, one mount lookup per mount, one read
+ *                          per secret, the secret variables, the token for the post-job step and
+ *                          for later steps (INPUT_VAULTCONNECTION).
  * Through the agent's proxy when AGENT_PROXYURL is set: CONNECT, then TLS to the public name, as the
  * task does. No validation, no messages, no retries: the least a task could do.
  */
@@ -34,7 +37,7 @@ function request(url: string, method: string, headers: Record<string, string>, b
       const req = https.request(u, options, (res) => {
         let data = '';
         res.on('data', (c) => (data += c));
-        res.on('end', () => (res.statusCode === 200 ? resolve(data) : reject(new Error(`HTTP ${res.statusCode} from ${u.host}${u.pathname}: ${data.slice(0, 300)}`))));
+        res.on('end', () => (res.statusCode === 200 || res.statusCode === 204 ? resolve(data) : reject(new Error(`HTTP ${res.statusCode} from ${u.host}${u.pathname}: ${data.slice(0, 300)}`))));
       });
       req.on('error', reject);
       req.end(body);
@@ -171,8 +174,55 @@ async function audit(jobToken: string): Promise<void> {
   setVariable('reportCsvPath', csv, true);
 }
 
+/**
+ * VaultSecretsFederated with a HashiCorp Vault connection: the JWT login at the connection's Vault
+ * address, then for `<path> <key> | <VARIABLE>` entries one sys/internal/ui/mounts lookup per mount
+ * and one read per secret (KV v2: <mount>/data/<rest>), the values as secret variables, the token
+ * and session as task variables, VAULT_ADDR and VAULT_TOKEN with exportToken.
+ */
+async function vault(jobToken: string, id: string): Promise<void> {
+  const idToken = await oidcToken(jobToken, id);
+  out(`##vso[task.setsecret]${idToken}`);
+  const address = env[`ENDPOINT_URL_${id}`]!.replace(/\/+$/, '');
+  const { authMount, role } = JSON.parse(env[`ENDPOINT_AUTH_${id}`]!).parameters;
+  const call = async (method: string, apiPath: string, token?: string, body?: string) =>
+    JSON.parse((await request(`${address}/v1/${apiPath}`, method, { Accept: 'application/json', 'X-Vault-Request': 'true', ...(token ? { 'X-Vault-Token': token } : {}), ...(body ? { 'Content-Type': 'application/json' } : {}) }, body)) || '{}');
+  const login = (await call('POST', `auth/${authMount}/login`, undefined, JSON.stringify({ role, jwt: idToken }))).auth;
+  const token = login.client_token as string;
+  out(`##vso[task.setsecret]${token}`);
+  out(`##vso[task.settaskvariable variable=WorkloadIdentity.Vault.Token;issecret=true;]${token}`);
+  const session = { address, expiresOn: new Date(Date.now() + login.lease_duration * 1000).toISOString(), accessor: login.accessor };
+  out(`##vso[task.settaskvariable variable=WorkloadIdentity.Vault.Session;issecret=false;]${JSON.stringify(session)}`);
+  const mounts: { path: string; v2: boolean }[] = [];
+  const secrets = new Map<string, Record<string, string>>();
+  for (const line of env.INPUT_SECRETS!.split('\n')) {
+    const [, secretPath, key, variable] = /^(\S+) (\S+) \| (\S+)$/.exec(line.trim())!;
+    let mount = mounts.find((m) => secretPath.startsWith(`${m.path}/`));
+    if (!mount) {
+      const data = (await call('GET', `sys/internal/ui/mounts/${secretPath}`, token)).data;
+      mount = { path: data.path.replace(/\/+$/, ''), v2: data.options?.version === '2' };
+      mounts.push(mount);
+    }
+    const rest = secretPath.slice(mount.path.length + 1);
+    const apiPath = mount.v2 ? `${mount.path}/data/${rest}` : secretPath;
+    let data = secrets.get(apiPath);
+    if (!data) {
+      const body = (await call('GET', apiPath, token)).data;
+      data = (mount.v2 ? body.data : body) as Record<string, string>;
+      secrets.set(apiPath, data);
+    }
+    out(`##vso[task.setsecret]${data[key]}`);
+    setVariable(variable, data[key], false, true);
+  }
+  if (env.INPUT_EXPORTTOKEN === 'true') {
+    setVariable('VAULT_ADDR', address, false);
+    setVariable('VAULT_TOKEN', token, false, true);
+  }
+}
+
 async function main(): Promise<void> {
   const jobToken = JSON.parse(env.ENDPOINT_AUTH_SYSTEMVSSCONNECTION!).parameters.AccessToken;
+  if (env.INPUT_VAULTCONNECTION) return vault(jobToken, env.INPUT_VAULTCONNECTION);
   const id = env.INPUT_CONNECTEDSERVICENAMEARM;
   if (!id) return audit(jobToken);
   const auth = JSON.parse(env[`ENDPOINT_AUTH_${id}`]!);

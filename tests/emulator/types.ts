@@ -527,6 +527,12 @@ export interface VaultEmulator {
   isValid(token: string): boolean;
   /** makes one token (by token or accessor) or every token expired now; returns how many */
   expireToken(tokenOrAccessor?: string): number;
+  /**
+   * makes a revoked token (by token or accessor) live again, and the leases it made, as before
+   * revoke-self: the bench runs one post-job step many times from the state its main step left.
+   * Returns how many tokens were revoked.
+   */
+  reinstateToken(tokenOrAccessor: string): number;
 }
 
 export interface EmulatorOptions {

@@ -499,6 +499,21 @@ describe('emulator: HashiCorp Vault', function () {
       assert.equal(emu.count('vault.read'), 2);
     });
 
+    it('reinstateToken: a revoked token and its leases live again (the bench repeats a post-job step), by token or accessor', async function () {
+      const token = await tokenFor('deploy');
+      const lease = await vault('GET', '/v1/database/creds/readonly', { token });
+      assert.equal(emu.vault.reinstateToken(token), 0, 'a live token is not counted');
+      for (const by of [token, emu.vault.tokens().find((t) => t.token === token)!.accessor]) {
+        assert.equal((await vault('POST', '/v1/auth/token/revoke-self', { token })).status, 204);
+        assert.equal(emu.vault.isValid(token), false);
+        assert.equal(emu.vault.reinstateToken(by), 1);
+        assert.equal(emu.vault.isValid(token), true);
+        assert.equal(emu.vault.leases().find((l) => l.leaseId === lease.json.lease_id)!.revoked, false);
+        assert.equal((await vault('GET', '/v1/auth/token/lookup-self', { token })).status, 200);
+      }
+      assert.equal(emu.vault.reinstateToken('hvs.unknown'), 0);
+    });
+
     it('an expired token, no token, a token without the default policy', async function () {
       const token = await tokenFor('deploy');
       assert.equal(emu.vault.expireToken(token), 1);

@@ -1133,6 +1133,17 @@ export class VaultHandle implements VaultEmulator {
     return n;
   }
 
+  reinstateToken(tokenOrAccessor: string): number {
+    let n = 0;
+    for (const t of this.state.tokens) {
+      if (t.token !== tokenOrAccessor && t.accessor !== tokenOrAccessor) continue;
+      if (t.revoked) n++;
+      t.revoked = false;
+      for (const l of this.state.leases) if (l.tokenAccessor === t.accessor) l.revoked = false;
+    }
+    return n;
+  }
+
   // A secret printed to a log must be found by the leak scans: every string value of 6 or more
   // characters, and each line of 40 or more of a multi-line one (a PEM body line).
   private recordValues(data: Record<string, unknown>): void {

@@ -20,6 +20,8 @@ api.debug('a debug line\\r\\nwith a CRLF');
 process.stdout.write('value=' + JSON.stringify(getTaskVariable('WorkloadIdentity.Some.State')) + '\\n');
 process.stdout.write('absent=' + JSON.stringify(getTaskVariable('WorkloadIdentity.Not.Set')) + '\\n');
 process.stdout.write('variable=' + JSON.stringify(getVariable('WorkloadIdentity.LockWaitSeconds')) + '\\n');
+api.setSecret('a secret; with ] and %');
+api.setSecret('');
 setResult(process.env.L_RESULT, 'the result; with ] and %\\nsecond line');
 process.stdout.write('correlation id left in the environment: ' + (process.env.COMMAND_CORRELATION_ID ?? 'no') + '\\n');
 `;
@@ -82,6 +84,70 @@ describe('the post-job agent channel, judged by task-lib', () => {
     });
   }
 
+  it('setSecret refuses a multi-line secret as task-lib does, unless SYSTEM_UNSAFEALLOWMULTILINESECRET is true', () => {
+    const script = (api: string) => `${api}\ntry { api.setSecret('line 1\\nline 2'); } catch (e) { process.stdout.write('--- calls\\nthrown: ' + e.message + '\\n'); }`;
+    for (const allow of ['', 'true']) {
+      const env: Record<string, string> = allow ? { SYSTEM_UNSAFEALLOWMULTILINESECRET: allow } : {};
+      const expected = run(script("const api = require('azure-pipelines-task-lib/task');"), env, temp);
+      const actual = run(script(`const c = require(${JSON.stringify(channelModule)}); c.usePostJobChannel(); const api = c.agent();`), env, temp);
+      assert.deepEqual(actual, expected);
+    }
+  });
+
+  describe("the agent's proxy and CA settings (agent-settings.ts): what task-lib's getHttpProxyConfiguration and getHttpCertConfiguration read, in a main step and in a post-job step", () => {
+    const settingsModule = path.resolve(__dirname, '..', '..', 'tasks', 'core', 'agent', 'agent-settings.js');
+    // The values as one line, to be the same whichever way they were read; the CA as its file's name when its content was read.
+    const READ_TASK_LIB = `
+const tl = require('azure-pipelines-task-lib/task');
+process.stdout.write('--- calls\\n');
+const p = tl.getHttpProxyConfiguration();
+if (p && p.proxyPassword) tl.setSecret(p.proxyPassword);
+const c = tl.getHttpCertConfiguration();
+process.stdout.write('values=' + JSON.stringify({ proxy: p ? [p.proxyUrl, p.proxyUsername || null, p.proxyPassword || null, p.proxyBypassHosts] : null, ca: c ? c.caFile : null }) + '\\n');`;
+    const readSettings = (post: boolean) => `
+const c = require(${JSON.stringify(channelModule)});
+${post ? 'c.usePostJobChannel();' : "require('azure-pipelines-task-lib/task');"}
+const s = require(${JSON.stringify(settingsModule)});
+process.stdout.write('--- calls\\n');
+const p = s.readProxy();
+const t = s.readTls('');
+const ca = t.ca && t.ca[0] === require('node:fs').readFileSync(process.env.AGENT_CAINFO, 'utf8') ? process.env.AGENT_CAINFO : t.ca ? 'other content' : null;
+process.stdout.write('values=' + JSON.stringify({ proxy: p ? [p.url, p.username || null, p.password || null, p.bypass.map((r) => r.source)] : null, ca }) + '\\n');
+${post ? '' : "process.stdout.write('task-lib loaded: ' + Object.keys(require.cache).some((k) => /azure-pipelines-task-lib[\\\\/]task\\.js$/.test(k)) + '\\n');"}`;
+
+    const cases: [string, Record<string, string>][] = [
+      ['no proxy, no CA', {}],
+      ['a proxy without credentials, a bypass list, the agent\'s CA', { AGENT_PROXYURL: 'http://proxy.corp:3128', AGENT_PROXYBYPASSLIST: '["\\\\.internal\\\\.corp$","localhost"]', VSTS_PUBLIC_VARIABLES: '["Agent.ProxyUrl","Agent.ProxyBypassList","Agent.CAInfo"]' }],
+      ['a proxy with a user and a secret password as the agent passes them', { AGENT_PROXYURL: 'http://proxy.corp:3128', AGENT_PROXYUSERNAME: 'svc-build', SECRET_AGENT_PROXYPASSWORD: 'p@ss; with ] and %', VSTS_PUBLIC_VARIABLES: '["Agent.ProxyUrl","Agent.ProxyUsername"]', VSTS_SECRET_VARIABLES: '["Agent.ProxyPassword"]' }],
+    ];
+    for (const [name, env] of cases) {
+      it(`${name}: the same values, debug lines and masks as task-lib's`, () => {
+        const caFile = path.join(temp, 'agent-ca.pem');
+        fs.writeFileSync(caFile, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+        const all = { ...env, ...(env.VSTS_PUBLIC_VARIABLES?.includes('Agent.CAInfo') ? { AGENT_CAINFO: caFile } : {}) };
+        const expected = run(READ_TASK_LIB, all, temp);
+        const main = run(readSettings(false), all, temp);
+        const post = run(readSettings(true), all, temp);
+        assert.equal(main.splice(main.indexOf('task-lib loaded: true'), 1).length, 1, 'task-lib was loaded in the main step');
+        assert.deepEqual(main, expected, 'in a main step (task-lib)');
+        assert.deepEqual(post, expected, 'in a post-job step (the channel)');
+        if (env.SECRET_AGENT_PROXYPASSWORD) assert.ok(expected.includes(`##vso[task.setsecret]${env.SECRET_AGENT_PROXYPASSWORD.replace(/%/g, '%AZP25')}`), expected.join('\n'));
+      });
+    }
+
+    it('a post-job step that reads them does not load task-lib', () => {
+      const script = path.join(temp, 'settings-loaded.js');
+      fs.writeFileSync(script, `${readSettings(true)}\nprocess.stdout.write(JSON.stringify({ taskLib: Object.keys(require.cache).filter((k) => /azure-pipelines-task-lib[\\\\/](task|internal|vault)\\.js$/.test(k)) }) + '\\n');`);
+      const r = spawnSync(process.execPath, [script], {
+        cwd: path.resolve(__dirname, '..', '..', '..'),
+        env: { PATH: process.env.PATH ?? '', AGENT_TEMPDIRECTORY: temp, AGENT_PROXYURL: 'http://proxy.corp:3128', NODE_PATH: path.resolve(__dirname, '..', '..', '..', 'node_modules') },
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout.trim().split(os.EOL).pop() ?? ''), { taskLib: [] });
+    });
+  });
+
   it('the channel loads neither task-lib\'s task module nor node:crypto', () => {
     // A script file: node -e loads node:crypto for its own use.
     const script = path.join(temp, 'loaded.js');
@@ -93,6 +159,16 @@ describe('the post-job agent channel, judged by task-lib', () => {
     });
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout.trim().split(os.EOL).pop() ?? ''), { taskLib: [], crypto: false });
+  });
+
+  it('what a post-job step imports to remove its files loads neither task-lib nor the HTTP layer (node:http, node:https, node:tls, node:crypto)', () => {
+    const core = path.resolve(__dirname, '..', '..', 'tasks', 'core');
+    const modules = ['agent/task-runner.js', 'agent/output.js', 'agent/variables.js', 'agent/pipeline-variables.js', 'files/secret-files.js', 'files/fresh-token-file.js'].map((m) => path.join(core, m));
+    const script = path.join(temp, 'post-imports.js');
+    fs.writeFileSync(script, `${modules.map((m) => `require(${JSON.stringify(m)});`).join('\n')}\nrequire(${JSON.stringify(channelModule)}).usePostJobChannel();\nrequire(${JSON.stringify(path.join(core, 'agent/pipeline-variables.js'))}).httpPolicy();\nprocess.stdout.write(JSON.stringify({ taskLib: Object.keys(require.cache).filter((k) => /azure-pipelines-task-lib[\\\\/](task|internal|vault)\\.js$/.test(k)), builtins: ['http', 'https', 'tls', 'crypto'].filter((m) => process.moduleLoadList.includes('NativeModule ' + m)) }) + '\\n');`);
+    const r = spawnSync(process.execPath, [script], { env: { PATH: process.env.PATH ?? '', AGENT_TEMPDIRECTORY: temp }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout.trim().split(os.EOL).pop() ?? ''), { taskLib: [], builtins: [] });
   });
 
   it('a post-job step\'s error outside its awaited chain still ends the step as failed, neutralised, nothing on stderr', () => {

@@ -2,9 +2,10 @@
  * How a step talks to the agent: the logging commands it writes and the variables it reads back.
  *
  * A main step loads azure-pipelines-task-lib anyway (inputs, connections, the proxy and CA) and goes
- * through it. A post-job step only reads its task variables and writes a few commands; loading all
- * of task-lib for that (its vault with node:crypto, semver, 180 KiB of code) doubled the step's
- * start-up. So a post-job step formats the same commands with task-lib's own `TaskCommand` and reads
+ * through it. A post-job step only reads its task variables (and, to revoke a Vault token, the
+ * agent's proxy and CA variables: agent-settings.ts) and writes a few commands, masks among them;
+ * loading all of task-lib for that (its vault with node:crypto, semver, 180 KiB of code) doubled
+ * the step's start-up. So a post-job step formats the same commands with task-lib's own `TaskCommand` and reads
  * its variables where task-lib reads them, in the environment the agent sets for the step, with
  * task-lib's rules: `VSTS_TASKVARIABLE_<NAME>` for task variables, `<NAME>` for public pipeline
  * variables (`.` and spaces as `_`, upper case; a secret one from `SECRET_<NAME>`), task variables
@@ -23,8 +24,10 @@ export interface AgentChannel {
   setResult(result: StepResult, message: string): void;
   /** `secret`: the value is not written to the debug log (task-lib writes every value there). */
   getTaskVariable(name: string, secret?: boolean): string | undefined;
-  /** A public pipeline variable. */
+  /** A pipeline variable (a secret one from where the agent put it). */
   getVariable(name: string): string | undefined;
+  /** task-lib's setSecret: task.setsecret, so the agent masks the value in every later line. */
+  setSecret(value: string): void;
 }
 
 type TaskLib = typeof import('azure-pipelines-task-lib/task');
@@ -41,6 +44,7 @@ const taskLibChannel: AgentChannel = {
   setResult: (r, m) => taskLib().setResult(taskLib().TaskResult[r], m),
   getTaskVariable: (n) => taskLib().getTaskVariable(n),
   getVariable: (n) => taskLib().getVariable(n),
+  setSecret: (v) => taskLib().setSecret(v),
 };
 
 /**
@@ -102,6 +106,12 @@ function postJobChannel(): AgentChannel {
       const v = read(secret.get(key) ? `SECRET_${key}` : key);
       debug(`${n}=${v}`);
       return v;
+    },
+    setSecret: (v) => {
+      if (!v) return;
+      // task-lib's words (LIB_MultilineSecret); the agent masks line by line.
+      if (/\r|\n/.test(v) && `${process.env.SYSTEM_UNSAFEALLOWMULTILINESECRET}`.toUpperCase() !== 'TRUE') throw new Error('Secrets cannot contain multiple lines');
+      write('task.setsecret', {}, v);
     },
   };
 }

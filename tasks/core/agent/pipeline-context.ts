@@ -2,14 +2,14 @@
  * What the agent hands a task: variables, the job's access token, the proxy and CA settings.
  * Read once, at the start, so that the rest of the core never touches the environment.
  */
-import fs = require('node:fs');
 import tl = require('azure-pipelines-task-lib/task');
 import { _knownVariableMap } from 'azure-pipelines-task-lib/internal';
 import { mask } from './variables';
 import { HttpClient, HttpPolicy, ProxySettings, TlsSettings } from '../http/http';
+import { readProxy, readTls } from './agent-settings';
 import { TaskFailure } from '../http/failures';
 import { AzureDevOpsHosts, azureDevOpsHosts } from '../http/token-hosts';
-import { log, safe, warn } from './output';
+import { log, safe } from './output';
 import { httpPolicy, variable } from './pipeline-variables';
 
 export { numberVariable } from './pipeline-variables';
@@ -57,71 +57,6 @@ export function managedIdentityVariables(): string[] {
   return Object.entries(_knownVariableMap)
     .filter(([key, v]) => !v.secret && MANAGED_IDENTITY_ENVIRONMENT.includes(key))
     .map(([, v]) => v.name);
-}
-
-export function readProxy(): ProxySettings | undefined {
-  const cfg = tl.getHttpProxyConfiguration();
-  if (!cfg?.proxyUrl) return undefined;
-  if (cfg.proxyPassword) mask(cfg.proxyPassword);
-  // The agent passes what was configured: a bare host:port is an http proxy; credentials may sit in the URL.
-  const raw = /^[a-z][a-z0-9+.-]*:\/\//i.test(cfg.proxyUrl) ? cfg.proxyUrl : `http://${cfg.proxyUrl}`;
-  let url: URL;
-  try {
-    url = new URL(raw);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
-  } catch {
-    throw new TaskFailure({
-      what: 'The agent\'s proxy setting (Agent.ProxyUrl) is not an http:// or https:// URL.',
-      cause: 'The agent was configured with a malformed --proxyurl.',
-      fix: 'Re-configure the agent with --proxyurl http://<host>:<port> (the .proxy file in the agent folder).',
-      code: 'AGENT_CONFIG',
-    });
-  }
-  let username = cfg.proxyUsername || undefined;
-  let password = cfg.proxyPassword || undefined;
-  if (!username && url.username) {
-    username = decodeURIComponent(url.username);
-    password = decodeURIComponent(url.password);
-    if (password) mask(password);
-  }
-  const bypass: RegExp[] = [];
-  for (const pattern of cfg.proxyBypassHosts ?? []) {
-    try {
-      bypass.push(new RegExp(pattern, 'i'));
-    } catch {
-      warn(safe`Ignoring the agent proxy bypass entry '${pattern}': it is not a valid regular expression.`);
-    }
-  }
-  return { url: `${url.protocol}//${url.host}`, username, password, bypass };
-}
-
-function readFileSetting(file: string, what: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new TaskFailure({
-      what: `The agent's ${what} file ${file} could not be read: ${(e as Error).message}.`,
-      cause: 'The agent was configured with a certificate file that is missing or unreadable by the agent\'s account.',
-      fix: 'Re-run the agent configuration with the right --sslcacert / --sslclientcert paths, or fix the file\'s permissions.',
-      code: 'AGENT_CONFIG',
-    });
-  }
-}
-
-export function readTls(collectionUri: string): TlsSettings {
-  const cfg = tl.getHttpCertConfiguration();
-  const out: TlsSettings = {};
-  if (cfg?.caFile) out.ca = [readFileSetting(cfg.caFile, 'CA certificate')];
-  if (cfg?.certFile && cfg.keyFile && collectionUri) {
-    if (cfg.passphrase) mask(cfg.passphrase);
-    out.clientCert = {
-      host: new URL(collectionUri).host,
-      cert: readFileSetting(cfg.certFile, 'client certificate'),
-      key: readFileSetting(cfg.keyFile, 'client certificate key'),
-      passphrase: cfg.passphrase || undefined,
-    };
-  }
-  return out;
 }
 
 export function readPipelineContext(): PipelineContext {

@@ -1,7 +1,7 @@
 /** Pipeline variables, read through the step's agent channel (task-lib in a main step). */
 import { agent } from './agent-channel';
 import { TaskFailure } from '../http/failures';
-import { DEFAULT_POLICY, HttpPolicy } from '../http/http';
+import { DEFAULT_POLICY, HttpPolicy } from '../http/policy';
 
 export function variable(name: string): string | undefined {
   const v = agent().getVariable(name);

@@ -13,7 +13,7 @@ const masked = new Set<string>();
 export function mask(value: string | undefined): void {
   if (!value || masked.has(value)) return;
   masked.add(value);
-  taskLib().setSecret(value);
+  agent().setSecret(value);
 }
 
 export function setOutput(name: string, value: string | undefined, secret = false): void {

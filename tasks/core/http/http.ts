@@ -11,6 +11,13 @@ import net = require('node:net');
 import tls = require('node:tls');
 import type { Duplex } from 'node:stream';
 import { explainNetworkError } from './failures';
+// The policy is a module of its own so that reading it (pipeline-variables.ts, which every post-job
+// step imports) does not load node:http, node:https, node:tls and node:crypto with this one.
+import { DEFAULT_POLICY } from './policy';
+import type { HttpPolicy } from './policy';
+
+export { DEFAULT_POLICY };
+export type { HttpPolicy };
 
 export interface ProxySettings {
   /** http://host:port of the agent's proxy. */
@@ -27,25 +34,6 @@ export interface TlsSettings {
   /** Client certificate and key for the Azure DevOps host (Agent.ClientCert). */
   clientCert?: { host: string; cert: string; key: string; passphrase?: string };
 }
-
-export interface HttpPolicy {
-  /** Per-attempt timeout: connect, TLS, request and the whole response. */
-  timeoutMs: number;
-  /** Retries after the first attempt, for 429, 5xx and network resets. */
-  retries: number;
-  /** Longest Retry-After we wait; beyond it we stop retrying. */
-  maxRetryAfterMs: number;
-  /** Base of the exponential backoff. */
-  backoffBaseMs: number;
-  /**
-   * Reuse direct connections per origin within a run (a task's requests come seconds apart). Off
-   * for a long-lived process whose requests come minutes apart, when servers have closed them.
-   * Requests through a proxy never reuse a tunnel.
-   */
-  keepAlive?: boolean;
-}
-
-export const DEFAULT_POLICY: HttpPolicy = { timeoutMs: 30_000, retries: 3, maxRetryAfterMs: 60_000, backoffBaseMs: 500, keepAlive: true };
 
 export interface HttpRequest {
   method: 'GET' | 'POST';
