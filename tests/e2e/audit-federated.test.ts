@@ -34,6 +34,7 @@ describe('E2E AuditServiceConnections@1 with AWS, Google Cloud and OpenID Connec
     add('aws-prod', 'WorkloadIdentityAws', { roleArn: ROLE, region: 'eu-west-1', maxSessionDuration: '3600' });
     add('gcp-prod', 'WorkloadIdentityGcp', { workloadIdentityProvider: PROVIDER, serviceAccount: SA });
     add('vault', 'WorkloadIdentityOidc', { description: 'Vault' }, { url: 'https://vault.contoso.com/' });
+    add('vault-ci', 'WorkloadIdentityVault', { namespace: 'team-a', authMount: 'azure-devops', role: 'ci' }, { url: 'https://vault.contoso.com:8200' });
     add('aws-unused', 'WorkloadIdentityAws', { roleArn: ROLE }, { lastUsed: undefined });
     add('gcp-broken', 'WorkloadIdentityGcp', { workloadIdentityProvider: PROVIDER }, { isReady: false, operationStatus: { state: 'Failed', statusMessage: 'Could not save' } });
     emu.addServiceConnection({ id: crypto.randomUUID(), name: 'arm-fed', scheme: 'WorkloadIdentityFederation', tenantId: TENANT, clientId: crypto.randomUUID(), issuerMode: 'entra', lastUsed: used });
@@ -67,7 +68,7 @@ describe('E2E AuditServiceConnections@1 with AWS, Google Cloud and OpenID Connec
     const r = await audit({ connectionTypes: 'all' });
     assert.equal(r.result, 'Succeeded', r.stdout + r.stderr);
     const all = rows(r);
-    assert.equal(all.length, 6);
+    assert.equal(all.length, 7);
     const aws = byName(all, 'aws-prod');
     assert.deepEqual([aws.type, aws.scheme, aws.issuer, aws.action, aws.credentialEnd], ['WorkloadIdentityAws', 'None', 'vstoken', 'none', 'none (no secret)']);
     assert.match(aws.review ?? '', new RegExp(`^AWS role ${ROLE.replace(/[/.]/g, '\\$&')} \\(region eu-west-1\\): .*subject sc://contoso/web/aws-prod\\.$`));
@@ -76,6 +77,9 @@ describe('E2E AuditServiceConnections@1 with AWS, Google Cloud and OpenID Connec
     assert.match(byName(all, 'gcp-prod').review ?? '', new RegExp(`^Google workload identity provider ${PROVIDER.replace(/[/.]/g, '\\$&')} and service account ${SA.replace(/[.]/g, '\\.')}`));
     assert.match(byName(all, 'vault').review ?? '', /^OpenID Connect service https:\/\/vault\.contoso\.com\/: .*well-known\/jwks/);
     assert.equal(byName(all, 'vault').action, 'none');
+    const vault = byName(all, 'vault-ci');
+    assert.deepEqual([vault.type, vault.scheme, vault.issuer, vault.action, vault.credentialEnd], ['WorkloadIdentityVault', 'None', 'vstoken', 'none', 'none (no secret)']);
+    assert.match(vault.review ?? '', /^HashiCorp Vault https:\/\/vault\.contoso\.com:8200 namespace team-a, auth\/azure-devops role ci: .*bound_subject\) must accept .*subject sc:\/\/contoso\/web\/vault-ci\.$/);
     assert.equal(byName(all, 'aws-unused').action, 'remove-unused');
     assert.match(byName(all, 'aws-unused').why, /Never used.*nothing is announced for connections of other types/);
     const broken = byName(all, 'gcp-broken');
@@ -85,7 +89,7 @@ describe('E2E AuditServiceConnections@1 with AWS, Google Cloud and OpenID Connec
     const csv = fs.readFileSync(r.variables.reportCsvPath.value, 'utf8');
     assert.match(csv.split('\r\n')[0], /,link,review$/);
     const md = fs.readFileSync(r.commands.find((c) => c.name === 'task.uploadsummary')!.value, 'utf8');
-    assert.match(md, /^### AWS, Google Cloud and OpenID Connect connections: the trust to review at each target$/m);
+    assert.match(md, /^### AWS, Google Cloud, OpenID Connect and HashiCorp Vault connections: the trust to review at each target$/m);
     const links = [...all.filter((x) => x.link && x.action !== 'none'), ...all.filter((x) => x.link && x.review)].map((x) => x.link!);
     const html = assertOnlyOwnLinks(await renderers(), md, links);
     const text = visibleText(html.get('markdown-it (html, linkify)')!);

@@ -84,7 +84,7 @@ export function renderAuditSummary(h: AuditHeader, result: AuditResult, publicat
   }
   const own = rows.filter((r) => r.review);
   if (own.length) {
-    out.push('### AWS, Google Cloud and OpenID Connect connections: the trust to review at each target', '');
+    out.push('### AWS, Google Cloud, OpenID Connect and HashiCorp Vault connections: the trust to review at each target', '');
     out.push(cell('Their idTokens carry the Azure DevOps issuer (vstoken.dev.azure.com/<organization id>). The 2027-07-01 retirement announced by Microsoft concerns the issuer of Azure Resource Manager connections (backed by Microsoft Entra ID); nothing is announced for connections of other types.'), '');
     out.push('| Connection | Project | Type | Issuer | Review |', '| --- | --- | --- | --- | --- |');
     for (const r of own) {

@@ -61,7 +61,7 @@ export interface AuditRow {
 }
 
 /** The extension's own connection types (lower case), whose idTokens carry the Azure DevOps issuer. */
-export const OWN_TYPES: Record<string, string> = { workloadidentityaws: 'AWS', workloadidentitygcp: 'Google Cloud', workloadidentityoidc: 'OpenID Connect' };
+export const OWN_TYPES: Record<string, string> = { workloadidentityaws: 'AWS', workloadidentitygcp: 'Google Cloud', workloadidentityoidc: 'OpenID Connect', workloadidentityvault: 'HashiCorp Vault' };
 
 export function isOwnType(ep: EndpointJson): boolean {
   return (ep.type ?? '').toLowerCase() in OWN_TYPES;
@@ -89,6 +89,11 @@ export function reviewOf(ep: EndpointJson, subject: string): string {
       return `AWS role ${get('roleArn') ?? '(no role ARN set)'} (region ${get('region') ?? 'us-east-1'}${get('stsEndpoint') ? `, STS ${get('stsEndpoint')}` : ''}): its account's IAM OIDC provider and the role's trust policy must name ${trust}.`;
     case 'workloadidentitygcp':
       return `Google workload identity provider ${get('workloadIdentityProvider') ?? '(none set)'}${get('serviceAccount') ? ` and service account ${get('serviceAccount')} (roles/iam.workloadIdentityUser for the principal)` : ' (no service account: roles granted to the principal directly)'}: the provider must accept ${trust}.`;
+    case 'workloadidentityvault': {
+      const ns = get('namespace');
+      const mount = (get('authMount') ?? 'jwt').replace(/^\/*(auth\/)?|\/+$/g, '');
+      return `HashiCorp Vault ${ep.url || '(no address set)'}${ns ? ` namespace ${ns}` : ''}, auth/${mount} role ${get('role') ?? '(none set)'}: the auth method's config (oidc_discovery_url, bound_issuer) and the role (bound_audiences, bound_subject) must accept ${trust}.`;
+    }
     default:
       return `OpenID Connect service ${ep.url || '(no URL set)'}: it must trust ${trust}, with keys from https://vstoken.dev.azure.com/.well-known/jwks (shared by every organisation: it must check the issuer too).`;
   }
