@@ -64,6 +64,12 @@ async function main(): Promise<Outcome> {
   const ctx = readPipelineContext();
   const scope = choiceInput('scope', ['project', 'organization'] as const, 'project');
   const projects = splitList(stringInput('projects'));
+  for (const name of projects) {
+    // Azure DevOps' naming rules keep / and \ out of project names; the audit would put the name in a URL path, where neither can stand.
+    if (/[\\/\u0000-\u001f\u007f-\u009f]/.test(name)) {
+      throw new InputError('projects', safe`'${name}' holds a / or \\ or a control character, which no Azure DevOps project name has, and the audit could not address it`, 'Give project names as Azure DevOps shows them, or project ids, separated by commas or new lines.');
+    }
+  }
   if (projects.length && scope !== 'organization') throw new InputError('projects', 'projects are listed but scope is project', 'Set scope: organization to audit the listed projects, or remove projects.');
   const types = typesInput();
   const unusedDays = daysInput('unusedDays', 90, 1);

@@ -146,6 +146,9 @@ describe('L0 AuditServiceConnections@1', function () {
   for (const [inputs, input] of [
     [{ scope: 'tenant' }, 'scope'],
     [{ projects: 'a' }, 'projects'],
+    // A name Azure DevOps cannot give a project: refused as the input, not as a URL built from it.
+    [{ scope: 'organization', projects: 'web, team/api' }, 'projects'],
+    [{ scope: 'organization', projects: 'team\\api' }, 'projects'],
     [{ connectionTypes: 'azure rm' }, 'connectionTypes'],
     [{ unusedDays: '0' }, 'unusedDays'],
     [{ secretExpiryWarningDays: 'x' }, 'secretExpiryWarningDays'],
