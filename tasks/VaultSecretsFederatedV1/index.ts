@@ -9,7 +9,7 @@ import { InputError } from '../core/http/failures';
 import { HttpClient } from '../core/http/http';
 import { setJobVariable, setTaskState } from '../core/agent/variables';
 import { runTask } from '../core/agent/task-runner';
-import { log, neutralize, safe, warn } from '../core/agent/output';
+import { log, logRetry, neutralize, safe, warn } from '../core/agent/output';
 import { makeSecretDir } from '../core/files/secret-files';
 import { parseSecretSpecs } from '../core/vault/secret-specs';
 import { VaultClient } from '../core/vault/vault-client';
@@ -22,9 +22,7 @@ import { VAULT_FILES_STATE, VAULT_SESSION_STATE, VAULT_TOKEN_STATE, VaultSession
 /** The agent's HTTP client, or one that also trusts the CA given for Vault. */
 export function vaultHttp(ctx: PipelineContext, t: VaultTarget): HttpClient {
   if (!t.caCertificate) return ctx.http;
-  return new HttpClient(ctx.policy, ctx.proxy, { ca: [...(ctx.tls.ca ?? []), t.caCertificate] }, undefined, undefined, (req, attempt, reason, delay) =>
-    log(safe`${req.service}: ${reason}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${ctx.policy.retries + 1}).`),
-  );
+  return new HttpClient(ctx.policy, ctx.proxy, { ca: [...(ctx.tls.ca ?? []), t.caCertificate] }, undefined, undefined, logRetry(ctx.policy.retries));
 }
 
 async function main(): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import { agent } from '../core/agent/agent-channel';
 import { runPostJob, Outcome } from '../core/agent/task-runner';
-import { debug, log, safe } from '../core/agent/output';
+import { debug, log, logRetry, safe } from '../core/agent/output';
 import { isOwnJobFolder } from '../core/agent/variables';
 import { httpPolicy } from '../core/agent/pipeline-variables';
 import { removeSecretPath } from '../core/files/secret-files';
@@ -56,9 +56,7 @@ async function post(): Promise<Outcome> {
   const { VaultClient } = await import('../core/vault/vault-client');
   const { vaultErrors } = await import('../core/vault/vault-errors');
   const tls = readTls('');
-  const http = new HttpClient(policy, readProxy(), { ca: [...(tls.ca ?? []), ...(session.caCertificate ? [session.caCertificate] : [])] }, undefined, undefined, (req, attempt, reason, delay) =>
-    log(safe`${req.service}: ${reason}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${policy.retries + 1}).`),
-  );
+  const http = new HttpClient(policy, readProxy(), { ca: [...(tls.ca ?? []), ...(session.caCertificate ? [session.caCertificate] : [])] }, undefined, undefined, logRetry(policy.retries));
   const client = new VaultClient(http, { address: session.address, authMount: '', ...(session.namespace ? { namespace: session.namespace } : {}) });
   try {
     const result = await client.revokeSelf(token);

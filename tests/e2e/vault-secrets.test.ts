@@ -257,6 +257,7 @@ describe('E2E VaultSecretsFederated@1 (bundled task, Vault through the agent pro
     const t = await run([c.env], { vaultConnection: c.env.id, secrets: 'secret/ci/db password | P' });
     assert.equal(t.result, 'Succeeded', t.stdout + t.stderr);
     assert.equal(emu.count('vault.login'), 2);
+    assert.match(t.log, /HashiCorp Vault: HTTP 429[^\n]*; retrying in \d+\.\d s \(attempt 2 of 4\)/, 'the retry is in the log');
     await post(t);
   });
 

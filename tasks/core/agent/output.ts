@@ -71,6 +71,11 @@ export function log(text: string): void {
   for (const line of lines(text)) console.log(line);
 }
 
+/** How an HTTP client's retry shows in the log: the service, why, and the wait (never a body). */
+export function logRetry(retries: number): (req: { service: string }, attempt: number, reason: string, delayMs: number) => void {
+  return (req, attempt, reason, delayMs) => log(safe`${req.service}: ${reason}; retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${retries + 1}).`);
+}
+
 /** A warning (an issue on the run and a yellow log line); task-lib escapes the line breaks we keep. */
 export function warn(text: string): void {
   agent().warning(lines(text).join('\n'));

@@ -9,7 +9,7 @@ import { HttpClient, HttpPolicy, ProxySettings, TlsSettings } from '../http/http
 import { readProxy, readTls } from './agent-settings';
 import { TaskFailure } from '../http/failures';
 import { AzureDevOpsHosts, azureDevOpsHosts } from '../http/token-hosts';
-import { log, safe } from './output';
+import { logRetry } from './output';
 import { httpPolicy, variable } from './pipeline-variables';
 
 export { numberVariable } from './pipeline-variables';
@@ -66,9 +66,7 @@ export function readPipelineContext(): PipelineContext {
   // The agent's client certificate goes only to its own server: the system connection's host, not a variable's.
   const tlsSettings = readTls(systemVssConnectionUrl() ?? '');
   const policy = httpPolicy();
-  const http = new HttpClient(policy, proxy, tlsSettings, undefined, undefined, (req, attempt, reason, delay) =>
-    log(safe`${req.service}: ${reason}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${policy.retries + 1}).`),
-  );
+  const http = new HttpClient(policy, proxy, tlsSettings, undefined, undefined, logRetry(policy.retries));
   let token: string | undefined;
   return {
     collectionUri,

@@ -9,6 +9,8 @@
  */
 import { InputError } from '../http/failures';
 import { safe } from '../agent/output';
+// The name the agent gives a variable in a script's environment: '.' and spaces as '_', upper case.
+import { environmentKey as environmentName } from '../agent/agent-channel';
 
 export interface SecretSpec {
   /** 1-based line of the input, for messages. */
@@ -45,10 +47,6 @@ export function variableForKey(key: string): string {
   return /^[A-Za-z_]/.test(name) ? name : `_${name}`;
 }
 
-/** The name the agent gives a variable in a script's environment: '.' and spaces as '_', upper case. */
-function environmentName(v: string): string {
-  return v.replace(/[. ]/g, '_').toUpperCase();
-}
 
 export function parseSecretSpecs(raw: string | undefined): SecretSpec[] {
   const specs: SecretSpec[] = [];
